@@ -1,0 +1,5 @@
+//! The `chip` command line.
+fn main() {
+    eprintln!("chip: not yet implemented");
+    std::process::exit(2);
+}

@@ -1,0 +1,73 @@
+//! One error type for the whole library; the C ABI maps each variant to a status code.
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("ONNX Runtime library not found; tried: {tried}. Run scripts/setup.sh, or set CHIP_ORT_LIB to the path of libonnxruntime.so")]
+    OrtNotFound { tried: String },
+    #[error("ONNX Runtime: {0}")]
+    Ort(String),
+    #[error("invalid model: {0}")]
+    Model(String),
+    #[error("unknown layer '{name}' (candidate layers: {candidates})")]
+    UnknownLayer { name: String, candidates: String },
+    #[error("image {what}: {msg}")]
+    Image { what: String, msg: String },
+    /// Truncated, altered or unparsable fit or statistics file.
+    #[error("{path}: {msg}")]
+    FitFile { path: PathBuf, msg: String },
+    /// A fit file written by a newer format version.
+    #[error("{path}: format version {found} is newer than the supported version {supported}")]
+    FitVersion { path: PathBuf, found: u32, supported: u32 },
+    /// A fit file (or statistics) that belongs to another model, layer or gate set.
+    #[error("fit mismatch: {0}")]
+    FitMismatch(String),
+    #[error("non-finite value (NaN or infinity) in {0}")]
+    NonFinite(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+}
+
+impl From<ort::Error> for Error {
+    fn from(e: ort::Error) -> Self {
+        Error::Ort(e.to_string())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename,
+/// so a reader never sees a partial file and a failure leaves nothing behind.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| Error::invalid(format!("not a file path: {}", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
