@@ -275,6 +275,114 @@ fn residual_cut_inside_the_skip() {
     assert_eq!(fit.meta.layer, "inner");
 }
 
+/// A second implementation of the gated outputs: the whole model with `layer ⊙ gate` spliced in
+/// (a Mul node fed by an extra input `chip_gate` of shape N×K×1×1), no split involved.
+fn gated_model(m: &chip::onnx::OnnxModel, layer: &str, k: usize) -> Vec<u8> {
+    use onnx_protobuf::{tensor_shape_proto, type_proto, NodeProto, TensorShapeProto, TypeProto, ValueInfoProto};
+    use protobuf::MessageField;
+    let mut proto = m.proto.clone();
+    let graph = proto.graph.as_mut().unwrap();
+    let gated = format!("{layer}__gated");
+    for node in graph.node.iter_mut() {
+        for input in node.input.iter_mut() {
+            if input == layer { *input = gated.clone() }
+        }
+    }
+    let at = graph.node.iter().position(|n| n.output.iter().any(|o| o == layer)).unwrap() + 1;
+    graph.node.insert(at, NodeProto {
+        name: "chip_gate_mul".into(),
+        op_type: "Mul".into(),
+        input: vec![layer.to_string(), "chip_gate".into()],
+        output: vec![gated],
+        ..Default::default()
+    });
+    let dims = ["N".to_string(), k.to_string(), "1".into(), "1".into()];
+    let dim = dims
+        .iter()
+        .map(|d| {
+            let mut x = tensor_shape_proto::Dimension::new();
+            match d.parse::<i64>() { Ok(v) => x.set_dim_value(v), Err(_) => x.set_dim_param(d.clone()) }
+            x
+        })
+        .collect();
+    let tt = type_proto::Tensor { elem_type: 1, shape: MessageField::some(TensorShapeProto { dim, ..Default::default() }), ..Default::default() };
+    graph.input.push(ValueInfoProto {
+        name: "chip_gate".into(),
+        type_: MessageField::some(TypeProto { value: Some(type_proto::Value::TensorType(tt)), ..Default::default() }),
+        ..Default::default()
+    });
+    protobuf::Message::write_to_bytes(&proto).unwrap()
+}
+
+/// b from the statistics against b computed with the gated whole model: for each image, every gate
+/// as one row (input repeated), softmax here when the model gives logits, h recomputed.
+fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_here: bool) {
+    let model = load(m);
+    let info = model.layer(layer).unwrap();
+    let k = info.channels;
+    let n = 5;
+    let data = random_images(&model, n, 13);
+    let params = FitParams { gates: 40, gate_batch: 16, image_batch: 2, ..Default::default() };
+    let stats = collect_stats(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
+
+    let runner = chip::runtime::Runner::new(gated_model(m, layer, k), &options()).unwrap();
+    let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
+    let (h, w) = model.input_size();
+    let len = 3 * h * w;
+    let classes = model.classes;
+    let probs = |raw: Vec<f32>| -> Vec<f64> {
+        raw.chunks(classes)
+            .flat_map(|row| {
+                let row: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+                if !softmax_here { return row }
+                let m = row.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.into_iter().map(|v| v / s).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (_, acts) = model.run_augmented(&data, n, &[layer]).unwrap();
+    let hw = info.height * info.width;
+    let mut b_ref = vec![0f64; classes * k];
+    let sigma2 = params.sigma2_rel * k as f64;
+    for s in 0..n {
+        let img = &data[s * len..(s + 1) * len];
+        let open = vec![1f32; k];
+        let f = probs(runner.run(&[("input", &[1, 3, h, w], img), ("chip_gate", &[1, k, 1, 1], &open)]).unwrap().remove(0).1);
+        let z: Vec<f64> = (0..k)
+            .map(|c| acts[0][(s * k + c) * hw..(s * k + c + 1) * hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64)
+            .collect();
+        let rows = gates.count;
+        let batch: Vec<f32> = img.iter().copied().cycle().take(rows * len).collect();
+        let gate: Vec<f32> = gates.open.iter().map(|&o| o as f32).collect();
+        let g = probs(runner.run(&[("input", &[rows, 3, h, w], &batch), ("chip_gate", &[rows, k, 1, 1], &gate)]).unwrap().remove(0).1);
+        for nn in 0..rows {
+            let d = gates.gate(nn);
+            let closed = d.iter().filter(|&&x| x == 0).count() as f64;
+            let hn = (-closed / sigma2).exp();
+            for c in 0..classes {
+                for j in 0..k {
+                    if d[j] != 0 {
+                        b_ref[c * k + j] += hn * f[c] * g[nn * classes + c] * z[j];
+                    }
+                }
+            }
+        }
+    }
+    let diff = max_abs(b_ref.iter().zip(&stats.b).map(|(x, y)| x - y)) / max_abs(b_ref.iter().copied());
+    println!("{layer}: b relative difference to the gated whole model {diff:.2e}");
+    assert!(diff < 1e-5, "{diff:.2e}");
+}
+
+#[test]
+fn statistics_match_a_gated_whole_model() {
+    check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, false, 3).model, "feat", true);
+    check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, true, 3).model, "feat", false);
+    // The cut inside the skip: the split must tile the crossing skip tensor correctly.
+    check_b_against_gated_model(&testmodels::residual_cnn(3, 4), "inner", true);
+}
+
 #[test]
 fn bad_inputs_are_refused_with_clear_errors() {
     let p = testmodels::planted_cnn(3, 8, 2, true, 1);
