@@ -70,8 +70,11 @@ impl Explainer {
         if fits.is_empty() {
             return Err(Error::invalid("an explainer needs at least one fitted layer"));
         }
-        for f in &fits {
+        for (i, f) in fits.iter().enumerate() {
             f.check_against(&model)?;
+            if fits[..i].iter().any(|g| g.meta.layer == f.meta.layer) {
+                return Err(Error::invalid(format!("two fits of layer '{}'; give one per layer", f.meta.layer)));
+            }
         }
         // Refined CHIP multiplies the first and the last fitted conv layer of the network, whatever
         // order the fits were given in.
