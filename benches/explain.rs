@@ -68,7 +68,10 @@ fn main() {
     let prepared: Vec<_> = photos.iter().take(16).map(|p| model.preprocess.load(p).unwrap()).collect();
     let reps: usize = std::env::var("CHIP_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
     println!("EfficientNet-Lite0, {} threads available, median of {reps} runs", rayon::current_num_threads());
-    println!("{:<16} {:>5} {:>12} {:>12} {:>7}", "layers", "batch", "predict ms", "explain ms", "ratio");
+    println!(
+        "{:<16} {:>5} {:>11} {:>13} {:>11} {:>11} {:>7}",
+        "layers", "batch", "predict ms", "augmented ms", "explain ms", "input-size", "ratio"
+    );
     let configs: Vec<(&str, Vec<LayerFit>)> = vec![
         ("conv head", vec![dense_fit(&model, &head)]),
         ("stem+conv head", vec![dense_fit(&model, &stem), dense_fit(&model, &head)]),
@@ -82,10 +85,20 @@ fn main() {
             let tp = median_ms(reps, || {
                 std::hint::black_box(model.predict(&batch, n).unwrap());
             });
+            // The model run alone (activations as extra outputs), then the whole explanation with maps
+            // at the photos' sizes, then with maps at the input size.
+            let names = explainer.layer_names();
+            let ta = median_ms(reps, || {
+                std::hint::black_box(model.run_augmented(&batch, n, &names).unwrap());
+            });
             let te = median_ms(reps, || {
                 std::hint::black_box(explainer.explain(&batch, &sizes, &opts).unwrap());
             });
-            println!("{:<16} {:>5} {:>12.2} {:>12.2} {:>7.3}", name, n, tp, te, te / tp);
+            let small = ExplainOptions { original_size: false, ..opts.clone() };
+            let ti = median_ms(reps, || {
+                std::hint::black_box(explainer.explain(&batch, &sizes, &small).unwrap());
+            });
+            println!("{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3}", name, n, tp, ta, te, ti, te / tp);
         }
     }
 }
