@@ -134,11 +134,12 @@ def main():
         w, h = image_size(payload)
         for label, box in boxes:
             x1, y1, x2, y2 = (float(v) for v in box)
-            x1, x2 = max(0.0, min(x1, x2)), min(float(w), max(x1, x2))
-            y1, y2 = max(0.0, min(y1, y2)), min(float(h), max(y1, y2))
+            # integer pixel corners, inclusive, inside the image (the ground-truth format)
+            x1, x2 = max(0, round(min(x1, x2))), min(w - 1, round(max(x1, x2)))
+            y1, y2 = max(0, round(min(y1, y2))), min(h - 1, round(max(y1, y2)))
             objects.append({"file": "boxes/" + name, "width": w, "height": h,
                             "source": source, "label": label,
-                            "box": [round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)]})
+                            "box": [x1, y1, x2, y2]})
 
     with tarfile.open(a.labelme) as t:
         def rd(p):
