@@ -119,7 +119,7 @@ def main():
                 ious = iou_by_file.get((key, e.get("class")), {})
                 iou_txt = ", ".join("%s IoU %.2f" % (html.escape(k), v) for k, v in ious.items())
                 parts.append("%s%s" % (html.escape(str(e.get("class_name", e.get("class")))), (" (" + iou_txt + ")") if iou_txt else ""))
-            gt_note = "<p class=gtnote>ground truth (dashed red): %s</p>" % "; ".join(parts)
+            gt_note = "<p class=gtnote>ground truth (dashed red), with the IoU of each map of that class: %s</p>" % "; ".join(parts)
         cards.append('<section class="card"><h3>%s <small>%d&times;%d</small></h3><ol class="top">%s</ol>%s<div class="figs">%s</div></section>'
                      % (html.escape(key), w, h, top, gt_note, "".join(figs)))
 

@@ -42,7 +42,7 @@ pub fn overlay(photo: &RgbImage, map: &[f32]) -> Result<RgbImage> {
     for (i, (px, o)) in photo.pixels().zip(out.pixels_mut()).enumerate() {
         let v = (map[i] * scale).clamp(0.0, 1.0);
         let c = viridis(v);
-        let a = 0.3 + 0.45 * v;
+        let a = 0.15 + 0.6 * v;
         let mut rgb = [0u8; 3];
         for ch in 0..3 {
             rgb[ch] = ((1.0 - a) * px.0[ch] as f32 + a * c[ch] as f32).round().clamp(0.0, 255.0) as u8;
