@@ -1386,3 +1386,92 @@ pub unsafe extern "C" fn chip_iou(a: *const chip_box, b: *const chip_box, out: *
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> String {
+        unsafe { CStr::from_ptr(chip_last_error()) }.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn guard_turns_a_panic_into_a_status_with_its_message() {
+        let s = guard(|| {
+            let v: Vec<u8> = Vec::new();
+            let i = v.len() + 3;
+            let _ = v[i];
+            Ok(())
+        });
+        assert_eq!(s, CHIP_STATUS_PANIC);
+        assert!(last().contains("internal error (panic): index out of bounds"), "{}", last());
+        assert_eq!(guard(|| fail(CHIP_STATUS_IO, "disk")), CHIP_STATUS_IO);
+        assert_eq!(last(), "disk");
+        assert_eq!(guard(|| Ok(())), CHIP_STATUS_OK);
+        assert_eq!(last(), "");
+    }
+
+    #[test]
+    fn every_error_variant_has_its_own_status() {
+        let errors = [
+            Error::invalid("x"),
+            Error::io("p", std::io::Error::other("x")),
+            Error::OrtNotFound { tried: "x".into() },
+            Error::Ort("x".into()),
+            Error::Model("x".into()),
+            Error::UnknownLayer { name: "x".into(), candidates: "y".into() },
+            Error::Image { what: "x".into(), msg: "y".into() },
+            Error::FitFile { path: "p".into(), msg: "x".into() },
+            Error::FitVersion { path: "p".into(), found: 2, supported: 1 },
+            Error::FitMismatch("x".into()),
+            Error::NonFinite("x".into()),
+            Error::Cancelled,
+        ];
+        let mut codes: Vec<i32> = errors.iter().map(|e| status_of(e) as i32).collect();
+        assert!(!codes.contains(&0));
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn buffer_convention() {
+        let src = [1.0f32, 2.0, 3.0];
+        let mut n = 0usize;
+        unsafe {
+            // Size query.
+            assert!(write_buf(&src, std::ptr::null_mut(), 0, &mut n, "b").is_ok());
+            assert_eq!(n, 3);
+            let mut small = [9.0f32; 2];
+            let e = write_buf(&src, small.as_mut_ptr(), 2, &mut n, "b").unwrap_err();
+            assert_eq!((e.status, n, small), (CHIP_STATUS_BUFFER_TOO_SMALL, 3, [9.0, 9.0]));
+            let e = write_buf(&src, std::ptr::null_mut(), 5, &mut n, "b").unwrap_err();
+            assert_eq!(e.status, CHIP_STATUS_NULL_POINTER);
+            let mut big = [0.0f32; 4];
+            assert!(write_buf(&src, big.as_mut_ptr(), 4, std::ptr::null_mut(), "b").is_ok());
+            assert_eq!(big, [1.0, 2.0, 3.0, 0.0]);
+            let mut s = [0 as c_char; 4];
+            let e = write_str("abcd", s.as_mut_ptr(), 4, &mut n, "s").unwrap_err();
+            assert_eq!((e.status, n), (CHIP_STATUS_BUFFER_TOO_SMALL, 5));
+            assert!(write_str("abc", s.as_mut_ptr(), 4, &mut n, "s").is_ok());
+            assert_eq!(CStr::from_ptr(s.as_ptr()).to_str().unwrap(), "abc");
+        }
+    }
+
+    #[test]
+    fn options_from_an_older_caller_get_defaults_for_newer_fields() {
+        #[derive(Clone, Copy)]
+        #[repr(C)]
+        struct V2 {
+            struct_size: usize,
+            a: u32,
+            b: u32,
+        }
+        let default = V2 { struct_size: 16, a: 7, b: 9 };
+        // A v1 caller knew only `a`.
+        let v1 = V2 { struct_size: 12, a: 1, b: 12345 };
+        let got = unsafe { read_options(&v1, default, 12, "o") }.ok().unwrap();
+        assert_eq!((got.a, got.b), (1, 9));
+        assert!(unsafe { read_options(&v1, default, 16, "o") }.is_err());
+    }
+}
