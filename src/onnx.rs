@@ -323,7 +323,10 @@ impl OnnxModel {
             .iter()
             .map(|t| match g.input.iter().find(|v| &v.name == t) {
                 Some(v) => v.clone(),
-                None => tensor_value_info(t, types.get(t.as_str()).and_then(|x| x.elem).unwrap_or(FLOAT)),
+                None => {
+                    let ty = types.get(t.as_str()).copied().unwrap_or_default();
+                    with_open_dims(tensor_value_info(t, ty.elem.unwrap_or(FLOAT)), ty.rank)
+                }
             })
             .collect();
 
@@ -471,6 +474,18 @@ fn tensor_value_info(name: &str, elem: i32) -> ValueInfoProto {
         type_: MessageField::some(TypeProto { value: Some(type_proto::Value::TensorType(tt)), ..Default::default() }),
         ..Default::default()
     }
+}
+
+/// Gives a tensor value info a shape of `rank` unnamed, unknown dimensions: runtimes read a missing
+/// shape as a scalar, while unknown dimensions accept any batch and size.
+fn with_open_dims(mut v: ValueInfoProto, rank: Option<usize>) -> ValueInfoProto {
+    if let (Some(rank), Some(TypeProto { value: Some(type_proto::Value::TensorType(tt)), .. })) =
+        (rank, v.type_.as_mut())
+    {
+        let dim = vec![onnx_protobuf::tensor_shape_proto::Dimension::new(); rank];
+        tt.shape = MessageField::some(onnx_protobuf::TensorShapeProto { dim, ..Default::default() });
+    }
+    v
 }
 
 fn initializer_names(g: &GraphProto) -> HashSet<&str> {
