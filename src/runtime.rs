@@ -193,6 +193,8 @@ fn probe_places<T>(
             }
         };
         for file in files {
+            // Absolute, so ort never resolves it against the executable's folder instead.
+            let file = std::path::absolute(&file).unwrap_or(file);
             let canon = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
             if seen.contains(&canon) {
                 continue;
@@ -232,7 +234,8 @@ fn ports(outlets: &[ort::value::Outlet]) -> Vec<Port> {
             ValueType::Tensor { ty, shape, .. } => Port {
                 name: o.name().to_string(),
                 float: *ty == TensorElementType::Float32,
-                shape: Some(shape.iter().copied().collect()),
+                // ORT reports a tensor of unknown rank with no dimensions; leave it unchecked.
+                shape: if shape.is_empty() { None } else { Some(shape.iter().copied().collect()) },
             },
             _ => Port { name: o.name().to_string(), float: false, shape: None },
         })
