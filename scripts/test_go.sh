@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The Go binding (examples/go): build and install libchip with CMake into build/prefix (the prefix
+# scripts/test_c.sh uses; an install that is newer than the sources is reused), build the chip
+# command line tool (the reference the tests compare with), then go vet and go test.
+#
+#   CHIP_CARGO_PROFILE   cargo profile of libchip and the chip tool (default release)
+#   CHIP_PREFIX          install prefix (default build/prefix)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+profile=${CHIP_CARGO_PROFILE:-release}
+prefix=${CHIP_PREFIX:-$root/build/prefix}
+target=${CARGO_TARGET_DIR:-$root/target}
+case "$profile" in dev) profile_dir=debug ;; *) profile_dir=$profile ;; esac
+
+need() { # need COMMAND DEBIAN-PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return
+    echo "test_go: installing $2 for $1"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
+}
+need cmake cmake
+need pkg-config pkg-config
+need cc gcc
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+    export PATH=/usr/local/go/bin:$PATH
+fi
+need go golang-go
+
+if [ ! -f data/models/efficientnet_lite0.onnx ] || [ ! -e third_party/onnxruntime/lib/libonnxruntime.so ]; then
+    bash scripts/setup.sh
+fi
+
+# libchip: reuse an install newer than every source, else configure, build and install.
+stale=1
+if [ -f "$prefix/lib/libchip.so" ] && [ -f "$prefix/lib/pkgconfig/chip.pc" ] && [ -f "$prefix/include/chip.h" ]; then
+    if [ -z "$(find src include Cargo.toml Cargo.lock build.rs CMakeLists.txt cmake -newer "$prefix/lib/libchip.so" -print -quit)" ]; then
+        stale=0
+    fi
+fi
+if [ "$stale" = 1 ]; then
+    echo "test_go: building and installing libchip ($profile) into $prefix"
+    cmake -S . -B build/cmake-bind -DCMAKE_BUILD_TYPE=Release -DCHIP_CARGO_PROFILE="$profile" \
+        -DCHIP_CARGO_TARGET_DIR="$target" -DCHIP_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+    cmake --build build/cmake-bind
+    cmake --install build/cmake-bind >/dev/null
+    touch "$prefix/lib/libchip.so"
+else
+    echo "test_go: reusing libchip in $prefix"
+fi
+
+# The reference: the chip tool of the same profile.
+cargo build --profile "$profile" --bin chip --target-dir "$target"
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CHIP_CLI="$target/$profile_dir/chip"
+export CHIP_REQUIRE_REFERENCE=1
+export CGO_ENABLED=1
+cd examples/go
+go vet ./...
+go test -count=1 ./...
