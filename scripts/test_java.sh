@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The Java binding (examples/java): build and install libchip with CMake into build/prefix (the prefix
+# scripts/test_c.sh uses; an install that is newer than the sources is reused), build the chip
+# command line tool (the reference the tests compare with), then mvn test (JNA and JUnit 5 from
+# Maven Central).
+#
+#   CHIP_CARGO_PROFILE   cargo profile of libchip and the chip tool (default release)
+#   CHIP_PREFIX          install prefix (default build/prefix)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+profile=${CHIP_CARGO_PROFILE:-release}
+prefix=${CHIP_PREFIX:-$root/build/prefix}
+target=${CARGO_TARGET_DIR:-$root/target}
+case "$profile" in dev) profile_dir=debug ;; *) profile_dir=$profile ;; esac
+
+need() { # need COMMAND DEBIAN-PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return
+    echo "test_java: installing $2 for $1"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
+}
+need cmake cmake
+need cc gcc
+need javac default-jdk-headless
+need mvn maven
+if ! javac -version 2>&1 | awk '{split($2, v, "."); exit !(v[1] >= 17)}'; then
+    echo "test_java: JDK 17 or newer is needed, found: $(javac -version 2>&1)" >&2
+    exit 1
+fi
+
+if [ ! -f data/models/efficientnet_lite0.onnx ] || [ ! -e third_party/onnxruntime/lib/libonnxruntime.so ]; then
+    bash scripts/setup.sh
+fi
+
+# libchip: reuse an install newer than every source, else configure, build and install.
+stale=1
+if [ -f "$prefix/lib/libchip.so" ] && [ -f "$prefix/include/chip.h" ]; then
+    if [ -z "$(find src include Cargo.toml Cargo.lock build.rs CMakeLists.txt cmake -newer "$prefix/lib/libchip.so" -print -quit)" ]; then
+        stale=0
+    fi
+fi
+if [ "$stale" = 1 ]; then
+    echo "test_java: building and installing libchip ($profile) into $prefix"
+    cmake -S . -B build/cmake-bind -DCMAKE_BUILD_TYPE=Release -DCHIP_CARGO_PROFILE="$profile" \
+        -DCHIP_CARGO_TARGET_DIR="$target" -DCHIP_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+    cmake --build build/cmake-bind
+    cmake --install build/cmake-bind >/dev/null
+    touch "$prefix/lib/libchip.so"
+else
+    echo "test_java: reusing libchip in $prefix"
+fi
+
+# The reference: the chip tool of the same profile.
+cargo build --profile "$profile" --bin chip --target-dir "$target"
+
+cd examples/java
+rm -rf target/surefire-reports
+mvn -q -B -Dstyle.color=never test -Dchip.lib.dir="$prefix/lib" -Dchip.cli="$target/$profile_dir/chip" -Dchip.require.reference=true
+# Maven is quiet on success: say what ran.
+awk -F'[:,]' '/^Tests run:/ { run += $2; fail += $4 + $6; skip += $8 } END { printf "java: %d passed, %d failed, %d skipped\n", run - fail - skip, fail, skip }' \
+    target/surefire-reports/*.txt
