@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The Go binding (examples/go): build and install libchip with CMake into build/prefix (the prefix
-# scripts/test_c.sh uses; an install that is newer than the sources is reused), build the chip
-# command line tool (the reference the tests compare with), then go vet and go test.
+# The Go binding (examples/go): libchip installed with CMake into the prefix scripts/test_c.sh
+# makes (reused when newer than the sources, else built here), the C example built against it and
+# the chip command line tool (the two references the tests compare with), then go vet and go test.
 #
 #   CHIP_CARGO_PROFILE   cargo profile of libchip and the chip tool (default release)
-#   CHIP_PREFIX          install prefix (default build/prefix)
+#   CHIP_TEST_C_DIR      scripts/test_c.sh's work folder (default build/test_c); the prefix is its prefix/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 profile=${CHIP_CARGO_PROFILE:-release}
-prefix=${CHIP_PREFIX:-$root/build/prefix}
+prefix=${CHIP_TEST_C_DIR:-$root/build/test_c}/prefix
+own=$root/build/bind
 target=${CARGO_TARGET_DIR:-$root/target}
 case "$profile" in dev) profile_dir=debug ;; *) profile_dir=$profile ;; esac
 
@@ -40,21 +41,31 @@ if [ -f "$prefix/lib/libchip.so" ] && [ -f "$prefix/lib/pkgconfig/chip.pc" ] && 
 fi
 if [ "$stale" = 1 ]; then
     echo "test_go: building and installing libchip ($profile) into $prefix"
-    cmake -S . -B build/cmake-bind -DCMAKE_BUILD_TYPE=Release -DCHIP_CARGO_PROFILE="$profile" \
+    cmake -S . -B "$own/cmake" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIP_CARGO_PROFILE="$profile" \
         -DCHIP_CARGO_TARGET_DIR="$target" -DCHIP_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
-    cmake --build build/cmake-bind
-    cmake --install build/cmake-bind >/dev/null
+    cmake --build "$own/cmake"
+    rm -rf "$prefix"
+    cmake --install "$own/cmake" >/dev/null
     touch "$prefix/lib/libchip.so"
 else
     echo "test_go: reusing libchip in $prefix"
 fi
 
-# The reference: the chip tool of the same profile.
+# chip.pc names the prefix it was configured with, not the one `cmake --install --prefix` put it in:
+# let pkg-config take the prefix from where chip.pc lies.
+export PKG_CONFIG="pkg-config --define-prefix"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+
+# The references: the C example and the chip tool of the same profile.
+mkdir -p "$own"
+# shellcheck disable=SC2046,SC2086
+cc -std=c99 -Wall -Wextra -Werror examples/c/main.c $($PKG_CONFIG --cflags --libs chip) \
+    -Wl,-rpath,"$prefix/lib" -o "$own/chip_example_c"
 cargo build --profile "$profile" --bin chip --target-dir "$target"
 
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CHIP_CLI="$target/$profile_dir/chip"
+export CHIP_C_EXAMPLE="$own/chip_example_c"
 export CHIP_REQUIRE_REFERENCE=1
 export CGO_ENABLED=1
 cd examples/go

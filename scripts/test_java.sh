@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The Java binding (examples/java): build and install libchip with CMake into build/prefix (the prefix
-# scripts/test_c.sh uses; an install that is newer than the sources is reused), build the chip
-# command line tool (the reference the tests compare with), then mvn test (JNA and JUnit 5 from
-# Maven Central).
+# The Java binding (examples/java): libchip installed with CMake into the prefix scripts/test_c.sh
+# makes (reused when newer than the sources, else built here), the C example built against it and
+# the chip command line tool (the two references the tests compare with), then mvn test (JNA and
+# JUnit 5 from Maven Central).
 #
 #   CHIP_CARGO_PROFILE   cargo profile of libchip and the chip tool (default release)
-#   CHIP_PREFIX          install prefix (default build/prefix)
+#   CHIP_TEST_C_DIR      scripts/test_c.sh's work folder (default build/test_c); the prefix is its prefix/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 profile=${CHIP_CARGO_PROFILE:-release}
-prefix=${CHIP_PREFIX:-$root/build/prefix}
+prefix=${CHIP_TEST_C_DIR:-$root/build/test_c}/prefix
+own=$root/build/bind
 target=${CARGO_TARGET_DIR:-$root/target}
 case "$profile" in dev) profile_dir=debug ;; *) profile_dir=$profile ;; esac
 
@@ -21,6 +22,7 @@ need() { # need COMMAND DEBIAN-PACKAGE
     apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
 }
 need cmake cmake
+need pkg-config pkg-config
 need cc gcc
 need javac default-jdk-headless
 need mvn maven
@@ -42,21 +44,33 @@ if [ -f "$prefix/lib/libchip.so" ] && [ -f "$prefix/include/chip.h" ]; then
 fi
 if [ "$stale" = 1 ]; then
     echo "test_java: building and installing libchip ($profile) into $prefix"
-    cmake -S . -B build/cmake-bind -DCMAKE_BUILD_TYPE=Release -DCHIP_CARGO_PROFILE="$profile" \
+    cmake -S . -B "$own/cmake" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIP_CARGO_PROFILE="$profile" \
         -DCHIP_CARGO_TARGET_DIR="$target" -DCHIP_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
-    cmake --build build/cmake-bind
-    cmake --install build/cmake-bind >/dev/null
+    cmake --build "$own/cmake"
+    rm -rf "$prefix"
+    cmake --install "$own/cmake" >/dev/null
     touch "$prefix/lib/libchip.so"
 else
     echo "test_java: reusing libchip in $prefix"
 fi
 
-# The reference: the chip tool of the same profile.
+# chip.pc names the prefix it was configured with, not the one `cmake --install --prefix` put it in:
+# let pkg-config take the prefix from where chip.pc lies.
+export PKG_CONFIG="pkg-config --define-prefix"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+
+# The references: the C example and the chip tool of the same profile.
+mkdir -p "$own"
+# shellcheck disable=SC2046,SC2086
+cc -std=c99 -Wall -Wextra -Werror examples/c/main.c $($PKG_CONFIG --cflags --libs chip) \
+    -Wl,-rpath,"$prefix/lib" -o "$own/chip_example_c"
 cargo build --profile "$profile" --bin chip --target-dir "$target"
 
 cd examples/java
 rm -rf target/surefire-reports
-mvn -q -B -Dstyle.color=never test -Dchip.lib.dir="$prefix/lib" -Dchip.cli="$target/$profile_dir/chip" -Dchip.require.reference=true
-# Maven is quiet on success: say what ran.
+mvn -q -B -Dstyle.color=never test -Dchip.lib.dir="$prefix/lib" -Dchip.cli="$target/$profile_dir/chip" \
+    -Dchip.c.example="$own/chip_example_c" -Dchip.require.reference=true
+# Maven is quiet on success (but for stray colour resets): say what ran, on a line of its own.
+echo
 awk -F'[:,]' '/^Tests run:/ { run += $2; fail += $4 + $6; skip += $8 } END { printf "java: %d passed, %d failed, %d skipped\n", run - fail - skip, fail, skip }' \
     target/surefire-reports/*.txt

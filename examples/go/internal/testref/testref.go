@@ -131,13 +131,15 @@ type jsonMap struct {
 	Map *string    `json:"map"`
 }
 
+// ExplainTop runs `chip explain --top k --json --save-map` on one image with fit files.
+func ExplainTop(cli, model string, fits []string, image, outDir string, k int) (*CLIResult, error) {
+	return explain(cli, model, fits, image, outDir, []string{"--top", strconv.Itoa(k)})
+}
+
 // Explain runs `chip explain --json --save-map` on one image with fit files and reads the maps back.
 // classes empty explains the top-1 class.
 func Explain(cli, model string, fits []string, image, outDir string, classes []int, refined bool) (*CLIResult, error) {
-	args := []string{"explain", "--model", model, "--out", outDir, "--json", "--save-map"}
-	for _, f := range fits {
-		args = append(args, "--fit", f)
-	}
+	var args []string
 	if len(classes) > 0 {
 		ids := make([]string, len(classes))
 		for i, c := range classes {
@@ -148,7 +150,15 @@ func Explain(cli, model string, fits []string, image, outDir string, classes []i
 	if refined {
 		args = append(args, "--refined")
 	}
-	args = append(args, image)
+	return explain(cli, model, fits, image, outDir, args)
+}
+
+func explain(cli, model string, fits []string, image, outDir string, extra []string) (*CLIResult, error) {
+	args := []string{"explain", "--model", model, "--out", outDir, "--json", "--save-map"}
+	for _, f := range fits {
+		args = append(args, "--fit", f)
+	}
+	args = append(append(args, extra...), image)
 	cmd := exec.Command(cli, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

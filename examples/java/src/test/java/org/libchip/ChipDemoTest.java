@@ -12,6 +12,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -19,89 +20,94 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.libchip.demo.ChipDemo;
 
-/** The demo program's output equals the Rust API's results (the chip tool on the fit files it saved). */
+/** The demo program prints what the C example prints, and its numbers are the Rust API's. */
 class ChipDemoTest {
     @TempDir
     Path tmp;
 
-    private static String run(String... args) throws Exception {
+    /** The fixed inputs: the last layer (the conv head), the fixed fit photos, the cat photo. */
+    private static List<String> args(Path fitFile) {
+        List<String> a = new ArrayList<>();
+        a.add(Reference.model().toString());
+        try (Model m = Model.load(Reference.model())) {
+            List<Layer> layers = m.layers();
+            a.add(layers.get(layers.size() - 1).name());
+        }
+        a.add(fitFile.toString());
+        a.add(Reference.photo().toString());
+        Reference.fitPhotos().forEach(p -> a.add(p.toString()));
+        return a;
+    }
+
+    private static String run(List<String> args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        ChipDemo.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        ChipDemo.run(args.toArray(new String[0]), new PrintStream(out, true, StandardCharsets.UTF_8));
         return out.toString(StandardCharsets.UTF_8);
     }
 
-    /** "key ..." lines by key: "top1", "layer0", "layer0 box", "layer0 size", "layer0 at X Y". */
-    private static Map<String, String[]> parse(String out) {
-        Map<String, String[]> m = new HashMap<>();
-        for (String line : out.strip().split("\n")) {
-            String[] f = line.strip().split("\\s+");
-            if (f.length >= 5 && f[1].equals("at")) {
-                m.put(f[0] + " at " + f[2] + " " + f[3], new String[] {f[4]});
-            } else if (f.length >= 2 && (f[1].equals("box") || f[1].equals("size"))) {
-                m.put(f[0] + " " + f[1], java.util.Arrays.copyOfRange(f, 2, f.length));
-            } else {
-                m.put(f[0], java.util.Arrays.copyOfRange(f, 1, f.length));
-            }
+    private static void requireOrSkip(String what) {
+        if (Reference.referenceRequired()) {
+            fail(what);
         }
-        return m;
+        assumeTrue(false, what);
     }
 
     @Test
-    void programMatchesReference() throws Exception {
-        Path list = tmp.resolve("photos.txt");
-        Files.write(list, Reference.fitPhotos().stream().map(Path::toString).toList());
-        String model = Reference.model().toString();
-        String photo = Reference.photo().toString();
-        String out = run("--model", model, "--photos", list.toString(), "--save", tmp.toString(), photo);
-        Map<String, String[]> got = parse(out);
-        Path layer0 = tmp.resolve("layer0.chip");
-        Path layer1 = tmp.resolve("layer1.chip");
-        // Loading the saved fits prints the same (less the "fit" line).
-        String again = run("--model", model, "--fit", layer0 + "," + layer1, photo);
-        assertEquals(out.substring(out.indexOf('\n') + 1), again);
+    void programMatchesCExample() throws Exception {
+        String c = System.getProperty("chip.c.example", "");
+        if (c.isEmpty() || !Files.isExecutable(Path.of(c))) {
+            requireOrSkip("the C example (-Dchip.c.example) was not found");
+        }
+        String got = run(args(tmp.resolve("java.chip")));
+        String want = Reference.run(Path.of(c), args(tmp.resolve("c.chip")));
+        assertEquals(want, got);
+    }
 
+    @Test
+    void programMatchesCli() throws Exception {
         Path cli = Reference.cli();
-        if (cli == null && Reference.referenceRequired()) {
-            fail("the chip tool was not found: set -Dchip.cli or CHIP_CLI");
+        if (cli == null) {
+            requireOrSkip("the chip tool was not found");
         }
-        assumeTrue(cli != null, "the chip tool was not found");
-        Reference.CliResult ref = Reference.explain(cli, List.of(layer0, layer1), Reference.photo(), tmp.resolve("cli"), true);
-        assertEquals(Reference.SHALLOW_LAYER, got.get("layer0")[0]);
-        assertEquals(String.valueOf(ref.top().get(0).classId()), got.get("top1")[0]);
-        assertEquals(ref.top().get(0).probability(), Double.parseDouble(got.get("top1")[1]), 1e-5);
-        Reference.CliClass c = ref.classes().get(0);
-        Map<String, Reference.CliMap> maps = Map.of("layer0", c.layers().get(0), "layer1", c.layers().get(1), "refined", c.refined());
-        for (Map.Entry<String, Reference.CliMap> e : maps.entrySet()) {
-            String key = e.getKey();
-            Reference.CliMap m = e.getValue();
-            assertNotNull(m.box(), key);
-            assertEquals(m.box()[0] + " " + m.box()[1] + " " + m.box()[2] + " " + m.box()[3], String.join(" ", got.get(key + " box")), key);
-            String[] size = got.get(key + " size");
-            assertEquals(String.valueOf(m.width()), size[0]);
-            assertEquals(String.valueOf(m.height()), size[1]);
-            double sum = 0;
-            double max = 0;
-            for (float v : m.data()) {
-                sum += v;
-                max = Math.max(max, v);
-            }
-            assertEquals(sum, Double.parseDouble(size[3]), 1e-5 * Math.max(1, sum), key + " sum");
-            assertEquals(max, Double.parseDouble(size[5]), 1e-5, key + " max");
-            for (int[] p : ChipDemo.samplePoints(m.width(), m.height())) {
-                String[] v = got.get(key + " at " + p[0] + " " + p[1]);
-                assertNotNull(v, key + " at " + p[0] + "," + p[1]);
-                assertEquals(m.data()[p[1] * m.width() + p[0]], Double.parseDouble(v[0]), 1e-5, key + " at " + p[0] + "," + p[1]);
-            }
+        Path fitFile = tmp.resolve("fit.chip");
+        String out = run(args(fitFile));
+        Map<String, String[]> lines = new HashMap<>();
+        for (String l : out.strip().split("\n")) {
+            String[] f = l.strip().split(" ");
+            lines.put(f[0].replace(":", ""), java.util.Arrays.copyOfRange(f, 1, f.length));
         }
+        Reference.CliResult ref = Reference.explainTop(cli, List.of(fitFile), Reference.photo(), tmp.resolve("cli"), 3);
+        for (int k = 0; k < ref.classes().size(); k++) {
+            String[] got = lines.get("top" + (k + 1));
+            assertNotNull(got);
+            assertEquals(String.valueOf(ref.classes().get(k).classId()), got[0]);
+            assertEquals(ref.classes().get(k).probability(), Double.parseDouble(got[got.length - 1]), 1e-5);
+        }
+        Reference.CliMap m = ref.classes().get(0).layers().get(0);
+        assertNotNull(m.box());
+        assertEquals(m.box()[0] + " " + m.box()[1] + " " + m.box()[2] + " " + m.box()[3], String.join(" ", lines.get("box")));
+        String[] map = lines.get("map"); // WxH sum S max M center C
+        assertEquals(m.width() + "x" + m.height(), map[0]);
+        double sum = 0;
+        double max = 0;
+        for (float v : m.data()) {
+            sum += v;
+            max = Math.max(max, v);
+        }
+        double center = m.data()[(m.height() / 2) * m.width() + m.width() / 2];
+        assertTrue(max > 0, "the reference map is empty");
+        // Printed with 7 significant digits.
+        assertEquals(sum, Double.parseDouble(map[2]), 1e-5 * Math.max(1, Math.abs(sum)), "sum");
+        assertEquals(max, Double.parseDouble(map[4]), 1e-5 * Math.max(1, max), "max");
+        assertEquals(center, Double.parseDouble(map[6]), 1e-5 * Math.max(1, Math.abs(center)), "center");
     }
 
     @Test
     void programErrors() {
-        ChipException e = assertThrows(ChipException.class,
-                () -> run("--model", tmp.resolve("none.onnx").toString(), "--fit", "x.chip", "photo.png"));
+        List<String> a = List.of(tmp.resolve("none.onnx").toString(), "layer", tmp.resolve("x.chip").toString(), "photo.png", "a.png");
+        ChipException e = assertThrows(ChipException.class, () -> run(a));
         assertEquals(Status.IO, e.status());
         assertTrue(e.getMessage().contains("none.onnx"));
-        assertThrows(IllegalArgumentException.class, () -> run("a.png", "b.png"));
+        assertThrows(IllegalArgumentException.class, () -> run(List.of("a", "b")));
     }
 }

@@ -129,8 +129,19 @@ final class Reference {
     record CliResult(int width, int height, List<ClassProbability> top, List<CliClass> classes) {}
 
     /** chip explain --json --save-map on one image with fit files (top-1 class), maps read back. */
-    @SuppressWarnings("unchecked")
     static CliResult explain(Path cli, List<Path> fits, Path image, Path outDir, boolean refined)
+            throws IOException, InterruptedException {
+        return explain(cli, fits, image, outDir, refined ? List.of("--refined") : List.of());
+    }
+
+    /** chip explain --top k --json --save-map on one image with fit files, maps read back. */
+    static CliResult explainTop(Path cli, List<Path> fits, Path image, Path outDir, int k)
+            throws IOException, InterruptedException {
+        return explain(cli, fits, image, outDir, List.of("--top", String.valueOf(k)));
+    }
+
+    @SuppressWarnings("unchecked")
+    private static CliResult explain(Path cli, List<Path> fits, Path image, Path outDir, List<String> extra)
             throws IOException, InterruptedException {
         List<String> args = new ArrayList<>(List.of("explain", "--model", model().toString(), "--out", outDir.toString(),
                 "--json", "--save-map"));
@@ -138,9 +149,7 @@ final class Reference {
             args.add("--fit");
             args.add(f.toString());
         }
-        if (refined) {
-            args.add("--refined");
-        }
+        args.addAll(extra);
         args.add(image.toString());
         Map<String, Object> rec = (Map<String, Object>) Json.parse(run(cli, args).strip());
         List<ClassProbability> top = new ArrayList<>();
