@@ -65,6 +65,9 @@ mkdir -p "$own"
 cc -std=c99 -Wall -Wextra -Werror examples/c/main.c $($PKG_CONFIG --cflags --libs chip) \
     -Wl,-rpath,"$prefix/lib" -o "$own/chip_example_c"
 cargo build --profile "$profile" --bin chip --target-dir "$target"
+# The tool finds ONNX Runtime beside itself or in the checkout it was built from; point it (and
+# libchip) at the one installed beside libchip.
+export CHIP_ORT_LIB="$prefix/lib/libonnxruntime.so"
 
 cd examples/java
 rm -rf target/surefire-reports
