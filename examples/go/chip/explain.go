@@ -1,0 +1,470 @@
+package chip
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include <chip.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// Refined is the layer index of the Refined CHIP map (product of the first and last fitted
+// layer's maps) in Explanation.Map and Explanation.Box.
+const Refined = -1
+
+func layerIndex(layer int) C.size_t {
+	if layer == Refined {
+		return ^C.size_t(0)
+	}
+	return index(layer)
+}
+
+// Explainer is a model with fitted layers, ready to explain images.
+type Explainer struct {
+	p *C.chip_explainer
+}
+
+// NewExplainer makes an explainer from a model and fits (copied; their order is the layer order
+// of the maps). It fails with ErrFitMismatch when a fit belongs to another model or layer shape.
+func NewExplainer(model *Model, fits ...*LayerFit) (*Explainer, error) {
+	mp, err := model.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(model)
+	defer runtime.KeepAlive(fits)
+	var arr **C.chip_layer_fit
+	if len(fits) > 0 {
+		// C memory: a Go array of C pointers would be fine, but this keeps the rule obvious.
+		mem := C.malloc(C.size_t(len(fits)) * C.size_t(unsafe.Sizeof((*C.chip_layer_fit)(nil))))
+		defer C.free(mem)
+		view := unsafe.Slice((**C.chip_layer_fit)(mem), len(fits))
+		for i, f := range fits {
+			fp, err := f.ptr()
+			if err != nil {
+				return nil, fmt.Errorf("fit %d: %w", i, err)
+			}
+			view[i] = fp
+		}
+		arr = (**C.chip_layer_fit)(mem)
+	}
+	var p *C.chip_explainer
+	if err := call(func() C.chip_status { return C.chip_explainer_new(mp, arr, C.size_t(len(fits)), &p) }); err != nil {
+		return nil, err
+	}
+	e := &Explainer{p: p}
+	runtime.SetFinalizer(e, (*Explainer).Close)
+	return e, nil
+}
+
+// Close frees the explainer. Calling Close again does nothing.
+func (e *Explainer) Close() error {
+	if e.p != nil {
+		C.chip_explainer_free(e.p)
+		e.p = nil
+		runtime.SetFinalizer(e, nil)
+	}
+	return nil
+}
+
+func (e *Explainer) ptr() (*C.chip_explainer, error) {
+	if e == nil || e.p == nil {
+		return nil, closedError("explainer")
+	}
+	return e.p, nil
+}
+
+// LayerNames are the explainer's fitted layers, in map order.
+func (e *Explainer) LayerNames() ([]string, error) {
+	p, err := e.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(e)
+	var n C.size_t
+	if err := call(func() C.chip_status { return C.chip_explainer_layer_count(p, &n) }); err != nil {
+		return nil, err
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i], err = getString(func(buf *C.char, cap C.size_t, out *C.size_t) C.chip_status {
+			return C.chip_explainer_layer_name(p, C.size_t(i), buf, cap, out)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// ExplainOptions select what to explain. Start from DefaultExplainOptions(); nil means the defaults.
+type ExplainOptions struct {
+	TopK         int     // explain the TopK most probable classes (used when Classes is empty)
+	Classes      []int   // explain these class ids instead
+	Refined      bool    // also compute Refined CHIP (read with layer index Refined)
+	Threshold    float32 // localization threshold relative to a map's maximum
+	OriginalSize bool    // maps at the original image size (else at the model's input size)
+}
+
+// DefaultExplainOptions are libchip's defaults.
+func DefaultExplainOptions() ExplainOptions {
+	var c C.chip_explain_options
+	C.chip_explain_options_default(&c)
+	return ExplainOptions{TopK: int(c.top_k), Refined: c.refined != 0, Threshold: float32(c.threshold), OriginalSize: c.original_size != 0}
+}
+
+func explainCall(opts *ExplainOptions, run func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status) (*Explanation, error) {
+	var o C.chip_explain_options
+	C.chip_explain_options_default(&o)
+	if opts != nil {
+		if opts.TopK < 0 {
+			return nil, invalid("TopK is negative")
+		}
+		o.top_k = C.size_t(opts.TopK)
+		classes, free, err := cSizes(opts.Classes)
+		if err != nil {
+			return nil, err
+		}
+		defer free()
+		o.classes = classes
+		o.class_count = C.size_t(len(opts.Classes))
+		o.refined = 0
+		if opts.Refined {
+			o.refined = 1
+		}
+		o.threshold = C.float(opts.Threshold)
+		o.original_size = 0
+		if opts.OriginalSize {
+			o.original_size = 1
+		}
+	}
+	var p *C.chip_explanation
+	if err := call(func() C.chip_status { return run(&o, &p) }); err != nil {
+		return nil, err
+	}
+	x := &Explanation{p: p}
+	runtime.SetFinalizer(x, (*Explanation).Close)
+	return x, nil
+}
+
+// ExplainFiles explains image files.
+func (e *Explainer) ExplainFiles(paths []string, opts *ExplainOptions) (*Explanation, error) {
+	p, err := e.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(e)
+	cpaths, free := cStrings(paths)
+	defer free()
+	return explainCall(opts, func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status {
+		return C.chip_explain_files(p, cpaths, C.size_t(len(paths)), o, out)
+	})
+}
+
+// ExplainEncoded explains encoded images (PNG, JPEG, BMP, TIFF, WebP) held in memory.
+func (e *Explainer) ExplainEncoded(images [][]byte, opts *ExplainOptions) (*Explanation, error) {
+	p, err := e.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(e)
+	n := len(images)
+	var ptrs **C.uint8_t
+	var lens *C.size_t
+	if n > 0 {
+		// The pointer array must not hold Go pointers, so the images are copied to C memory.
+		pmem := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof((*C.uint8_t)(nil))))
+		lmem := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.size_t(0))))
+		pview := unsafe.Slice((**C.uint8_t)(pmem), n)
+		lview := unsafe.Slice((*C.size_t)(lmem), n)
+		for i, img := range images {
+			pview[i] = nil
+			if len(img) > 0 {
+				pview[i] = (*C.uint8_t)(C.CBytes(img))
+			}
+			lview[i] = C.size_t(len(img))
+		}
+		defer func() {
+			for _, q := range pview {
+				C.free(unsafe.Pointer(q))
+			}
+			C.free(pmem)
+			C.free(lmem)
+		}()
+		ptrs, lens = (**C.uint8_t)(pmem), (*C.size_t)(lmem)
+	}
+	return explainCall(opts, func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status {
+		return C.chip_explain_encoded(p, ptrs, lens, C.size_t(n), o, out)
+	})
+}
+
+// ExplainTensor explains n preprocessed images (n x 3 x H x W floats at the model's input size).
+// sizes holds the original (width, height) of each image, the size maps are scaled to, or is nil
+// for the input size.
+func (e *Explainer) ExplainTensor(data []float32, n int, sizes [][2]uint32, opts *ExplainOptions) (*Explanation, error) {
+	p, err := e.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(e)
+	if n < 0 {
+		return nil, invalid("negative image count")
+	}
+	var csizes *C.uint32_t
+	if sizes != nil {
+		if len(sizes) != n {
+			return nil, invalid(fmt.Sprintf("%d sizes for %d images", len(sizes), n))
+		}
+		flat := make([]uint32, 0, 2*n)
+		for _, s := range sizes {
+			flat = append(flat, s[0], s[1])
+		}
+		if n > 0 {
+			csizes = (*C.uint32_t)(unsafe.Pointer(&flat[0]))
+		}
+		defer runtime.KeepAlive(flat)
+	}
+	return explainCall(opts, func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status {
+		return C.chip_explain_tensor(p, floatPtr(data), C.size_t(len(data)), C.size_t(n), csizes, o, out)
+	})
+}
+
+// Explanation is the result of one explain call: per image the probabilities, top classes and, per
+// explained class, one map per fitted layer (plus the refined map when asked) with its box.
+type Explanation struct {
+	p *C.chip_explanation
+}
+
+// ClassProb is a class id with its probability.
+type ClassProb struct {
+	Class       int
+	Probability float32
+}
+
+// Box is a bounding box with inclusive pixel corners, x to the right, y down.
+type Box struct {
+	X1, Y1, X2, Y2 uint32
+}
+
+// Map is an explanation map: Height rows of Width floats.
+type Map struct {
+	Width, Height int
+	Data          []float32
+}
+
+// At is the value at column x, row y.
+func (m *Map) At(x, y int) float32 { return m.Data[y*m.Width+x] }
+
+// Sum is the sum of all values (in float64).
+func (m *Map) Sum() float64 {
+	s := 0.0
+	for _, v := range m.Data {
+		s += float64(v)
+	}
+	return s
+}
+
+// Max is the largest value (0 for an empty map).
+func (m *Map) Max() float32 {
+	var mx float32
+	for i, v := range m.Data {
+		if i == 0 || v > mx {
+			mx = v
+		}
+	}
+	return mx
+}
+
+// Close frees the explanation. Calling Close again does nothing.
+func (x *Explanation) Close() error {
+	if x.p != nil {
+		C.chip_explanation_free(x.p)
+		x.p = nil
+		runtime.SetFinalizer(x, nil)
+	}
+	return nil
+}
+
+func (x *Explanation) ptr() (*C.chip_explanation, error) {
+	if x == nil || x.p == nil {
+		return nil, closedError("explanation")
+	}
+	return x.p, nil
+}
+
+func (x *Explanation) count(f func(p *C.chip_explanation, out *C.size_t) C.chip_status) (int, error) {
+	p, err := x.ptr()
+	if err != nil {
+		return 0, err
+	}
+	defer runtime.KeepAlive(x)
+	var n C.size_t
+	if err := call(func() C.chip_status { return f(p, &n) }); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// ImageCount is the number of images explained.
+func (x *Explanation) ImageCount() (int, error) {
+	return x.count(func(p *C.chip_explanation, out *C.size_t) C.chip_status {
+		return C.chip_explanation_image_count(p, out)
+	})
+}
+
+// LayerCount is the number of maps per explained class (the refined map is extra).
+func (x *Explanation) LayerCount() (int, error) {
+	return x.count(func(p *C.chip_explanation, out *C.size_t) C.chip_status {
+		return C.chip_explanation_layer_count(p, out)
+	})
+}
+
+// ImageSize is the original size of an image in pixels.
+func (x *Explanation) ImageSize(image int) (width, height int, err error) {
+	p, err := x.ptr()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer runtime.KeepAlive(x)
+	var w, h C.uint32_t
+	if err := call(func() C.chip_status { return C.chip_explanation_image_size(p, index(image), &w, &h) }); err != nil {
+		return 0, 0, err
+	}
+	return int(w), int(h), nil
+}
+
+// Probabilities are the class probabilities of an image.
+func (x *Explanation) Probabilities(image int) ([]float32, error) {
+	p, err := x.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(x)
+	return getFloats(0, func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_explanation_probabilities(p, index(image), buf, n, out)
+	})
+}
+
+func (x *Explanation) classList(image int, count func(*C.chip_explanation, C.size_t, *C.size_t) C.chip_status,
+	get func(*C.chip_explanation, C.size_t, C.size_t, *C.size_t, *C.float) C.chip_status) ([]ClassProb, error) {
+	p, err := x.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(x)
+	var n C.size_t
+	if err := call(func() C.chip_status { return count(p, index(image), &n) }); err != nil {
+		return nil, err
+	}
+	out := make([]ClassProb, n)
+	for i := range out {
+		var c C.size_t
+		var pr C.float
+		if err := call(func() C.chip_status { return get(p, index(image), C.size_t(i), &c, &pr) }); err != nil {
+			return nil, err
+		}
+		out[i] = ClassProb{Class: int(c), Probability: float32(pr)}
+	}
+	return out, nil
+}
+
+// Top are the most probable classes of an image (at most 5), most probable first.
+func (x *Explanation) Top(image int) ([]ClassProb, error) {
+	return x.classList(image,
+		func(p *C.chip_explanation, i C.size_t, n *C.size_t) C.chip_status {
+			return C.chip_explanation_top_count(p, i, n)
+		},
+		func(p *C.chip_explanation, i, r C.size_t, c *C.size_t, pr *C.float) C.chip_status {
+			return C.chip_explanation_top(p, i, r, c, pr)
+		})
+}
+
+// Classes are the explained classes of an image, in the order of their maps.
+func (x *Explanation) Classes(image int) ([]ClassProb, error) {
+	return x.classList(image,
+		func(p *C.chip_explanation, i C.size_t, n *C.size_t) C.chip_status {
+			return C.chip_explanation_class_count(p, i, n)
+		},
+		func(p *C.chip_explanation, i, r C.size_t, c *C.size_t, pr *C.float) C.chip_status {
+			return C.chip_explanation_class(p, i, r, c, pr)
+		})
+}
+
+// Map is the map of an image's explained class number index (not the class id) for a fitted
+// layer, or for Refined.
+func (x *Explanation) Map(image, index, layer int) (*Map, error) {
+	p, err := x.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(x)
+	img, idx, lay := indexOf(image), indexOf(index), layerIndex(layer)
+	var w, h C.size_t
+	if err := call(func() C.chip_status { return C.chip_explanation_map_size(p, img, idx, lay, &w, &h) }); err != nil {
+		return nil, err
+	}
+	data, err := getFloats(int(w*h), func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_explanation_map(p, img, idx, lay, buf, n, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Map{Width: int(w), Height: int(h), Data: data}, nil
+}
+
+// Box is the localization box of a map; found is false when the map has no positive value.
+func (x *Explanation) Box(image, index, layer int) (b Box, found bool, err error) {
+	p, err := x.ptr()
+	if err != nil {
+		return Box{}, false, err
+	}
+	defer runtime.KeepAlive(x)
+	var cb C.chip_box
+	var f C.int
+	err = call(func() C.chip_status {
+		return C.chip_explanation_box(p, indexOf(image), indexOf(index), layerIndex(layer), &cb, &f)
+	})
+	if err != nil {
+		return Box{}, false, err
+	}
+	return boxFromC(cb), f != 0, nil
+}
+
+func indexOf(i int) C.size_t { return index(i) }
+
+func boxFromC(b C.chip_box) Box {
+	return Box{X1: uint32(b.x1), Y1: uint32(b.y1), X2: uint32(b.x2), Y2: uint32(b.y2)}
+}
+
+// Localize is the box of the largest 8-connected region of {map >= threshold * max}; found is
+// false when the map has no positive value or holds NaN.
+func Localize(m *Map, threshold float32) (b Box, found bool, err error) {
+	if m == nil || m.Width < 0 || m.Height < 0 || len(m.Data) != m.Width*m.Height {
+		return Box{}, false, invalid("map data does not match its width x height")
+	}
+	var cb C.chip_box
+	var f C.int
+	err = call(func() C.chip_status {
+		return C.chip_localize(floatPtr(m.Data), C.size_t(m.Width), C.size_t(m.Height), C.float(threshold), &cb, &f)
+	})
+	if err != nil {
+		return Box{}, false, err
+	}
+	return boxFromC(cb), f != 0, nil
+}
+
+// IoU is the intersection over union of two boxes (inclusive corners), in 0..1.
+func IoU(a, b Box) (float64, error) {
+	ca := C.chip_box{x1: C.uint32_t(a.X1), y1: C.uint32_t(a.Y1), x2: C.uint32_t(a.X2), y2: C.uint32_t(a.Y2)}
+	cb := C.chip_box{x1: C.uint32_t(b.X1), y1: C.uint32_t(b.Y1), x2: C.uint32_t(b.X2), y2: C.uint32_t(b.Y2)}
+	var out C.double
+	if err := call(func() C.chip_status { return C.chip_iou(&ca, &cb, &out) }); err != nil {
+		return 0, err
+	}
+	return float64(out), nil
+}

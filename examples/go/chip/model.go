@@ -1,0 +1,268 @@
+package chip
+
+/*
+#include <stdlib.h>
+#include <chip.h>
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// Device is where a model runs.
+type Device int32
+
+const (
+	DeviceCPU  Device = C.CHIP_DEVICE_CPU
+	DeviceCUDA Device = C.CHIP_DEVICE_CUDA
+)
+
+// ModelOptions are the options of LoadModel; the zero value is the library's defaults.
+type ModelOptions struct {
+	Device   Device
+	DeviceID int
+	// Intra-op threads per session; 0 lets ONNX Runtime choose.
+	Threads int
+	// Path of libonnxruntime.so; "" searches CHIP_ORT_LIB, beside libchip, beside the executable.
+	ORTLib string
+}
+
+func (o *ModelOptions) toC() (C.chip_model_options, func()) {
+	var c C.chip_model_options
+	C.chip_model_options_default(&c)
+	free := func() {}
+	if o == nil {
+		return c, free
+	}
+	c.device = C.chip_device(o.Device)
+	c.device_id = C.int32_t(o.DeviceID)
+	if o.Threads > 0 {
+		c.threads = C.size_t(o.Threads)
+	}
+	if o.ORTLib != "" {
+		s := C.CString(o.ORTLib)
+		c.ort_lib = s
+		free = func() { C.free(unsafe.Pointer(s)) }
+	}
+	return c, free
+}
+
+// Model is a loaded ONNX image classifier.
+type Model struct {
+	p *C.chip_model
+}
+
+// Layer is a candidate layer of a model: a 4-D activation of Channels x Height x Width.
+type Layer struct {
+	Name                    string
+	Channels, Height, Width int
+}
+
+func newModel(p *C.chip_model) *Model {
+	m := &Model{p: p}
+	runtime.SetFinalizer(m, (*Model).Close)
+	return m
+}
+
+// LoadModel loads an ONNX classifier from a file (and its optional <stem>.json sidecar).
+// opts may be nil for the defaults.
+func LoadModel(path string, opts *ModelOptions) (*Model, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	o, free := opts.toC()
+	defer free()
+	var p *C.chip_model
+	if err := call(func() C.chip_status { return C.chip_load_model(cpath, &o, &p) }); err != nil {
+		return nil, err
+	}
+	return newModel(p), nil
+}
+
+// LoadModelBytes loads an ONNX classifier from memory (no sidecar: ImageNet preprocessing, no labels).
+func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
+	if len(data) == 0 {
+		return nil, invalid("the model is 0 bytes")
+	}
+	o, free := opts.toC()
+	defer free()
+	var p *C.chip_model
+	err := call(func() C.chip_status {
+		return C.chip_load_model_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newModel(p), nil
+}
+
+// Close frees the model. Explainers made from it keep working. Calling Close again does nothing.
+func (m *Model) Close() error {
+	if m.p != nil {
+		C.chip_model_free(m.p)
+		m.p = nil
+		runtime.SetFinalizer(m, nil)
+	}
+	return nil
+}
+
+func (m *Model) ptr() (*C.chip_model, error) {
+	if m == nil || m.p == nil {
+		return nil, closedError("model")
+	}
+	return m.p, nil
+}
+
+// NumClasses is the number of classes the model outputs.
+func (m *Model) NumClasses() (int, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return 0, err
+	}
+	defer runtime.KeepAlive(m)
+	var n C.size_t
+	if err := call(func() C.chip_status { return C.chip_model_num_classes(p, &n) }); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// InputSize is the model's input size in pixels.
+func (m *Model) InputSize() (width, height int, err error) {
+	p, err := m.ptr()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer runtime.KeepAlive(m)
+	var w, h C.size_t
+	if err := call(func() C.chip_status { return C.chip_model_input_size(p, &w, &h) }); err != nil {
+		return 0, 0, err
+	}
+	return int(w), int(h), nil
+}
+
+// ClassLabel is the name of a class (its decimal id for models without labels).
+func (m *Model) ClassLabel(class int) (string, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return "", err
+	}
+	defer runtime.KeepAlive(m)
+	return getString(func(buf *C.char, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_model_class_label(p, index(class), buf, n, out)
+	})
+}
+
+// Layers lists the candidate layers (4-D activations) in graph order.
+func (m *Model) Layers() ([]Layer, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(m)
+	var count C.size_t
+	if err := call(func() C.chip_status { return C.chip_model_layer_count(p, &count) }); err != nil {
+		return nil, err
+	}
+	layers := make([]Layer, count)
+	for i := range layers {
+		var c, h, w C.size_t
+		name, err := getString(func(buf *C.char, n C.size_t, out *C.size_t) C.chip_status {
+			return C.chip_model_layer_info(p, C.size_t(i), buf, n, out, &c, &h, &w)
+		})
+		if err != nil {
+			return nil, err
+		}
+		layers[i] = Layer{Name: name, Channels: int(c), Height: int(h), Width: int(w)}
+	}
+	return layers, nil
+}
+
+// tensorLen is the length of one preprocessed image, or 0 when unknown.
+func (m *Model) tensorLen() int {
+	w, h, err := m.InputSize()
+	if err != nil {
+		return 0
+	}
+	return 3 * w * h
+}
+
+// Image is a preprocessed image: 3 x H x W floats at the model's input size, and the size of the
+// original image the maps are scaled to.
+type Image struct {
+	Data                          []float32
+	OriginalWidth, OriginalHeight int
+}
+
+// PreprocessFile decodes and preprocesses an image file as the model expects.
+func (m *Model) PreprocessFile(path string) (*Image, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(m)
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var w, h C.uint32_t
+	data, err := getFloats(m.tensorLen(), func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_model_preprocess_file(p, cpath, buf, n, out, &w, &h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Data: data, OriginalWidth: int(w), OriginalHeight: int(h)}, nil
+}
+
+// PreprocessEncoded decodes and preprocesses an encoded image (PNG, JPEG, ...) held in memory.
+func (m *Model) PreprocessEncoded(encoded []byte) (*Image, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(m)
+	var ptr *C.uint8_t
+	if len(encoded) > 0 {
+		ptr = (*C.uint8_t)(unsafe.Pointer(&encoded[0]))
+	}
+	var w, h C.uint32_t
+	data, err := getFloats(m.tensorLen(), func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_model_preprocess_encoded(p, ptr, C.size_t(len(encoded)), buf, n, out, &w, &h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Data: data, OriginalWidth: int(w), OriginalHeight: int(h)}, nil
+}
+
+// Predict gives the class probabilities of n preprocessed images (data holds n x 3 x H x W floats):
+// one slice of NumClasses floats per image.
+func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(m)
+	if n < 0 {
+		return nil, invalid("negative image count")
+	}
+	classes, err := m.NumClasses()
+	if err != nil {
+		return nil, err
+	}
+	flat, err := getFloats(n*classes, func(buf *C.float, cap C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_model_predict(p, floatPtr(data), C.size_t(len(data)), C.size_t(n), buf, cap, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return [][]float32{}, nil
+	}
+	per := len(flat) / n
+	out := make([][]float32, n)
+	for i := range out {
+		out[i] = flat[i*per : (i+1)*per : (i+1)*per]
+	}
+	return out, nil
+}

@@ -1,0 +1,61 @@
+package org.libchip;
+
+import java.nio.file.Path;
+
+/** Options of {@link Model#load(Path, ModelOptions)}; a new instance holds the library's defaults. */
+public final class ModelOptions {
+    /** Where a model runs. */
+    public enum Device {
+        CPU(0),
+        CUDA(1);
+
+        final int code;
+
+        Device(int code) {
+            this.code = code;
+        }
+    }
+
+    private Device device = Device.CPU;
+    private int deviceId;
+    private int threads;
+    private Path ortLib;
+
+    public ModelOptions device(Device device, int deviceId) {
+        this.device = device;
+        this.deviceId = deviceId;
+        return this;
+    }
+
+    /** Intra-op threads per session; 0 lets ONNX Runtime choose. */
+    public ModelOptions threads(int threads) {
+        this.threads = threads;
+        return this;
+    }
+
+    /** Path of libonnxruntime.so; null searches CHIP_ORT_LIB, beside libchip, beside the executable. */
+    public ModelOptions ortLib(Path ortLib) {
+        this.ortLib = ortLib;
+        return this;
+    }
+
+    ChipLibrary.CModelOptions toC(com.sun.jna.Memory[] keep) {
+        ChipLibrary.CModelOptions c = new ChipLibrary.CModelOptions();
+        Native.check(Native.LIB.chip_model_options_default(c));
+        c.device = device.code;
+        c.device_id = deviceId;
+        if (threads < 0) {
+            throw Native.invalid("threads is negative");
+        }
+        c.threads = Native.size(threads);
+        if (ortLib != null) {
+            byte[] b = ortLib.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            com.sun.jna.Memory m = new com.sun.jna.Memory(b.length + 1L);
+            m.write(0, b, 0, b.length);
+            m.setByte(b.length, (byte) 0);
+            keep[0] = m;
+            c.ort_lib = m;
+        }
+        return c;
+    }
+}
