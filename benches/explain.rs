@@ -1,6 +1,8 @@
 //! Explanation cost against plain inference on EfficientNet-Lite0: `cargo bench --bench explain`.
-//! Prints one table row per (layers, batch): median time of `Model::predict` and of
-//! `Explainer::explain` (top-1 class, maps at the photos' own sizes, boxes) and their ratio.
+//! Prints one table row per (layers, batch): median wall time of `Model::predict`, of the
+//! augmented model run alone, of `Explainer::explain` (top-1 class, maps at the photos' own sizes,
+//! boxes) and of explain with maps at the input size; explain/predict as a median of paired wall
+//! times and as a ratio of process CPU time.
 use chip::explain::{ExplainOptions, Explainer};
 use chip::fitfile::{FitMeta, LayerFit};
 use chip::model::{LayerInfo, Model};
@@ -44,17 +46,41 @@ fn dense_fit(model: &Model, layer: &LayerInfo) -> LayerFit {
     }
 }
 
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t0 = Instant::now();
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// CPU seconds used by the whole process (all threads) so far.
+fn cpu_s() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Runs the closures in turn `reps` times after one warm-up round, so a changing machine load
+/// hits all of them alike. Returns each one's median wall time in ms, the median ratio of the
+/// third to the first in wall time, and the same ratio in process CPU time (which other programs
+/// on a busy machine disturb less).
+fn interleaved(reps: usize, fs: &mut [&mut dyn FnMut()]) -> (Vec<f64>, f64, f64) {
+    for f in fs.iter_mut() {
+        f();
+    }
+    let mut t = vec![Vec::with_capacity(reps); fs.len()];
+    let mut c = vec![Vec::with_capacity(reps); fs.len()];
+    for _ in 0..reps {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let (t0, c0) = (Instant::now(), cpu_s());
             f();
-            t0.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+            t[i].push(t0.elapsed().as_secs_f64() * 1e3);
+            c[i].push(cpu_s() - c0);
+        }
+    }
+    let ratios: Vec<f64> = t[2].iter().zip(&t[0]).map(|(e, p)| e / p).collect();
+    let cpu_ratio = c[2].iter().sum::<f64>() / c[0].iter().sum::<f64>();
+    (t.into_iter().map(median).collect(), median(ratios), cpu_ratio)
 }
 
 fn main() {
@@ -69,8 +95,8 @@ fn main() {
     let reps: usize = std::env::var("CHIP_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
     println!("EfficientNet-Lite0, {} threads available, median of {reps} runs", rayon::current_num_threads());
     println!(
-        "{:<16} {:>5} {:>11} {:>13} {:>11} {:>11} {:>7}",
-        "layers", "batch", "predict ms", "augmented ms", "explain ms", "input-size", "ratio"
+        "{:<16} {:>5} {:>11} {:>13} {:>11} {:>11} {:>7} {:>9}",
+        "layers", "batch", "predict ms", "augmented ms", "explain ms", "input-size", "ratio", "cpu ratio"
     );
     let configs: Vec<(&str, Vec<LayerFit>)> = vec![
         ("conv head", vec![dense_fit(&model, &head)]),
@@ -82,23 +108,29 @@ fn main() {
             let batch: Vec<f32> = prepared[..n].iter().flat_map(|p| p.data.iter().copied()).collect();
             let sizes: Vec<(u32, u32)> = prepared[..n].iter().map(|p| (p.orig_width, p.orig_height)).collect();
             let opts = ExplainOptions::default();
-            let tp = median_ms(reps, || {
-                std::hint::black_box(model.predict(&batch, n).unwrap());
-            });
-            // The model run alone (activations as extra outputs), then the whole explanation with maps
-            // at the photos' sizes, then with maps at the input size.
+            // Plain inference; the model run alone (activations as extra outputs); the whole
+            // explanation with maps at the photos' sizes; and with maps at the input size.
             let names = explainer.layer_names();
-            let ta = median_ms(reps, || {
-                std::hint::black_box(model.run_augmented(&batch, n, &names).unwrap());
-            });
-            let te = median_ms(reps, || {
-                std::hint::black_box(explainer.explain(&batch, &sizes, &opts).unwrap());
-            });
             let small = ExplainOptions { original_size: false, ..opts.clone() };
-            let ti = median_ms(reps, || {
-                std::hint::black_box(explainer.explain(&batch, &sizes, &small).unwrap());
-            });
-            println!("{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3}", name, n, tp, ta, te, ti, te / tp);
+            let (t, ratio, cpu_ratio) = interleaved(
+                reps,
+                &mut [
+                    &mut || {
+                        std::hint::black_box(model.predict(&batch, n).unwrap());
+                    },
+                    &mut || {
+                        std::hint::black_box(model.run_augmented(&batch, n, &names).unwrap());
+                    },
+                    &mut || {
+                        std::hint::black_box(explainer.explain(&batch, &sizes, &opts).unwrap());
+                    },
+                    &mut || {
+                        std::hint::black_box(explainer.explain(&batch, &sizes, &small).unwrap());
+                    },
+                ],
+            );
+            let (tp, ta, te, ti) = (t[0], t[1], t[2], t[3]);
+            println!("{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3} {:>9.3}", name, n, tp, ta, te, ti, ratio, cpu_ratio);
         }
     }
 }

@@ -313,10 +313,9 @@ pub(crate) fn largest_component_box(map: &[f32], width: usize, height: usize, th
     }
     let mut size = vec![0usize; runs.len()];
     let mut bbox = vec![BBox { x1: u32::MAX, y1: u32::MAX, x2: 0, y2: 0 }; runs.len()];
-    for y in 0..height {
-        for r in rows[y]..rows[y + 1] {
+    for (y, row) in rows.windows(2).enumerate() {
+        for (r, &(x0, x1)) in runs.iter().enumerate().take(row[1]).skip(row[0]) {
             let root = find(&mut parent, r);
-            let (x0, x1) = runs[r];
             size[root] += (x1 - x0 + 1) as usize;
             let b = &mut bbox[root];
             b.x1 = b.x1.min(x0);
