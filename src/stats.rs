@@ -3,13 +3,21 @@
 //! For class c: G_c = Σ_{s,n} h_n f^c_s z_{s,n} z_{s,n}ᵀ = D ⊙ (Σ_s f^c_s z_s z_sᵀ) with D = Σ_n h_n d_n d_nᵀ,
 //! and b_c = Σ_{s,n} h_n f^c_s g^c_{s,n} z_{s,n}. Storing b (C×K), the per-image z_s and f_s, and D is
 //! enough; G_c is formed per class at solve time.
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gates::GateSet;
+use faer::{Accum, MatMut, MatRef, Par};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Loyalty below this is treated as zero when accumulating b (documented tolerance: contributions of
 /// classes with f^c_s < 1e-6 change b_c by less than 1e-6 relative of that image's share).
+/// G_c uses the same rule, so both sides of the objective see the same images.
 pub const LOYALTY_TOL: f64 = 1e-6;
+
+/// File format of saved statistics: magic, version (u32 LE), header, f64 LE arrays, SHA-256 of all before it.
+const MAGIC: &[u8; 8] = b"CHIPSTAT";
+pub const STATS_FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 6 * 8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
@@ -30,16 +38,393 @@ pub struct Stats {
     pub d: Vec<f64>,
 }
 
+fn check_finite(what: &str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::NonFinite(format!("{what} (element {i})"))),
+        None => Ok(()),
+    }
+}
+
 impl Stats {
-    pub fn new(gates: &GateSet, classes: usize) -> Self { todo!() }
+    pub fn new(gates: &GateSet, classes: usize) -> Self {
+        let k = gates.channels;
+        Stats {
+            channels: k,
+            classes,
+            gate_count: gates.count,
+            gate_seed: gates.seed,
+            sigma2_rel: gates.sigma2_rel,
+            images: 0,
+            b: vec![0.0; classes * k],
+            z: Vec::new(),
+            f: Vec::new(),
+            d: gates.cooccurrence(),
+        }
+    }
+
+    fn check_gates(&self, gates: &GateSet) -> Result<()> {
+        if gates.channels != self.channels
+            || gates.count != self.gate_count
+            || gates.seed != self.gate_seed
+            || gates.sigma2_rel.to_bits() != self.sigma2_rel.to_bits()
+        {
+            return Err(Error::FitMismatch(format!(
+                "gate set (channels {}, count {}, seed {}, sigma2_rel {}) differs from the statistics' \
+                 (channels {}, count {}, seed {}, sigma2_rel {})",
+                gates.channels, gates.count, gates.seed, gates.sigma2_rel,
+                self.channels, self.gate_count, self.gate_seed, self.sigma2_rel
+            )));
+        }
+        Ok(())
+    }
+
     /// Adds one image: z_s (K), f_s (C, original probabilities), g (N×C perturbed probabilities, gate-major).
-    pub fn add_image(&mut self, gates: &GateSet, z_s: &[f32], f_s: &[f32], g: &[f32]) -> Result<()> { todo!() }
+    pub fn add_image(&mut self, gates: &GateSet, z_s: &[f32], f_s: &[f32], g: &[f32]) -> Result<()> {
+        self.check_gates(gates)?;
+        let (k, c, n) = (self.channels, self.classes, gates.count);
+        if z_s.len() != k {
+            return Err(Error::invalid(format!("z has {} values, expected {k} (channels)", z_s.len())));
+        }
+        if f_s.len() != c {
+            return Err(Error::invalid(format!("f has {} values, expected {c} (classes)", f_s.len())));
+        }
+        if g.len() != n * c {
+            return Err(Error::invalid(format!("g has {} values, expected {n}×{c} (gates × classes)", g.len())));
+        }
+        check_finite("pooled activations z", z_s)?;
+        check_finite("original probabilities f", f_s)?;
+        check_finite("gated probabilities g", g)?;
+
+        // b_c += f_c z ⊙ Σ_n h_n g_{n,c} d_n for the loyal classes: one product Y (A×N) · O (N×K).
+        let active: Vec<usize> = (0..c).filter(|&ci| f_s[ci] as f64 >= LOYALTY_TOL).collect();
+        if !active.is_empty() && n > 0 && k > 0 {
+            let mut y = vec![0.0f64; active.len() * n];
+            for (a, &ci) in active.iter().enumerate() {
+                let row = &mut y[a * n..(a + 1) * n];
+                for (gn, v) in row.iter_mut().enumerate() {
+                    *v = gates.proximity[gn] * g[gn * c + ci] as f64;
+                }
+            }
+            let o = gates.open_f64();
+            let mut r = vec![0.0f64; active.len() * k];
+            faer::linalg::matmul::matmul(
+                MatMut::from_row_major_slice_mut(&mut r, active.len(), k),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&y, active.len(), n),
+                MatRef::from_row_major_slice(&o, n, k),
+                1.0,
+                Par::Seq,
+            );
+            for (a, &ci) in active.iter().enumerate() {
+                let fc = f_s[ci] as f64;
+                let brow = &mut self.b[ci * k..(ci + 1) * k];
+                for ((bv, &rv), &zv) in brow.iter_mut().zip(&r[a * k..(a + 1) * k]).zip(z_s) {
+                    *bv += fc * zv as f64 * rv;
+                }
+            }
+        }
+        self.z.extend(z_s.iter().map(|&x| x as f64));
+        self.f.extend(f_s.iter().map(|&x| x as f64));
+        self.images += 1;
+        Ok(())
+    }
+
     /// Adds the statistics of another shard (same gate set, channels and classes, else FitMismatch).
-    pub fn merge(&mut self, other: &Stats) -> Result<()> { todo!() }
+    pub fn merge(&mut self, other: &Stats) -> Result<()> {
+        if other.channels != self.channels || other.classes != self.classes {
+            return Err(Error::FitMismatch(format!(
+                "statistics with {} channels × {} classes cannot be merged into {} channels × {} classes",
+                other.channels, other.classes, self.channels, self.classes
+            )));
+        }
+        if other.gate_count != self.gate_count
+            || other.gate_seed != self.gate_seed
+            || other.sigma2_rel.to_bits() != self.sigma2_rel.to_bits()
+        {
+            return Err(Error::FitMismatch(format!(
+                "statistics gathered with another gate set (count {}, seed {}, sigma2_rel {} vs count {}, seed {}, sigma2_rel {})",
+                other.gate_count, other.gate_seed, other.sigma2_rel, self.gate_count, self.gate_seed, self.sigma2_rel
+            )));
+        }
+        for (a, &b) in self.b.iter_mut().zip(&other.b) {
+            *a += b;
+        }
+        self.z.extend_from_slice(&other.z);
+        self.f.extend_from_slice(&other.f);
+        self.images += other.images;
+        Ok(())
+    }
+
     /// G_c = D ⊙ Σ_s f^c_s z_s z_sᵀ, K×K row-major.
-    pub fn gram(&self, class: usize) -> Vec<f64> { todo!() }
+    pub fn gram(&self, class: usize) -> Vec<f64> {
+        let mut out = vec![0.0; self.channels * self.channels];
+        self.gram_into(class, &mut out);
+        out
+    }
+
+    /// [`Stats::gram`] into a caller's K×K buffer (so a solver can reuse it across classes).
+    pub fn gram_into(&self, class: usize, out: &mut [f64]) {
+        let k = self.channels;
+        assert!(class < self.classes && out.len() == k * k, "gram_into: class or buffer size out of range");
+        // Σ_s f z zᵀ = Aᵀ A with rows sqrt(f_s) z_s, loyal images only.
+        let mut a = Vec::with_capacity(self.images * k);
+        let mut rows = 0;
+        for s in 0..self.images {
+            let f = self.f[s * self.classes + class];
+            if f >= LOYALTY_TOL {
+                let sf = f.sqrt();
+                a.extend(self.z[s * k..(s + 1) * k].iter().map(|&x| sf * x));
+                rows += 1;
+            }
+        }
+        if rows == 0 {
+            out.iter_mut().for_each(|x| *x = 0.0);
+            return;
+        }
+        let am = MatRef::from_row_major_slice(&a, rows, k);
+        faer::linalg::matmul::matmul(
+            MatMut::from_row_major_slice_mut(out, k, k),
+            Accum::Replace,
+            am.transpose(),
+            am,
+            1.0,
+            Par::Seq,
+        );
+        for (x, &d) in out.iter_mut().zip(&self.d) {
+            *x *= d;
+        }
+    }
+
     pub fn b_row(&self, class: usize) -> &[f64] { &self.b[class * self.channels..(class + 1) * self.channels] }
+
+    /// Serialized form (see [`Stats::save`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let n = self.b.len() + self.z.len() + self.f.len() + self.d.len();
+        let mut out = Vec::with_capacity(HEADER_LEN + 8 * n + 32);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&STATS_FORMAT_VERSION.to_le_bytes());
+        for v in [self.channels as u64, self.classes as u64, self.gate_count as u64, self.gate_seed] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.sigma2_rel.to_le_bytes());
+        out.extend_from_slice(&(self.images as u64).to_le_bytes());
+        for arr in [&self.b, &self.z, &self.f, &self.d] {
+            for v in arr.iter() {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let digest = Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    /// Parses [`Stats::to_bytes`]; `path` only names the source in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let bad = |msg: String| Error::FitFile { path: path.to_path_buf(), msg };
+        if bytes.len() < MAGIC.len() + 4 {
+            if !MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
+                return Err(bad("not a libchip statistics file (bad magic)".into()));
+            }
+            return Err(bad(format!("truncated: {} bytes, shorter than the header", bytes.len())));
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(bad("not a libchip statistics file (bad magic)".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version > STATS_FORMAT_VERSION {
+            return Err(Error::FitVersion { path: path.to_path_buf(), found: version, supported: STATS_FORMAT_VERSION });
+        }
+        if version == 0 {
+            return Err(bad("unsupported format version 0".into()));
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(format!("truncated: {} bytes, shorter than the header", bytes.len())));
+        }
+        let u = |i: usize| u64::from_le_bytes(bytes[12 + 8 * i..20 + 8 * i].try_into().unwrap());
+        let (channels, classes, gate_count, gate_seed) = (u(0), u(1), u(2), u(3));
+        let sigma2_rel = f64::from_bits(u(4));
+        let images = u(5);
+        // Checked arithmetic so a corrupt header cannot cause an overflow or a huge allocation.
+        let sizes = (|| {
+            let b = classes.checked_mul(channels)?;
+            let z = images.checked_mul(channels)?;
+            let f = images.checked_mul(classes)?;
+            let d = channels.checked_mul(channels)?;
+            let total = b.checked_add(z)?.checked_add(f)?.checked_add(d)?.checked_mul(8)?;
+            let total = total.checked_add(HEADER_LEN as u64 + 32)?;
+            Some(([b, z, f, d], total))
+        })();
+        let Some((counts, total)) = sizes else {
+            return Err(bad("corrupt header (sizes overflow)".into()));
+        };
+        if (bytes.len() as u64) < total {
+            return Err(bad(format!("truncated: {} bytes, expected {total}", bytes.len())));
+        }
+        if (bytes.len() as u64) > total {
+            return Err(bad(format!("{} trailing bytes after the data", bytes.len() as u64 - total)));
+        }
+        let body = &bytes[..bytes.len() - 32];
+        if Sha256::digest(body).as_slice() != &bytes[bytes.len() - 32..] {
+            return Err(bad("checksum mismatch: the file was altered or is corrupt".into()));
+        }
+        let mut pos = HEADER_LEN;
+        let mut take = |count: u64| {
+            let v: Vec<f64> = body[pos..pos + 8 * count as usize]
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            pos += 8 * count as usize;
+            v
+        };
+        let b = take(counts[0]);
+        let z = take(counts[1]);
+        let f = take(counts[2]);
+        let d = take(counts[3]);
+        Ok(Stats {
+            channels: channels as usize,
+            classes: classes as usize,
+            gate_count: gate_count as usize,
+            gate_seed,
+            sigma2_rel,
+            images: images as usize,
+            b,
+            z,
+            f,
+            d,
+        })
+    }
+
     /// Binary file with magic, version and SHA-256 checksum, written atomically.
-    pub fn save(&self, path: &Path) -> Result<()> { todo!() }
-    pub fn load(path: &Path) -> Result<Self> { todo!() }
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::error::write_atomic(path, &self.to_bytes())
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gates::Rng;
+
+    fn unif(r: &mut Rng) -> f64 {
+        (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Random small problem: gates, and per image z (K), f (C, some below the loyalty tolerance), g (N×C).
+    fn problem(k: usize, c: usize, n: usize, images: usize, seed: u64) -> (GateSet, Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>) {
+        let gates = GateSet::generate(k, n, 0.5, seed);
+        let mut r = Rng::new(seed ^ 0xABCD);
+        let data = (0..images)
+            .map(|_| {
+                let z: Vec<f32> = (0..k).map(|_| (unif(&mut r) * 2.0) as f32).collect();
+                let f: Vec<f32> = (0..c)
+                    .map(|_| if unif(&mut r) < 0.2 { 1e-8 } else { unif(&mut r) as f32 })
+                    .collect();
+                let g: Vec<f32> = (0..n * c).map(|_| unif(&mut r) as f32).collect();
+                (z, f, g)
+            })
+            .collect();
+        (gates, data)
+    }
+
+    /// G_c and b_c straight from the definition with explicit z_{s,n} = d_n ⊙ z_s.
+    fn brute(gates: &GateSet, data: &[(Vec<f32>, Vec<f32>, Vec<f32>)], c: usize, class: usize) -> (Vec<f64>, Vec<f64>) {
+        let k = gates.channels;
+        let mut g = vec![0.0; k * k];
+        let mut b = vec![0.0; k];
+        for (z, f, gp) in data {
+            let fc = f[class] as f64;
+            if fc < LOYALTY_TOL {
+                continue;
+            }
+            for n in 0..gates.count {
+                let d = gates.gate(n);
+                let zn: Vec<f64> = (0..k).map(|j| d[j] as f64 * z[j] as f64).collect();
+                let h = gates.proximity[n];
+                for i in 0..k {
+                    b[i] += h * fc * gp[n * c + class] as f64 * zn[i];
+                    for j in 0..k {
+                        g[i * k + j] += h * fc * zn[i] * zn[j];
+                    }
+                }
+            }
+        }
+        (g, b)
+    }
+
+    fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
+        let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * scale)
+    }
+
+    #[test]
+    fn add_image_matches_definition() {
+        for (k, c, n, imgs, seed) in [(5, 3, 7, 4, 1), (9, 6, 20, 6, 2), (1, 2, 3, 2, 3)] {
+            let (gates, data) = problem(k, c, n, imgs, seed);
+            let mut st = Stats::new(&gates, c);
+            for (z, f, g) in &data {
+                st.add_image(&gates, z, f, g).unwrap();
+            }
+            assert_eq!(st.images, imgs);
+            for class in 0..c {
+                let (gw, bw) = brute(&gates, &data, c, class);
+                assert!(close(&st.gram(class), &gw, 1e-12), "G_{class} (k={k})");
+                assert!(close(st.b_row(class), &bw, 1e-12), "b_{class} (k={k})");
+            }
+        }
+    }
+
+    #[test]
+    fn merge_of_halves_equals_all_at_once() {
+        let (k, c, n) = (8, 4, 15);
+        let (gates, data) = problem(k, c, n, 10, 11);
+        let mut all = Stats::new(&gates, c);
+        let mut h1 = Stats::new(&gates, c);
+        let mut h2 = Stats::new(&gates, c);
+        for (i, (z, f, g)) in data.iter().enumerate() {
+            all.add_image(&gates, z, f, g).unwrap();
+            if i < 4 { h1.add_image(&gates, z, f, g).unwrap() } else { h2.add_image(&gates, z, f, g).unwrap() }
+        }
+        h1.merge(&h2).unwrap();
+        assert_eq!(h1.images, all.images);
+        assert!(close(&h1.b, &all.b, 1e-12));
+        for class in 0..c {
+            assert!(close(&h1.gram(class), &all.gram(class), 1e-12));
+        }
+        // Other gates or shapes are refused.
+        let other = Stats::new(&GateSet::generate(k, n, 0.5, 12), c);
+        assert!(matches!(h1.clone().merge(&other), Err(Error::FitMismatch(_))));
+        let other = Stats::new(&gates, c + 1);
+        assert!(matches!(h1.clone().merge(&other), Err(Error::FitMismatch(_))));
+        let other = Stats::new(&GateSet::generate(k, n, 0.25, 11), c);
+        assert!(matches!(h1.merge(&other), Err(Error::FitMismatch(_))));
+    }
+
+    #[test]
+    fn bad_inputs_rejected() {
+        let (gates, data) = problem(4, 3, 5, 1, 4);
+        let (z, f, g) = &data[0];
+        let mut st = Stats::new(&gates, 3);
+        let mut zn = z.clone();
+        zn[2] = f32::NAN;
+        assert!(matches!(st.add_image(&gates, &zn, f, g), Err(Error::NonFinite(_))));
+        let mut gn = g.clone();
+        gn[7] = f32::INFINITY;
+        assert!(matches!(st.add_image(&gates, z, f, &gn), Err(Error::NonFinite(_))));
+        let mut fnan = f.clone();
+        fnan[0] = f32::NAN;
+        assert!(matches!(st.add_image(&gates, z, &fnan, g), Err(Error::NonFinite(_))));
+        assert!(matches!(st.add_image(&gates, &z[..3], f, g), Err(Error::InvalidArgument(_))));
+        assert!(matches!(st.add_image(&gates, z, &f[..2], g), Err(Error::InvalidArgument(_))));
+        assert!(matches!(st.add_image(&gates, z, f, &g[1..]), Err(Error::InvalidArgument(_))));
+        let other = GateSet::generate(4, 5, 0.5, 99);
+        assert!(matches!(st.add_image(&other, z, f, g), Err(Error::FitMismatch(_))));
+        // Nothing was added by the failed calls.
+        assert_eq!(st.images, 0);
+        assert!(st.b.iter().all(|&x| x == 0.0));
+    }
 }
