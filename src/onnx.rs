@@ -1,6 +1,11 @@
 //! ONNX graph surgery on the protobuf (onnx-protobuf), lossless for everything it does not touch:
 //! candidate layers, the augmented model (layer tensors as extra outputs), and the split at a layer.
-use crate::error::Result;
+use crate::error::{Error, Result};
+use onnx_protobuf::{
+    tensor_proto::DataType, type_proto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
+};
+use protobuf::{Enum, Message, MessageField};
+use std::collections::{HashMap, HashSet};
 
 /// A parsed ONNX model. Unknown protobuf fields survive a round trip.
 #[derive(Clone, Debug)]
@@ -36,18 +41,717 @@ pub struct Split {
     pub crossing: Vec<String>,
 }
 
+/// Op types (default domain) whose first output can be a spatial feature map. Global pooling,
+/// Flatten, Gemm, Reshape and Softmax are left out: their outputs have no spatial extent to explain.
+const FEATURE_MAP_OPS: &[&str] = &[
+    "Conv", "ConvTranspose", "Relu", "Clip", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid",
+    "HardSigmoid", "HardSwish", "Mish", "Gelu", "Softplus", "Softsign", "ThresholdedRelu", "Tanh", "Mul",
+    "Add", "Sub", "Div", "Max", "Min", "Sum", "Mean", "BatchNormalization", "InstanceNormalization",
+    "GroupNormalization", "LRN", "MaxPool", "AveragePool", "LpPool", "Concat", "Pad", "Resize", "Upsample",
+    "DepthToSpace", "SpaceToDepth",
+];
+
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+const BOOL: i32 = 9;
+
+fn model_err(msg: impl Into<String>) -> Error {
+    Error::Model(msg.into())
+}
+
+fn elem_name(t: i32) -> String {
+    match DataType::from_i32(t) {
+        Some(d) => format!("{d:?}").to_lowercase(),
+        None => format!("type {t}"),
+    }
+}
+
+fn is_default_domain(d: &str) -> bool {
+    d.is_empty() || d == "ai.onnx"
+}
+
 impl OnnxModel {
     /// Parses bytes; a corrupt or empty buffer gives Error::Model naming the problem.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> { todo!() }
-    pub fn to_bytes(&self) -> Result<Vec<u8>> { todo!() }
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() {
+            return Err(model_err("empty model (0 bytes)"));
+        }
+        let proto = ModelProto::parse_from_bytes(bytes)
+            .map_err(|e| model_err(format!("not an ONNX model ({} bytes): protobuf parse failed: {e}", bytes.len())))?;
+        let model = OnnxModel { proto };
+        let g = model.graph().map_err(|_| {
+            model_err(format!("not an ONNX model ({} bytes): no graph", bytes.len()))
+        })?;
+        if g.node.is_empty() {
+            return Err(model_err("the model graph has no nodes"));
+        }
+        if g.output.is_empty() {
+            return Err(model_err("the model graph has no outputs"));
+        }
+        Ok(model)
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.proto.write_to_bytes().map_err(|e| model_err(format!("cannot serialize the model: {e}")))
+    }
+
+    fn graph(&self) -> Result<&GraphProto> {
+        self.proto.graph.as_ref().ok_or_else(|| model_err("the model has no graph"))
+    }
+
     /// Error::Model when there is not exactly one 4-D float input (initializers excluded).
-    pub fn image_input(&self) -> Result<ImageInput> { todo!() }
-    pub fn output_names(&self) -> Vec<String> { todo!() }
+    pub fn image_input(&self) -> Result<ImageInput> {
+        let g = self.graph()?;
+        let inits = initializer_names(g);
+        let inputs: Vec<&ValueInfoProto> = g.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
+        let vi = match inputs.as_slice() {
+            [one] => *one,
+            [] => return Err(model_err("the model has no input (every graph input is an initializer)")),
+            many => {
+                let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
+                return Err(model_err(format!(
+                    "the model has {} inputs ({}); exactly one image input is supported",
+                    many.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+        let name = &vi.name;
+        let tt = match vi.type_.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(tt)) => tt,
+            _ => return Err(model_err(format!("input '{name}' is not a tensor"))),
+        };
+        if tt.elem_type != FLOAT {
+            return Err(model_err(format!(
+                "input '{name}' has element type {}; a float image input is required",
+                elem_name(tt.elem_type)
+            )));
+        }
+        let dims: Vec<Option<i64>> = match tt.shape.as_ref() {
+            Some(s) => s.dim.iter().map(|d| if d.has_dim_value() { Some(d.dim_value()) } else { None }).collect(),
+            None => return Err(model_err(format!("input '{name}' has no shape; a 4-D NCHW image input is required"))),
+        };
+        let shown: Vec<String> = dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
+        let shown = format!("[{}]", shown.join(", "));
+        if dims.len() != 4 {
+            return Err(model_err(format!(
+                "input '{name}' has shape {shown} (rank {}); a 4-D NCHW image input is required",
+                dims.len()
+            )));
+        }
+        let channels = match dims[1] {
+            Some(c @ (1 | 3)) => c as usize,
+            _ => {
+                let hint = if dims[3] == Some(3) || dims[3] == Some(1) { " (it looks like NHWC)" } else { "" };
+                return Err(model_err(format!(
+                    "input '{name}' has shape {shown}: dimension 1 must be 1 or 3 channels (NCHW){hint}"
+                )));
+            }
+        };
+        let spatial = |d: Option<i64>| d.filter(|&v| v > 0).map(|v| v as usize);
+        Ok(ImageInput { name: name.clone(), channels, height: spatial(dims[2]), width: spatial(dims[3]) })
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        match self.graph() {
+            Ok(g) => g.output.iter().map(|o| o.name.clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Candidate layer tensors in graph order.
-    pub fn candidates(&self) -> Vec<Candidate> { todo!() }
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let Ok(g) = self.graph() else { return Vec::new() };
+        let types = infer_types(g);
+        let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, n) in g.node.iter().enumerate() {
+            if !is_default_domain(&n.domain) || !FEATURE_MAP_OPS.contains(&n.op_type.as_str()) {
+                continue;
+            }
+            let Some(t) = n.output.first().filter(|t| !t.is_empty()) else { continue };
+            // A model output is never a layer: the suffix after it would be empty.
+            if outputs.contains(t.as_str()) || !seen.insert(t.as_str()) {
+                continue;
+            }
+            let ty = types.get(t.as_str()).copied().unwrap_or_default();
+            if ty.elem.is_some_and(|e| e != FLOAT) || ty.rank.is_some_and(|r| r != 4) {
+                continue;
+            }
+            out.push(Candidate { tensor: t.clone(), op_type: n.op_type.clone(), node_index: i });
+        }
+        out
+    }
+
+    /// Like [`candidates`](Self::candidates), but Error::Model when the model has none.
+    pub fn require_candidates(&self) -> Result<Vec<Candidate>> {
+        let c = self.candidates();
+        if c.is_empty() {
+            return Err(model_err(
+                "the model has no candidate layer: no node yields a 4-D float feature map \
+                 (Conv, Relu, BatchNormalization, pooling, ...)",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The candidate names for error messages; long lists are shortened.
+    fn candidate_summary(&self) -> String {
+        let names: Vec<String> = self.candidates().into_iter().map(|c| c.tensor).collect();
+        summarize(&names)
+    }
+
+    fn unknown_layer(&self, name: &str) -> Error {
+        Error::UnknownLayer { name: name.to_string(), candidates: self.candidate_summary() }
+    }
+
     /// The original outputs followed by `layers` as extra outputs (float, shape left open).
     /// Unknown tensor names give Error::UnknownLayer.
-    pub fn augmented(&self, layers: &[&str]) -> Result<OnnxModel> { todo!() }
+    pub fn augmented(&self, layers: &[&str]) -> Result<OnnxModel> {
+        let g = self.graph()?;
+        let produced: HashSet<&str> = g.node.iter().flat_map(|n| n.output.iter().map(|s| s.as_str())).collect();
+        let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+        let inputs: HashSet<&str> = g.input.iter().map(|o| o.name.as_str()).collect();
+        let mut seen = HashSet::new();
+        for &l in layers {
+            if outputs.contains(l) {
+                return Err(Error::invalid(format!("layer '{l}' is already a model output")));
+            }
+            if inputs.contains(l) {
+                return Err(Error::invalid(format!(
+                    "'{l}' is a model input, not a layer (candidate layers: {})",
+                    self.candidate_summary()
+                )));
+            }
+            if l.is_empty() || !produced.contains(l) {
+                return Err(self.unknown_layer(l));
+            }
+            if !seen.insert(l) {
+                return Err(Error::invalid(format!("layer '{l}' is listed twice")));
+            }
+        }
+        let types = infer_types(g);
+        let mut proto = self.proto.clone();
+        let graph = proto.graph.as_mut().expect("checked above");
+        // A tensor that became an output is no longer an intermediate value.
+        graph.value_info.retain(|v| !seen.contains(v.name.as_str()));
+        for &l in layers {
+            let elem = types.get(l).and_then(|t| t.elem).unwrap_or(FLOAT);
+            graph.output.push(tensor_value_info(l, elem));
+        }
+        Ok(OnnxModel { proto })
+    }
+
     /// Cut at `layer`. The skip tensors of a residual block around the cut cross too.
-    pub fn split(&self, layer: &str) -> Result<Split> { todo!() }
+    pub fn split(&self, layer: &str) -> Result<Split> {
+        let g = self.graph()?;
+        let candidates = self.candidates();
+        if !candidates.iter().any(|c| c.tensor == layer) {
+            return Err(self.not_a_candidate(g, layer));
+        }
+        let producer: HashMap<&str, usize> = g
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().filter(|o| !o.is_empty()).map(move |o| (o.as_str(), i)))
+            .collect();
+        let node_inputs: Vec<Vec<String>> = g.node.iter().map(node_inputs).collect();
+        let inits = initializer_names(g);
+
+        // The prefix: exactly the ancestors of the layer.
+        let mut in_prefix = vec![false; g.node.len()];
+        let mut stack = vec![producer[layer]];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut in_prefix[i], true) {
+                continue;
+            }
+            stack.extend(node_inputs[i].iter().filter_map(|t| producer.get(t.as_str()).copied()));
+        }
+
+        // Nodes that depend on initializers alone (shape constants, ...): the suffix gets its own copy
+        // rather than receiving their outputs as inputs.
+        let mut constant = vec![false; g.node.len()];
+        let mut constant_tensors: HashSet<&str> = inits.clone();
+        for (i, n) in g.node.iter().enumerate() {
+            let pure = !n.op_type.starts_with("Random") && n.op_type != "Multinomial" && n.op_type != "Bernoulli";
+            if pure && node_inputs[i].iter().all(|t| constant_tensors.contains(t.as_str())) {
+                constant[i] = true;
+                constant_tensors.extend(n.output.iter().map(|s| s.as_str()));
+            }
+        }
+
+        // Walk what the suffix needs: prefix tensors cross, constant prefix nodes are copied.
+        let mut copied = vec![false; g.node.len()];
+        let mut crossing: Vec<String> = vec![layer.to_string()];
+        let mut crossing_set: HashSet<String> = crossing.iter().cloned().collect();
+        let graph_inputs: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
+        let mut needed: Vec<&str> = Vec::new();
+        for (i, ins) in node_inputs.iter().enumerate() {
+            if !in_prefix[i] {
+                needed.extend(ins.iter().map(|s| s.as_str()));
+            }
+        }
+        needed.extend(g.output.iter().map(|o| o.name.as_str()));
+        let mut k = 0;
+        while k < needed.len() {
+            let t = needed[k];
+            k += 1;
+            match producer.get(t) {
+                Some(&p) if in_prefix[p] => {
+                    if constant[p] {
+                        if !std::mem::replace(&mut copied[p], true) {
+                            needed.extend(node_inputs[p].iter().map(|s| s.as_str()));
+                        }
+                    } else if crossing_set.insert(t.to_string()) {
+                        crossing.push(t.to_string());
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if !inits.contains(t) && graph_inputs.contains(t) && crossing_set.insert(t.to_string()) {
+                        crossing.push(t.to_string());
+                    }
+                }
+            }
+        }
+        // The suffix needs every crossing tensor before the first node that uses it; keep the layer first
+        // and the rest in order of first use (already so by construction).
+
+        let types = infer_types(g);
+        let crossing_vi: Vec<ValueInfoProto> = crossing
+            .iter()
+            .map(|t| match g.input.iter().find(|v| &v.name == t) {
+                Some(v) => v.clone(),
+                None => {
+                    let ty = types.get(t.as_str()).copied().unwrap_or_default();
+                    with_open_dims(tensor_value_info(t, ty.elem.unwrap_or(FLOAT)), ty.rank)
+                }
+            })
+            .collect();
+
+        let prefix_nodes: Vec<usize> = (0..g.node.len()).filter(|&i| in_prefix[i]).collect();
+        let suffix_nodes: Vec<usize> = (0..g.node.len()).filter(|&i| !in_prefix[i] || copied[i]).collect();
+
+        // Prefix graph.
+        let prefix = {
+            let used = used_tensors(&prefix_nodes, &node_inputs);
+            let produced = produced_tensors(g, &prefix_nodes);
+            let mut inputs: Vec<ValueInfoProto> = Vec::new();
+            for v in &g.input {
+                let is_init = inits.contains(v.name.as_str());
+                if !is_init || used.contains(v.name.as_str()) {
+                    inputs.push(v.clone());
+                }
+            }
+            let outputs_set: HashSet<&str> = crossing.iter().map(|s| s.as_str()).collect();
+            let internal = |n: &str| (produced.contains(n) || used.contains(n)) && !outputs_set.contains(n);
+            self.side(g, &prefix_nodes, &used, inputs, crossing_vi.clone(), internal)
+        };
+
+        // Suffix graph.
+        let suffix = {
+            let mut used = used_tensors(&suffix_nodes, &node_inputs);
+            used.extend(g.output.iter().map(|o| o.name.as_str()));
+            let produced = produced_tensors(g, &suffix_nodes);
+            let mut inputs = crossing_vi;
+            for v in &g.input {
+                if inits.contains(v.name.as_str()) && used.contains(v.name.as_str()) {
+                    inputs.push(v.clone());
+                }
+            }
+            let boundary: HashSet<&str> =
+                crossing.iter().map(|s| s.as_str()).chain(g.output.iter().map(|o| o.name.as_str())).collect();
+            let internal = |n: &str| (produced.contains(n) || used.contains(n)) && !boundary.contains(n);
+            self.side(g, &suffix_nodes, &used, inputs, g.output.to_vec(), internal)
+        };
+
+        Ok(Split { prefix, suffix, crossing })
+    }
+
+    /// One side of a split: everything of the model except the graph's nodes, initializers,
+    /// inputs, outputs and value_info, which come from the arguments.
+    fn side(
+        &self,
+        g: &GraphProto,
+        nodes: &[usize],
+        used: &HashSet<&str>,
+        inputs: Vec<ValueInfoProto>,
+        outputs: Vec<ValueInfoProto>,
+        internal: impl Fn(&str) -> bool,
+    ) -> OnnxModel {
+        let mut graph = GraphProto {
+            name: g.name.clone(),
+            doc_string: g.doc_string.clone(),
+            quantization_annotation: g.quantization_annotation.clone(),
+            metadata_props: g.metadata_props.clone(),
+            special_fields: g.special_fields.clone(),
+            ..Default::default()
+        };
+        graph.node = nodes.iter().map(|&i| g.node[i].clone()).collect();
+        graph.initializer = g.initializer.iter().filter(|t| used.contains(t.name.as_str())).cloned().collect();
+        graph.sparse_initializer = g
+            .sparse_initializer
+            .iter()
+            .filter(|s| s.values.as_ref().is_some_and(|v| used.contains(v.name.as_str())))
+            .cloned()
+            .collect();
+        graph.input = inputs;
+        graph.output = outputs;
+        graph.value_info = g.value_info.iter().filter(|v| internal(&v.name)).cloned().collect();
+        let mut proto = self.proto.clone_without_graph();
+        proto.graph = MessageField::some(graph);
+        OnnxModel { proto }
+    }
+
+    fn not_a_candidate(&self, g: &GraphProto, layer: &str) -> Error {
+        let summary = self.candidate_summary();
+        if g.input.iter().any(|v| v.name == layer) {
+            return Error::invalid(format!("'{layer}' is a model input, not a layer (candidate layers: {summary})"));
+        }
+        if g.output.iter().any(|v| v.name == layer) {
+            return Error::invalid(format!("'{layer}' is a model output, not a layer (candidate layers: {summary})"));
+        }
+        if g.initializer.iter().any(|t| t.name == layer) {
+            return Error::invalid(format!("'{layer}' is a weight, not a layer (candidate layers: {summary})"));
+        }
+        if let Some(n) = g.node.iter().find(|n| n.output.iter().any(|o| o == layer)) {
+            return Error::invalid(format!(
+                "'{layer}' (output of {}) is not a candidate layer: it cannot be a 4-D float feature map \
+                 (candidate layers: {summary})",
+                n.op_type
+            ));
+        }
+        self.unknown_layer(layer)
+    }
+}
+
+trait CloneWithoutGraph {
+    fn clone_without_graph(&self) -> ModelProto;
+}
+
+impl CloneWithoutGraph for ModelProto {
+    /// Every model-level field (opsets, metadata, functions, unknown fields) without copying the graph.
+    fn clone_without_graph(&self) -> ModelProto {
+        ModelProto {
+            ir_version: self.ir_version,
+            opset_import: self.opset_import.clone(),
+            producer_name: self.producer_name.clone(),
+            producer_version: self.producer_version.clone(),
+            domain: self.domain.clone(),
+            model_version: self.model_version,
+            doc_string: self.doc_string.clone(),
+            graph: MessageField::none(),
+            metadata_props: self.metadata_props.clone(),
+            training_info: self.training_info.clone(),
+            functions: self.functions.clone(),
+            special_fields: self.special_fields.clone(),
+        }
+    }
+}
+
+fn summarize(names: &[String]) -> String {
+    const HEAD: usize = 8;
+    const TAIL: usize = 4;
+    if names.is_empty() {
+        return "none: the model has no layer that yields a 4-D feature map".to_string();
+    }
+    if names.len() <= HEAD + TAIL + 4 {
+        return names.join(", ");
+    }
+    format!(
+        "{}, ..., {} ({} in all)",
+        names[..HEAD].join(", "),
+        names[names.len() - TAIL..].join(", "),
+        names.len()
+    )
+}
+
+fn tensor_value_info(name: &str, elem: i32) -> ValueInfoProto {
+    let tt = type_proto::Tensor { elem_type: elem, ..Default::default() };
+    ValueInfoProto {
+        name: name.to_string(),
+        type_: MessageField::some(TypeProto { value: Some(type_proto::Value::TensorType(tt)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// Gives a tensor value info a shape of `rank` unnamed, unknown dimensions: runtimes read a missing
+/// shape as a scalar, while unknown dimensions accept any batch and size.
+fn with_open_dims(mut v: ValueInfoProto, rank: Option<usize>) -> ValueInfoProto {
+    if let (Some(rank), Some(TypeProto { value: Some(type_proto::Value::TensorType(tt)), .. })) =
+        (rank, v.type_.as_mut())
+    {
+        let dim = vec![onnx_protobuf::tensor_shape_proto::Dimension::new(); rank];
+        tt.shape = MessageField::some(onnx_protobuf::TensorShapeProto { dim, ..Default::default() });
+    }
+    v
+}
+
+fn initializer_names(g: &GraphProto) -> HashSet<&str> {
+    g.initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(g.sparse_initializer.iter().filter_map(|s| s.values.as_ref().map(|v| v.name.as_str())))
+        .collect()
+}
+
+fn used_tensors<'a>(nodes: &[usize], node_inputs: &'a [Vec<String>]) -> HashSet<&'a str> {
+    nodes.iter().flat_map(|&i| node_inputs[i].iter().map(|s| s.as_str())).collect()
+}
+
+fn produced_tensors<'a>(g: &'a GraphProto, nodes: &[usize]) -> HashSet<&'a str> {
+    nodes.iter().flat_map(|&i| g.node[i].output.iter().map(|s| s.as_str())).collect()
+}
+
+/// A node's inputs, including the outer-scope tensors its subgraphs (If, Loop, Scan) read.
+fn node_inputs(n: &NodeProto) -> Vec<String> {
+    let mut v: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+    for a in &n.attribute {
+        if let Some(g) = a.g.as_ref() {
+            outer_refs(g, &mut v);
+        }
+        for g in &a.graphs {
+            outer_refs(g, &mut v);
+        }
+    }
+    v
+}
+
+fn outer_refs(g: &GraphProto, out: &mut Vec<String>) {
+    let mut defined: HashSet<String> = initializer_names(g).into_iter().map(String::from).collect();
+    defined.extend(g.input.iter().map(|v| v.name.clone()));
+    for n in &g.node {
+        for t in node_inputs(n) {
+            if !defined.contains(&t) {
+                out.push(t);
+            }
+        }
+        defined.extend(n.output.iter().cloned());
+    }
+}
+
+/// Element type and rank of a tensor, where known.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Ty {
+    elem: Option<i32>,
+    rank: Option<usize>,
+}
+
+fn declared(t: &TypeProto) -> Ty {
+    match &t.value {
+        Some(type_proto::Value::TensorType(tt)) => Ty {
+            elem: (tt.elem_type != 0).then_some(tt.elem_type),
+            rank: tt.shape.as_ref().map(|s| s.dim.len()),
+        },
+        _ => Ty::default(),
+    }
+}
+
+fn tensor_ints(t: &TensorProto) -> Option<Vec<i64>> {
+    if t.data_type != INT64 {
+        return None;
+    }
+    if !t.int64_data.is_empty() {
+        return Some(t.int64_data.clone());
+    }
+    if t.raw_data.len() % 8 == 0 {
+        return Some(t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect());
+    }
+    None
+}
+
+fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a onnx_protobuf::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+/// A light, local type and rank propagation (declared types win). It lets candidates skip
+/// integer shape arithmetic and non-4-D tensors, and gives extra outputs the right element type.
+fn infer_types(g: &GraphProto) -> HashMap<&str, Ty> {
+    let mut ty: HashMap<&str, Ty> = HashMap::new();
+    let mut ints: HashMap<&str, Vec<i64>> = HashMap::new();
+    for t in &g.initializer {
+        ty.insert(&t.name, Ty { elem: Some(t.data_type), rank: Some(t.dims.len()) });
+        if let Some(v) = tensor_ints(t) {
+            ints.insert(&t.name, v);
+        }
+    }
+    for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
+        if let Some(t) = v.type_.as_ref() {
+            let d = declared(t);
+            let e = ty.entry(&v.name).or_default();
+            e.elem = e.elem.or(d.elem);
+            e.rank = e.rank.or(d.rank);
+        }
+    }
+    for n in &g.node {
+        let get = |i: usize| -> Ty {
+            n.input.get(i).filter(|s| !s.is_empty()).and_then(|s| ty.get(s.as_str()).copied()).unwrap_or_default()
+        };
+        let ints_of = |i: usize| -> Option<&Vec<i64>> { n.input.get(i).and_then(|s| ints.get(s.as_str())) };
+        let attr_i = |name: &str| attr(n, name).map(|a| a.i);
+        let axes_len = |input: usize| -> Option<usize> {
+            match attr(n, "axes") {
+                Some(a) => Some(a.ints.len()),
+                None => ints_of(input).map(|v| v.len()),
+            }
+        };
+        let in0 = get(0);
+        let all_ranks = || -> Option<usize> {
+            let r: Option<Vec<usize>> =
+                n.input.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, _)| get(i).rank).collect();
+            r.and_then(|r| r.into_iter().max())
+        };
+        let mut constant: Option<Vec<i64>> = None;
+        let out = if !is_default_domain(&n.domain) {
+            Ty::default()
+        } else {
+            match n.op_type.as_str() {
+                "Shape" => Ty { elem: Some(INT64), rank: Some(1) },
+                "Size" => Ty { elem: Some(INT64), rank: Some(0) },
+                "NonZero" => Ty { elem: Some(INT64), rank: Some(2) },
+                "Cast" => Ty { elem: attr_i("to").map(|v| v as i32), rank: in0.rank },
+                "CastLike" => Ty { elem: get(1).elem, rank: in0.rank },
+                "Constant" => {
+                    if let Some(a) = attr(n, "value").and_then(|a| a.t.as_ref()) {
+                        constant = tensor_ints(a);
+                        Ty { elem: Some(a.data_type), rank: Some(a.dims.len()) }
+                    } else if let Some(a) = attr(n, "value_ints") {
+                        constant = Some(a.ints.clone());
+                        Ty { elem: Some(INT64), rank: Some(1) }
+                    } else if let Some(a) = attr(n, "value_int") {
+                        constant = Some(vec![a.i]);
+                        Ty { elem: Some(INT64), rank: Some(0) }
+                    } else if attr(n, "value_float").is_some() {
+                        Ty { elem: Some(FLOAT), rank: Some(0) }
+                    } else if attr(n, "value_floats").is_some() {
+                        Ty { elem: Some(FLOAT), rank: Some(1) }
+                    } else {
+                        Ty::default()
+                    }
+                }
+                "ConstantOfShape" => Ty {
+                    elem: Some(attr(n, "value").and_then(|a| a.t.as_ref()).map_or(FLOAT, |t| t.data_type)),
+                    rank: ints_of(0).map(|v| v.len()),
+                },
+                "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" | "Xor" => {
+                    Ty { elem: Some(BOOL), rank: all_ranks() }
+                }
+                "Not" | "IsNaN" | "IsInf" => Ty { elem: Some(BOOL), rank: in0.rank },
+                "ArgMax" | "ArgMin" => Ty {
+                    elem: Some(INT64),
+                    rank: in0.rank.map(|r| if attr_i("keepdims").unwrap_or(1) != 0 { r } else { r.saturating_sub(1) }),
+                },
+                "Where" => Ty { elem: get(1).elem, rank: all_ranks() },
+                "Flatten" | "Gemm" => Ty { elem: in0.elem, rank: Some(2) },
+                "MatMul" => Ty {
+                    elem: in0.elem,
+                    rank: match (in0.rank, get(1).rank) {
+                        (Some(a), Some(b)) if a >= 2 && b >= 2 => Some(a.max(b)),
+                        _ => None,
+                    },
+                },
+                "Reshape" => Ty { elem: in0.elem, rank: ints_of(1).map(|v| v.len()) },
+                "Expand" => Ty {
+                    elem: in0.elem,
+                    rank: match (in0.rank, ints_of(1)) {
+                        (Some(r), Some(s)) => Some(r.max(s.len())),
+                        _ => None,
+                    },
+                },
+                "Squeeze" => Ty {
+                    elem: in0.elem,
+                    rank: match (in0.rank, axes_len(1)) {
+                        (Some(r), Some(k)) => Some(r.saturating_sub(k)),
+                        _ => None,
+                    },
+                },
+                "Unsqueeze" => Ty {
+                    elem: in0.elem,
+                    rank: match (in0.rank, axes_len(1)) {
+                        (Some(r), Some(k)) => Some(r + k),
+                        _ => None,
+                    },
+                },
+                "Gather" => Ty {
+                    elem: in0.elem,
+                    rank: match (in0.rank, get(1).rank) {
+                        (Some(a), Some(b)) if a >= 1 => Some(a + b - 1),
+                        _ => None,
+                    },
+                },
+                op if op.starts_with("Reduce") => Ty {
+                    elem: in0.elem,
+                    rank: if attr_i("keepdims").unwrap_or(1) != 0 {
+                        in0.rank
+                    } else {
+                        match (in0.rank, axes_len(1)) {
+                            (Some(r), Some(k)) if k > 0 => Some(r.saturating_sub(k)),
+                            (Some(_), Some(0)) if attr_i("noop_with_empty_axes").unwrap_or(0) == 0 => Some(0),
+                            (Some(_), None) if n.input.len() < 2 => Some(0),
+                            _ => None,
+                        }
+                    },
+                },
+                "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" | "PRelu" | "Mod" => {
+                    Ty { elem: in0.elem, rank: all_ranks() }
+                }
+                "Concat" => Ty {
+                    elem: (0..n.input.len()).find_map(|i| get(i).elem),
+                    rank: (0..n.input.len()).find_map(|i| get(i).rank),
+                },
+                op if RANK_PRESERVING.contains(&op) => in0,
+                op if TYPE_CHANGING.contains(&op) => Ty::default(),
+                _ => Ty { elem: in0.elem, rank: None },
+            }
+        };
+        if let (Some(v), Some(o)) = (constant, n.output.first()) {
+            ints.insert(o, v);
+        }
+        for (i, o) in n.output.iter().enumerate() {
+            if o.is_empty() {
+                continue;
+            }
+            // Only the first output follows the rules above (MaxPool indices, TopK indices, ...).
+            let inferred = if i == 0 { out } else { Ty::default() };
+            let e = ty.entry(o.as_str()).or_default();
+            e.elem = e.elem.or(inferred.elem);
+            e.rank = e.rank.or(inferred.rank);
+        }
+    }
+    ty
+}
+
+/// Ops whose first output has the element type and rank of the first input.
+const RANK_PRESERVING: &[&str] = &[
+    "Relu", "Clip", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish", "Mish", "Gelu",
+    "Softplus", "Softsign", "ThresholdedRelu", "Tanh", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Floor",
+    "Ceil", "Round", "Sign", "Erf", "Sin", "Cos", "Identity", "Dropout", "BatchNormalization",
+    "InstanceNormalization", "GroupNormalization", "LayerNormalization", "LRN", "LpNormalization",
+    "MeanVarianceNormalization", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
+    "GlobalMaxPool", "GlobalLpPool", "Softmax", "LogSoftmax", "Hardmax", "Transpose", "Pad", "Resize", "Upsample",
+    "DepthToSpace", "SpaceToDepth", "Slice", "Tile", "CumSum", "Split", "Trilu", "Shrink", "TopK",
+];
+
+/// Ops whose output type is not the input's and is not worked out here.
+const TYPE_CHANGING: &[&str] = &[
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+    "MatMulInteger", "OneHot", "EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+    "Multinomial", "Bernoulli", "If", "Loop", "Scan", "StringNormalizer", "TfIdfVectorizer", "SequenceAt",
+    "SequenceConstruct", "SequenceEmpty", "SequenceInsert", "SequenceErase", "SequenceLength", "SplitToSequence",
+    "ConcatFromSequence", "Optional", "OptionalGetElement", "OptionalHasElement", "Range",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_shortened() {
+        let names: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        let s = summarize(&names);
+        assert!(s.starts_with("t0, t1,"), "{s}");
+        assert!(s.contains("t39") && s.contains("(40 in all)") && !s.contains("t20,"), "{s}");
+        assert_eq!(summarize(&names[..3]), "t0, t1, t2");
+    }
 }

@@ -1,5 +1,6 @@
 //! Image decoding and preprocessing to NCHW float32 (the `image` crate).
-use crate::error::Result;
+use crate::error::{Error, Result};
+use image::imageops::FilterType;
 use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -38,8 +39,126 @@ pub struct Prepared {
 }
 
 impl Preprocess {
-    pub fn load(&self, path: &Path) -> Result<Prepared> { todo!() }
+    pub fn load(&self, path: &Path) -> Result<Prepared> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.decode_named(&bytes, &path.display().to_string())
+    }
+
     /// Encoded bytes (PNG, JPEG, BMP, TIFF, WebP). Grey, RGBA and 16-bit are converted to RGB8.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Prepared> { todo!() }
-    pub fn from_rgb8(&self, img: &image::RgbImage) -> Result<Prepared> { todo!() }
+    pub fn decode(&self, bytes: &[u8]) -> Result<Prepared> {
+        self.decode_named(bytes, &format!("data ({} bytes)", bytes.len()))
+    }
+
+    /// `what` names the image in errors (its path, or the size of an in-memory buffer).
+    fn decode_named(&self, bytes: &[u8], what: &str) -> Result<Prepared> {
+        let img = decode_rgb8(bytes, what)?;
+        self.prepare(&img, what)
+    }
+
+    pub fn from_rgb8(&self, img: &image::RgbImage) -> Result<Prepared> {
+        self.prepare(img, "buffer")
+    }
+
+    fn prepare(&self, img: &image::RgbImage, what: &str) -> Result<Prepared> {
+        self.validate()?;
+        let (w, h) = img.dimensions();
+        check_size(w, h, what)?;
+        let (ow, oh) = (self.width as u32, self.height as u32);
+        let resized = if self.center_crop {
+            let (x, y, cw, ch) = center_crop_box(w, h, ow, oh);
+            let view = image::imageops::crop_imm(img, x, y, cw, ch);
+            image::imageops::resize(&*view, ow, oh, FilterType::Triangle)
+        } else {
+            image::imageops::resize(img, ow, oh, FilterType::Triangle)
+        };
+        let plane = self.height * self.width;
+        let mut data = vec![0f32; 3 * plane];
+        for (i, px) in resized.pixels().enumerate() {
+            for c in 0..3 {
+                data[c * plane + i] = (px[c] as f32 - self.mean[c]) / self.std[c];
+            }
+        }
+        Ok(Prepared { data, orig_width: w, orig_height: h })
+    }
+
+    /// Rejects settings that would give empty or non-finite inputs.
+    pub fn validate(&self) -> Result<()> {
+        if self.height == 0 || self.width == 0 || self.height > MAX_SIDE as usize || self.width > MAX_SIDE as usize {
+            return Err(Error::invalid(format!(
+                "preprocess input size {}x{} (height x width) must be within 1..={MAX_SIDE}",
+                self.height, self.width
+            )));
+        }
+        for c in 0..3 {
+            if !self.mean[c].is_finite() || !self.std[c].is_finite() || self.std[c] <= 0.0 {
+                return Err(Error::invalid(format!(
+                    "preprocess mean {:?} / std {:?}: every mean must be finite and every std positive",
+                    self.mean, self.std
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_size(w: u32, h: u32, what: &str) -> Result<()> {
+    if w == 0 || h == 0 {
+        return Err(Error::Image { what: what.to_string(), msg: format!("empty image ({w}x{h})") });
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(Error::Image {
+            what: what.to_string(),
+            msg: format!("{w}x{h} is too large (largest accepted side: {MAX_SIDE})"),
+        });
+    }
+    Ok(())
+}
+
+/// The largest centred box of the output's aspect ratio: (x, y, width, height).
+fn center_crop_box(w: u32, h: u32, ow: u32, oh: u32) -> (u32, u32, u32, u32) {
+    // Compare w/h with ow/oh without rounding: w*oh vs ow*h.
+    let (wide, tall) = (w as u64 * oh as u64, ow as u64 * h as u64);
+    if wide > tall {
+        let cw = ((h as u64 * ow as u64 + oh as u64 / 2) / oh as u64).clamp(1, w as u64) as u32;
+        ((w - cw) / 2, 0, cw, h)
+    } else if wide < tall {
+        let ch = ((w as u64 * oh as u64 + ow as u64 / 2) / ow as u64).clamp(1, h as u64) as u32;
+        (0, (h - ch) / 2, w, ch)
+    } else {
+        (0, 0, w, h)
+    }
+}
+
+fn image_err(what: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Image { what: what.to_string(), msg: msg.to_string() }
+}
+
+/// Decodes any supported format to RGB8, checking the declared size before allocating pixels.
+fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
+    if bytes.is_empty() {
+        return Err(image_err(what, "empty file"));
+    }
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        let r = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| image_err(what, e))?;
+        if r.format().is_none() {
+            return Err(image_err(what, "unrecognised format (supported: PNG, JPEG, BMP, TIFF, WebP)"));
+        }
+        Ok(r)
+    };
+    let format = reader()?.format().map(|f| format!("{f:?}")).unwrap_or_default();
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| image_err(what, format!("corrupt or truncated {format} header: {e}")))?;
+    check_size(w, h, what)?;
+    let mut r = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    // Room for the largest accepted image at 16 bits per channel with alpha.
+    limits.max_alloc = Some(MAX_SIDE as u64 * MAX_SIDE as u64 * 8);
+    r.limits(limits);
+    let img = r.decode().map_err(|e| image_err(what, format!("cannot decode {format} data: {e}")))?;
+    Ok(img.to_rgb8())
 }

@@ -1,21 +1,347 @@
 //! Small ONNX CNNs with known weights, written by the project so tests need no Python.
 //! All take `input` [N,3,H,W] float and give `logits` [N,C] (or `probs` when softmax is included).
+//!
+//! Every model uses opset 13 (IR version 7), a symbolic batch `N` and H = W = [`SIZE`]. Weights are
+//! pseudo-random from the seed (the same seed gives the same bytes on every platform); convolutions
+//! are 3×3 with padding 1, weights uniform in ±√(6/fan_in) (He scale, so activations stay O(1)
+//! through Relu) and biases uniform in ±0.1.
 use crate::onnx::OnnxModel;
+use onnx_protobuf::{
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use protobuf::{EnumOrUnknown, MessageField};
+
+/// Height and width of the test models' input.
+pub const SIZE: usize = 16;
+const INPUT: &str = "input";
 
 /// conv(3→8,3×3,pad1) → Relu ("relu1") → conv(8→8) → Relu ("relu2") → GlobalAveragePool → Flatten → Gemm(→C).
-pub fn plain_cnn(classes: usize, seed: u64) -> OnnxModel { todo!() }
+pub fn plain_cnn(classes: usize, seed: u64) -> OnnxModel {
+    assert!(classes > 0, "plain_cnn: classes must be positive");
+    let mut b = Builder::new(seed ^ 0x706c_6169_6e00);
+    b.conv("conv1", INPUT, 3, 8);
+    b.unary("Relu", "relu1", "conv1");
+    b.conv("conv2", "relu1", 8, 8);
+    b.unary("Relu", "relu2", "conv2");
+    b.head("relu2", 8, classes, None, "logits");
+    b.finish("plain_cnn", "logits", classes)
+}
 
 /// x = Relu(conv0(input)) ("stem"); y = Relu(conv1(x)) ("inner", the cut inside the skip);
 /// r = Add(x, conv2(y)) ("add"); GAP → Flatten → Gemm → `logits`. Cutting at "inner" makes "stem" cross.
-pub fn residual_cnn(classes: usize, seed: u64) -> OnnxModel { todo!() }
+pub fn residual_cnn(classes: usize, seed: u64) -> OnnxModel {
+    assert!(classes > 0, "residual_cnn: classes must be positive");
+    let mut b = Builder::new(seed ^ 0x7265_7369_6400);
+    b.conv("conv0", INPUT, 3, 8);
+    b.unary("Relu", "stem", "conv0");
+    b.conv("conv1", "stem", 8, 8);
+    b.unary("Relu", "inner", "conv1");
+    b.conv("conv2", "inner", 8, 8);
+    b.node("Add", &["stem", "conv2"], "add", vec![]);
+    b.head("add", 8, classes, None, "logits");
+    b.finish("residual_cnn", "logits", classes)
+}
 
 /// A net whose class c depends only on a known channel set at layer "feat" (K channels):
 /// feat = Relu(conv(input)) with K channels, then GAP, then a Gemm whose row c is non-zero exactly on
 /// `planted[c]` (positive weights), then Softmax when `softmax` (output `probs`) else `logits`.
+///
+/// Each `planted[c]` holds `per_class` distinct channels in ascending order. The sets are disjoint when
+/// `classes · per_class ≤ channels`; otherwise they are random subsets, pairwise different whenever
+/// there are enough subsets. Gemm weights on planted channels are uniform in [1, 2], the Gemm bias is
+/// zero. Each channel's filter is a random colour preference times a random spatial pattern plus noise,
+/// with its own bias, so channels respond differently across images.
+/// Panics unless `classes ≥ 1` and `1 ≤ per_class ≤ channels`.
 pub struct Planted {
     pub model: OnnxModel,
     pub layer: String,
     pub channels: usize,
     pub planted: Vec<Vec<usize>>,
 }
-pub fn planted_cnn(classes: usize, channels: usize, per_class: usize, softmax: bool, seed: u64) -> Planted { todo!() }
+pub fn planted_cnn(classes: usize, channels: usize, per_class: usize, softmax: bool, seed: u64) -> Planted {
+    assert!(classes > 0, "planted_cnn: classes must be positive");
+    assert!(
+        per_class >= 1 && per_class <= channels,
+        "planted_cnn: per_class ({per_class}) must be in 1..=channels ({channels})"
+    );
+    let mut b = Builder::new(seed ^ 0x706c_616e_7400);
+    let planted = plant(&mut b.rng, classes, channels, per_class);
+
+    // Colour-selective filters: channels differ in which colours and patterns they pick up.
+    let fan_in = 3 * 9;
+    let scale = (6.0 / fan_in as f64).sqrt();
+    let mut w = Vec::with_capacity(channels * fan_in);
+    for _ in 0..channels {
+        let colour: Vec<f64> = (0..3).map(|_| b.rng.uniform(-1.0, 1.0)).collect();
+        let pattern: Vec<f64> = (0..9).map(|_| b.rng.uniform(0.2, 1.0)).collect();
+        for c in 0..3 {
+            for p in 0..9 {
+                let noise = b.rng.uniform(-0.3, 0.3);
+                w.push((scale * (colour[c] * pattern[p] + noise)) as f32);
+            }
+        }
+    }
+    let bias: Vec<f32> = (0..channels).map(|_| b.rng.uniform(-0.1, 0.1) as f32).collect();
+    b.init("conv.weight", &[channels as i64, 3, 3, 3], w);
+    b.init("conv.bias", &[channels as i64], bias);
+    b.node("Conv", &[INPUT, "conv.weight", "conv.bias"], "conv", conv_attrs());
+    b.unary("Relu", "feat", "conv");
+
+    let mut fc = vec![0f32; classes * channels];
+    for (c, set) in planted.iter().enumerate() {
+        for &k in set {
+            fc[c * channels + k] = b.rng.uniform(1.0, 2.0) as f32;
+        }
+    }
+    let output = if softmax { "probs" } else { "logits" };
+    b.head("feat", channels, classes, Some(fc), output);
+    let name = if softmax { "planted_cnn_softmax" } else { "planted_cnn" };
+    Planted { model: b.finish(name, output, classes), layer: "feat".to_string(), channels, planted }
+}
+
+fn plant(rng: &mut SplitMix, classes: usize, channels: usize, per_class: usize) -> Vec<Vec<usize>> {
+    let mut sets: Vec<Vec<usize>> = Vec::with_capacity(classes);
+    if classes * per_class <= channels {
+        let perm = rng.permutation(channels);
+        for c in 0..classes {
+            let mut s = perm[c * per_class..(c + 1) * per_class].to_vec();
+            s.sort_unstable();
+            sets.push(s);
+        }
+        return sets;
+    }
+    for _ in 0..classes {
+        let mut s = Vec::new();
+        // Retry a bounded number of times so tiny channel counts cannot loop forever.
+        for _ in 0..1000 {
+            s = rng.permutation(channels)[..per_class].to_vec();
+            s.sort_unstable();
+            if !sets.contains(&s) {
+                break;
+            }
+        }
+        sets.push(s);
+    }
+    sets
+}
+
+/// SplitMix64: tiny, deterministic, good enough for test weights.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * u
+    }
+    fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            // Modulo bias is irrelevant for test weights.
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            p.swap(i, j);
+        }
+        p
+    }
+}
+
+struct Builder {
+    rng: SplitMix,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+}
+
+fn conv_attrs() -> Vec<AttributeProto> {
+    vec![ints_attr("kernel_shape", &[3, 3]), ints_attr("pads", &[1, 1, 1, 1]), ints_attr("strides", &[1, 1])]
+}
+
+fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        type_: EnumOrUnknown::new(AttributeType::INTS),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int_attr(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.to_string(), type_: EnumOrUnknown::new(AttributeType::INT), i: v, ..Default::default() }
+}
+
+enum Dim {
+    Fixed(usize),
+    Symbolic(&'static str),
+}
+
+fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| {
+            let mut x = tensor_shape_proto::Dimension::new();
+            match d {
+                Dim::Fixed(v) => x.set_dim_value(*v as i64),
+                Dim::Symbolic(s) => x.set_dim_param(s.to_string()),
+            }
+            x
+        })
+        .collect();
+    let tt = type_proto::Tensor {
+        elem_type: 1,
+        shape: MessageField::some(TensorShapeProto { dim, ..Default::default() }),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: name.to_string(),
+        type_: MessageField::some(TypeProto { value: Some(type_proto::Value::TensorType(tt)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+impl Builder {
+    fn new(seed: u64) -> Self {
+        Builder { rng: SplitMix(seed), nodes: Vec::new(), inits: Vec::new() }
+    }
+
+    fn init(&mut self, name: &str, dims: &[i64], data: Vec<f32>) {
+        debug_assert_eq!(dims.iter().product::<i64>() as usize, data.len());
+        self.inits.push(TensorProto {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data_type: 1,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+    }
+
+    fn uniform(&mut self, n: usize, bound: f64) -> Vec<f32> {
+        (0..n).map(|_| self.rng.uniform(-bound, bound) as f32).collect()
+    }
+
+    fn node(&mut self, op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) {
+        self.nodes.push(NodeProto {
+            name: format!("{op}_{output}"),
+            op_type: op.to_string(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            attribute,
+            ..Default::default()
+        });
+    }
+
+    fn unary(&mut self, op: &str, output: &str, input: &str) {
+        self.node(op, &[input], output, vec![]);
+    }
+
+    /// 3×3 convolution, padding 1, output tensor named `name`.
+    fn conv(&mut self, name: &str, input: &str, cin: usize, cout: usize) {
+        let fan_in = cin * 9;
+        let w = self.uniform(cout * fan_in, (6.0 / fan_in as f64).sqrt());
+        let bias = self.uniform(cout, 0.1);
+        let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
+        self.init(&wn, &[cout as i64, cin as i64, 3, 3], w);
+        self.init(&bn, &[cout as i64], bias);
+        self.node("Conv", &[input, &wn, &bn], name, conv_attrs());
+    }
+
+    /// GlobalAveragePool ("gap") → Flatten ("flat") → Gemm (then Softmax when `output` is "probs").
+    /// `fc` is the C×K Gemm weight; random (He scale) when None, with a random bias.
+    fn head(&mut self, input: &str, k: usize, classes: usize, fc: Option<Vec<f32>>, output: &str) {
+        self.unary("GlobalAveragePool", "gap", input);
+        self.node("Flatten", &["gap"], "flat", vec![int_attr("axis", 1)]);
+        let (w, bias) = match fc {
+            Some(w) => (w, vec![0f32; classes]),
+            None => {
+                let w = self.uniform(classes * k, (6.0 / k as f64).sqrt());
+                (w, self.uniform(classes, 0.1))
+            }
+        };
+        self.init("fc.weight", &[classes as i64, k as i64], w);
+        self.init("fc.bias", &[classes as i64], bias);
+        let gemm_out = if output == "probs" { "logits" } else { output };
+        self.node("Gemm", &["flat", "fc.weight", "fc.bias"], gemm_out, vec![int_attr("transB", 1)]);
+        if output == "probs" {
+            self.node("Softmax", &["logits"], "probs", vec![int_attr("axis", -1)]);
+        }
+    }
+
+    fn finish(self, name: &str, output: &str, classes: usize) -> OnnxModel {
+        let graph = GraphProto {
+            name: name.to_string(),
+            node: self.nodes,
+            initializer: self.inits,
+            input: vec![value_info(
+                INPUT,
+                &[Dim::Symbolic("N"), Dim::Fixed(3), Dim::Fixed(SIZE), Dim::Fixed(SIZE)],
+            )],
+            output: vec![value_info(output, &[Dim::Symbolic("N"), Dim::Fixed(classes)])],
+            ..Default::default()
+        };
+        let proto = ModelProto {
+            ir_version: 7,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13, ..Default::default() }],
+            producer_name: "chip-testmodels".to_string(),
+            graph: MessageField::some(graph),
+            ..Default::default()
+        };
+        OnnxModel { proto }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planted_sets_are_disjoint_when_they_fit() {
+        let p = planted_cnn(4, 16, 3, false, 7);
+        let mut all: Vec<usize> = p.planted.concat();
+        assert_eq!(all.len(), 12);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 12, "{:?}", p.planted);
+        assert!(p.planted.iter().all(|s| s.windows(2).all(|w| w[0] < w[1])));
+    }
+
+    #[test]
+    fn planted_sets_differ_when_they_overlap() {
+        let p = planted_cnn(10, 8, 3, true, 3);
+        for i in 0..10 {
+            assert_eq!(p.planted[i].len(), 3);
+            for j in 0..i {
+                assert_ne!(p.planted[i], p.planted[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_rows_are_nonzero_exactly_on_planted_channels() {
+        let p = planted_cnn(5, 12, 2, true, 11);
+        let g = p.model.proto.graph.as_ref().unwrap();
+        let fc = g.initializer.iter().find(|t| t.name == "fc.weight").unwrap();
+        let w: Vec<f32> = fc.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        for c in 0..5 {
+            for k in 0..12 {
+                let v = w[c * 12 + k];
+                assert_eq!(v > 0.0, p.planted[c].contains(&k), "class {c} channel {k}: {v}");
+                assert!(v >= 0.0);
+            }
+        }
+        assert_eq!(p.model.output_names(), vec!["probs".to_string()]);
+    }
+
+    #[test]
+    fn same_seed_same_model() {
+        use protobuf::Message;
+        let a = plain_cnn(3, 1).proto.write_to_bytes().unwrap();
+        assert_eq!(a, plain_cnn(3, 1).proto.write_to_bytes().unwrap());
+        assert_ne!(a, plain_cnn(3, 2).proto.write_to_bytes().unwrap());
+    }
+}
