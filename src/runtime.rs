@@ -232,7 +232,8 @@ fn ports(outlets: &[ort::value::Outlet]) -> Vec<Port> {
             ValueType::Tensor { ty, shape, .. } => Port {
                 name: o.name().to_string(),
                 float: *ty == TensorElementType::Float32,
-                shape: Some(shape.iter().copied().collect()),
+                // ORT reports a tensor of unknown rank with no dimensions; leave it unchecked.
+                shape: if shape.is_empty() { None } else { Some(shape.iter().copied().collect()) },
             },
             _ => Port { name: o.name().to_string(), float: false, shape: None },
         })

@@ -1,0 +1,356 @@
+//! Model on the real ONNX Runtime: the project's small test nets, and EfficientNet-Lite0 with real
+//! photos (scripts/setup.sh provides data/ and third_party/).
+use chip::model::{softmax, Model, OutputKind};
+use chip::preprocess::Preprocess;
+use chip::runtime::RuntimeOptions;
+use chip::testmodels;
+use chip::Error;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn project() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn opts() -> RuntimeOptions {
+    RuntimeOptions { threads: 2, ..Default::default() }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chip-model-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Deterministic pseudo-random images in roughly the preprocessed value range.
+fn images(n: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n * 3 * h * w)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+fn plain() -> Model {
+    Model::from_bytes(testmodels::plain_cnn(5, 7).to_bytes().unwrap(), &opts()).unwrap()
+}
+
+#[test]
+fn test_net_layers_classes_and_output_kind() {
+    let m = plain();
+    assert_eq!(m.classes, 5);
+    assert_eq!(m.output, "logits");
+    assert_eq!(m.input.name, "input");
+    assert_eq!(m.input_size(), (testmodels::SIZE, testmodels::SIZE));
+    assert_eq!(m.output_kind, OutputKind::Logits);
+    let layers = m.layers().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["conv1", "relu1", "conv2", "relu2"]);
+    for l in &layers {
+        assert_eq!((l.channels, l.height, l.width), (8, testmodels::SIZE, testmodels::SIZE), "{l:?}");
+    }
+    assert_eq!(layers[1].op_type, "Relu");
+    // Cached: the same list again.
+    assert_eq!(m.layers().unwrap(), layers);
+    let (first, last) = m.default_layers().unwrap();
+    assert_eq!((first.name.as_str(), last.name.as_str()), ("relu1", "relu2"));
+
+    match m.layer("nope") {
+        Err(Error::UnknownLayer { name, candidates }) => {
+            assert_eq!(name, "nope");
+            assert_eq!(candidates, "conv1, relu1, conv2, relu2");
+        }
+        other => panic!("expected UnknownLayer, got {other:?}"),
+    }
+    // A tensor of the graph that is not a 4-D layer is unknown too.
+    assert!(matches!(m.layer("logits"), Err(Error::UnknownLayer { .. })));
+
+    // A net that ends in Softmax is detected as giving probabilities.
+    let p = testmodels::planted_cnn(4, 6, 2, true, 3);
+    let pm = Model::from_bytes(p.model.to_bytes().unwrap(), &opts()).unwrap();
+    assert_eq!(pm.output_kind, OutputKind::Probabilities);
+    assert_eq!(pm.output, "probs");
+    let x = images(3, testmodels::SIZE, testmodels::SIZE, 1);
+    let probs = pm.predict(&x, 3).unwrap();
+    for row in probs.chunks(4) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    // Without the Softmax: logits, and predict's softmax reproduces the Softmax net exactly.
+    let q = testmodels::planted_cnn(4, 6, 2, false, 3);
+    let qm = Model::from_bytes(q.model.to_bytes().unwrap(), &opts()).unwrap();
+    assert_eq!(qm.output_kind, OutputKind::Logits);
+    let probs2 = qm.predict(&x, 3).unwrap();
+    for (a, b) in probs.iter().zip(&probs2) {
+        assert!((a - b).abs() < 1e-5, "{probs:?} vs {probs2:?}");
+    }
+}
+
+#[test]
+fn predict_augmented_and_split_agree() {
+    let m = Model::from_bytes(testmodels::residual_cnn(6, 11).to_bytes().unwrap(), &opts()).unwrap();
+    let s = testmodels::SIZE;
+    let n = 3;
+    let x = images(n, s, s, 5);
+    let probs = m.predict(&x, n).unwrap();
+    assert_eq!(probs.len(), n * 6);
+    for row in probs.chunks(6) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+    }
+    // Batch of n equals n batches of 1.
+    for i in 0..n {
+        let one = m.predict(&x[i * 3 * s * s..(i + 1) * 3 * s * s], 1).unwrap();
+        for (a, b) in one.iter().zip(&probs[i * 6..(i + 1) * 6]) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    let (aug_probs, acts) = m.run_augmented(&x, n, &["inner", "stem"]).unwrap();
+    assert_eq!(acts.len(), 2);
+    assert_eq!(acts[0].len(), n * 8 * s * s);
+    for (a, b) in aug_probs.iter().zip(&probs) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    // Relu outputs are non-negative and not all zero.
+    assert!(acts[0].iter().all(|&v| v >= 0.0) && acts[0].iter().any(|&v| v > 0.0));
+
+    // Split at the cut inside the skip: "stem" crosses too. Prefix gives the layer, suffix the logits.
+    let split = m.split("inner").unwrap();
+    assert_eq!(split.crossing[0], "inner");
+    assert!(split.crossing.iter().any(|c| c == "stem"), "{:?}", split.crossing);
+    assert_eq!(split.layer, m.layer("inner").unwrap());
+    let pre = split.prefix.run(&[("input", &[n, 3, s, s], &x)]).unwrap();
+    let names = split.prefix.output_names();
+    let inner = names.iter().position(|o| o == "inner").unwrap();
+    let stem = names.iter().position(|o| o == "stem").unwrap();
+    assert_eq!(pre[inner].1, acts[0]);
+    assert_eq!(pre[stem].1, acts[1]);
+    let feed: Vec<(&str, &[usize], &[f32])> =
+        names.iter().zip(&pre).map(|(nm, (sh, d))| (nm.as_str(), sh.as_slice(), d.as_slice())).collect();
+    let mut raw = split.suffix.run(&feed).unwrap().swap_remove(0).1;
+    m.to_probabilities(&mut raw);
+    for (a, b) in raw.iter().zip(&probs) {
+        assert!((a - b).abs() < 1e-5, "split {a} vs whole {b}");
+    }
+    // Cached: the same split object.
+    assert!(std::sync::Arc::ptr_eq(&split, &m.split("inner").unwrap()));
+
+    assert!(matches!(m.split("nope"), Err(Error::UnknownLayer { .. })));
+    assert!(matches!(m.run_augmented(&x, n, &["nope"]), Err(Error::UnknownLayer { .. })));
+    assert!(matches!(m.run_augmented(&x, n, &["stem", "stem"]), Err(Error::InvalidArgument(_))));
+    match m.predict(&x[1..], n) {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("3x3x16x16"), "{msg}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    let mut nan = x.clone();
+    nan[17] = f32::NAN;
+    assert!(matches!(m.predict(&nan, n), Err(Error::NonFinite(_))));
+}
+
+#[test]
+fn softmax_is_stable_and_matches_hand_values() {
+    let m = plain();
+    // Huge logits would overflow a naive exp; shifted by the maximum they are e^-2, e^-1, 1.
+    let mut raw = vec![1000.0, 1001.0, 1002.0, -1e30, -1e30, 1002.0, 1002.0, 0.0, 0.0, -5.0];
+    m.to_probabilities(&mut raw);
+    let z = 1.0 + (-1f64).exp() + (-2f64).exp();
+    let want = [(-2f64).exp() / z, (-1f64).exp() / z, 1.0 / z, 0.0, 0.0];
+    for i in 0..5 {
+        assert!((raw[i] as f64 - want[i]).abs() < 1e-6, "{raw:?}");
+    }
+    // Second row: two equal maxima share almost all the mass.
+    let z2 = 2.0 + 2.0 * (-1002f64).exp() + (-1007f64).exp();
+    assert!((raw[5] as f64 - 1.0 / z2).abs() < 1e-6 && raw[5] == raw[6], "{raw:?}");
+    for row in raw.chunks(5) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+    let mut row = [3.0f32, 3.0];
+    softmax(&mut row);
+    assert_eq!(row, [0.5, 0.5]);
+}
+
+#[test]
+fn missing_and_corrupt_model_files() {
+    let dir = scratch("files");
+    let missing = dir.join("absent.onnx");
+    match Model::load(&missing, &opts()) {
+        Err(Error::Io { path, .. }) => assert_eq!(path, missing),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    let corrupt = dir.join("corrupt.onnx");
+    std::fs::write(&corrupt, b"\x08\x07 this is not an onnx model at all \xff\xfe").unwrap();
+    match Model::load(&corrupt, &opts()) {
+        Err(Error::Model(msg)) => assert!(msg.contains("corrupt.onnx"), "{msg}"),
+        other => panic!("expected Error::Model, got {other:?}"),
+    }
+    let truncated = dir.join("truncated.onnx");
+    let bytes = testmodels::plain_cnn(3, 1).to_bytes().unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(Model::load(&truncated, &opts()).is_err());
+    assert!(Model::from_bytes(Vec::new(), &opts()).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sidecar_sets_preprocessing_labels_and_output_kind() {
+    let dir = scratch("sidecar");
+    let model = dir.join("net.onnx");
+    let bytes = testmodels::plain_cnn(3, 2).to_bytes().unwrap();
+    std::fs::write(&model, &bytes).unwrap();
+
+    // No sidecar: ImageNet defaults, the model's own input size, detection of logits.
+    let m = Model::load(&model, &opts()).unwrap();
+    let d = Preprocess::default();
+    assert_eq!((m.preprocess.mean, m.preprocess.std), (d.mean, d.std));
+    assert!(!m.preprocess.center_crop);
+    assert_eq!(m.input_size(), (16, 16));
+    assert_eq!(m.labels, None);
+    assert_eq!(m.output_kind, OutputKind::Logits);
+    // The fingerprint is the SHA-256 of the file, as sha256sum computes it.
+    if let Ok(out) = std::process::Command::new("sha256sum").arg(&model).output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(m.fingerprint, text.split_whitespace().next().unwrap());
+    }
+    assert_eq!(m.fingerprint.len(), 64);
+
+    std::fs::write(dir.join("names.txt"), "alpha\nbeta\r\ngamma\n").unwrap();
+    std::fs::write(
+        dir.join("net.json"),
+        r#"{"model": "net.onnx", "input_size": [16, 16], "mean": [1, 2, 3], "std": [4, 5, 6],
+            "labels": "names.txt", "logits": false, "resize": "stretch_bilinear", "num_classes": 3,
+            "something_new": {"ignored": true}}"#,
+    )
+    .unwrap();
+    let m = Model::load(&model, &opts()).unwrap();
+    assert_eq!(m.preprocess.mean, [1.0, 2.0, 3.0]);
+    assert_eq!(m.preprocess.std, [4.0, 5.0, 6.0]);
+    assert_eq!(m.labels.as_deref(), Some(&["alpha".to_string(), "beta".into(), "gamma".into()][..]));
+    assert_eq!(m.label(1), Some("beta"));
+    // The sidecar says probabilities: predict leaves the outputs as they are.
+    assert_eq!(m.output_kind, OutputKind::Probabilities);
+    let x = images(1, 16, 16, 9);
+    let mut raw = m.predict(&x, 1).unwrap();
+    let plain = Model::from_bytes(bytes.clone(), &opts()).unwrap();
+    let probs = plain.predict(&x, 1).unwrap();
+    softmax(&mut raw);
+    for (a, b) in raw.iter().zip(&probs) {
+        assert!((a - b).abs() < 1e-5);
+    }
+
+    let expect_model_err = |json: &str, needle: &str| {
+        std::fs::write(dir.join("net.json"), json).unwrap();
+        match Model::load(&model, &opts()) {
+            Err(Error::Model(msg)) => assert!(msg.contains(needle), "{msg} (wanted {needle})"),
+            other => panic!("{json}: expected Error::Model, got {other:?}"),
+        }
+    };
+    expect_model_err(r#"{"input_size": [20, 20]}"#, "differs from the model's input height 16");
+    expect_model_err(r#"{"labels": "names.txt", "num_classes": 4}"#, "num_classes 4");
+    std::fs::write(dir.join("two.txt"), "a\nb\n").unwrap();
+    expect_model_err(r#"{"labels": "two.txt"}"#, "2 names");
+    expect_model_err(r#"{"mean": [1, 2]}"#, "'mean'");
+    expect_model_err(r#"{"logits": "yes"}"#, "'logits'");
+    expect_model_err("{not json", "net.json");
+    expect_model_err(r#"{"output_name": "other"}"#, "'other'");
+    std::fs::write(dir.join("net.json"), r#"{"std": [0, 1, 1]}"#).unwrap();
+    assert!(matches!(Model::load(&model, &opts()), Err(Error::InvalidArgument(_))));
+    std::fs::write(dir.join("net.json"), r#"{"labels": "absent.txt"}"#).unwrap();
+    assert!(matches!(Model::load(&model, &opts()), Err(Error::Io { path, .. }) if path.ends_with("absent.txt")));
+    std::fs::write(dir.join("bad.txt"), b"ok\n\xff\xfe\n").unwrap();
+    expect_model_err(r#"{"labels": "bad.txt"}"#, "UTF-8");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn model_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Model>();
+}
+
+// ---- EfficientNet-Lite0 ----
+
+fn lite0() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| {
+        let path = project().join("data/models/efficientnet_lite0.onnx");
+        Model::load(&path, &opts()).unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
+    })
+}
+
+fn photo(rel: &str) -> Vec<f32> {
+    lite0().preprocess.load(&project().join("data/images").join(rel)).unwrap().data
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b })
+}
+
+#[test]
+fn lite0_layers_run_from_stem_to_head() {
+    let m = lite0();
+    let layers = m.layers().unwrap();
+    let first = &layers[0];
+    let last = layers.last().unwrap();
+    eprintln!("Lite0: {} layers, first {first:?}, last {last:?}", layers.len());
+    assert_eq!((first.channels, first.height, first.width), (32, 112, 112), "{first:?}");
+    assert_eq!((last.channels, last.height, last.width), (1280, 7, 7), "{last:?}");
+    assert!(layers.iter().all(|l| l.height * l.width > 1));
+    // Spatial size never grows along the graph.
+    assert!(layers.windows(2).all(|w| w[1].height <= w[0].height), "spatial sizes must shrink");
+    let (stem, head) = m.default_layers().unwrap();
+    eprintln!("Lite0 default layers: {stem:?} / {head:?}");
+    assert_eq!((stem.channels, stem.height), (32, 112));
+    assert_eq!(head, *last);
+    // The augmented run gives exactly the probed shapes.
+    let x = photo("skimage/coffee.png");
+    let (_, acts) = m.run_augmented(&x, 1, &[&stem.name, &head.name]).unwrap();
+    assert_eq!(acts[0].len(), 32 * 112 * 112);
+    assert_eq!(acts[1].len(), 1280 * 49);
+    // ReLU6 activations stay in [0, 6].
+    assert!(acts[1].iter().all(|&v| (0.0..=6.0).contains(&v)));
+}
+
+#[test]
+fn lite0_recognises_the_reference_photos() {
+    let m = lite0();
+    assert_eq!(m.classes, 1000);
+    assert_eq!(m.input_size(), (224, 224));
+    assert_eq!(m.output_kind, OutputKind::Logits);
+    assert!(m.label(967).unwrap().contains("espresso"), "{:?}", m.label(967));
+    let mut batch = photo("skimage/coffee.png");
+    batch.extend(photo("skimage/chelsea.png"));
+    let probs = m.predict(&batch, 2).unwrap();
+    for row in probs.chunks(1000) {
+        assert!((row.iter().map(|&p| p as f64).sum::<f64>() - 1.0).abs() < 1e-4);
+        assert!(row.iter().all(|&p| p >= 0.0));
+    }
+    assert_eq!(argmax(&probs[..1000]), 967, "coffee → espresso");
+    let cat = argmax(&probs[1000..]);
+    assert!((281..=285).contains(&cat), "chelsea → a cat class, got {cat} {:?}", m.label(cat));
+}
+
+#[test]
+fn lite0_agrees_with_the_python_reference_index() {
+    // data/index.json was computed by ONNX Runtime in Python with PIL's bilinear resize.
+    let m = lite0();
+    let text = std::fs::read_to_string(project().join("data/index.json")).unwrap();
+    let index: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let confident: Vec<&serde_json::Value> =
+        index.iter().filter(|e| e["top1_prob"].as_f64().unwrap() > 0.6).take(12).collect();
+    assert!(confident.len() >= 6, "too few confident photos in index.json");
+    let mut batch = Vec::new();
+    for e in &confident {
+        batch.extend(photo(e["file"].as_str().unwrap()));
+    }
+    let probs = m.predict(&batch, confident.len()).unwrap();
+    for (e, row) in confident.iter().zip(probs.chunks(1000)) {
+        let top = argmax(row);
+        let want = e["top1"].as_u64().unwrap() as usize;
+        assert_eq!(top, want, "{}", e["file"]);
+        let p_ref = e["top1_prob"].as_f64().unwrap();
+        // Resampling differs slightly between PIL and the image crate.
+        assert!((row[top] as f64 - p_ref).abs() < 0.15, "{}: {} vs {p_ref}", e["file"], row[top]);
+    }
+}
