@@ -1,11 +1,13 @@
 //! The fit: gates, prefix once per image, suffix per (image, gate) batched over gates, sufficient
 //! statistics, ADMM. Progress and cancellation through a callback.
 use crate::admm::AdmmParams;
-use crate::error::Result;
-use crate::fitfile::LayerFit;
+use crate::error::{Error, Result};
+use crate::fitfile::{FitMeta, LayerFit};
+use crate::gates::GateSet;
 use crate::model::Model;
 use crate::stats::Stats;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitParams {
@@ -49,14 +51,419 @@ pub enum Images<'a> {
     Tensor { data: &'a [f32], n: usize },
 }
 
+/// Where the time of a statistics pass went (wall clock, summed over the pass).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FitTimings {
+    /// Decoding and preprocessing image files.
+    pub load: Duration,
+    /// Prefix runs (once per image batch).
+    pub prefix: Duration,
+    /// Suffix runs on the ungated layer, for the original probabilities f_s.
+    pub original: Duration,
+    /// Building the gated suffix inputs (masking, tiling).
+    pub build: Duration,
+    /// Gated suffix runs, including turning outputs into probabilities.
+    pub suffix: Duration,
+    /// Accumulating the statistics.
+    pub stats: Duration,
+    pub images: usize,
+    pub suffix_runs: usize,
+    /// Image × gate rows pushed through the suffix.
+    pub gate_rows: usize,
+}
+
+impl FitTimings {
+    pub fn total(&self) -> Duration { self.load + self.prefix + self.original + self.build + self.suffix + self.stats }
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
+
 /// Sorted image files (jpg, jpeg, png, bmp, tif, tiff, webp) in a folder, or the lines of a list file.
-pub fn list_images(path: &std::path::Path) -> Result<Vec<PathBuf>> { todo!() }
+pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let files = if meta.is_dir() {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+            let entry = entry.map_err(|e| Error::io(path, e))?;
+            let p = entry.path();
+            let is_image = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                .unwrap_or(false);
+            if is_image && p.is_file() {
+                files.push(p);
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::invalid(format!(
+                "no image files ({}) in folder {}",
+                IMAGE_EXTENSIONS.join(", "),
+                path.display()
+            )));
+        }
+        files
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Error::invalid(format!("image list {} is not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to())))?;
+        // Relative entries are relative to the list file, so a list travels with its images.
+        let base = path.parent().unwrap_or(Path::new(""));
+        let files: Vec<PathBuf> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let p = PathBuf::from(l);
+                if p.is_absolute() { p } else { base.join(p) }
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(Error::invalid(format!("image list {} names no images", path.display())));
+        }
+        files
+    };
+    Ok(files)
+}
+
+fn check_params(params: &FitParams) -> Result<()> {
+    if params.gates == 0 {
+        return Err(Error::invalid("gates must be at least 1"));
+    }
+    if params.gate_batch == 0 {
+        return Err(Error::invalid("gate_batch must be at least 1"));
+    }
+    if params.image_batch == 0 {
+        return Err(Error::invalid("image_batch must be at least 1"));
+    }
+    if !(params.sigma2_rel.is_finite() && params.sigma2_rel > 0.0) {
+        return Err(Error::invalid(format!("sigma2_rel must be positive and finite, got {}", params.sigma2_rel)));
+    }
+    Ok(())
+}
+
+enum Source<'a> {
+    Files(Vec<PathBuf>),
+    Tensor(&'a [f32]),
+}
 
 /// Gathers the statistics of one layer (shardable: merge the results of several calls).
-pub fn collect_stats(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<Stats> { todo!() }
+pub fn collect_stats(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<Stats> {
+    collect_stats_timed(model, layer, images, params, progress).map(|(s, _)| s)
+}
+
+/// [`collect_stats`] that also reports where the time went.
+pub fn collect_stats_timed(
+    model: &Model,
+    layer: &str,
+    images: &Images,
+    params: &FitParams,
+    progress: ProgressFn,
+) -> Result<(Stats, FitTimings)> {
+    check_params(params)?;
+    let info = model.layer(layer)?;
+    let (k, h, w) = (info.channels, info.height, info.width);
+    let hw = h * w;
+    let (ih, iw) = model.input_size();
+    let ic = model.input.channels;
+    let image_len = ic * ih * iw;
+
+    let (source, n_images) = match images {
+        Images::Dir(p) => {
+            let files = list_images(p)?;
+            let n = files.len();
+            (Source::Files(files), n)
+        }
+        Images::Paths(p) => {
+            if p.is_empty() {
+                return Err(Error::invalid("no images given"));
+            }
+            (Source::Files(p.clone()), p.len())
+        }
+        Images::Tensor { data, n } => {
+            if *n == 0 {
+                return Err(Error::invalid("image tensor holds no images (n = 0)"));
+            }
+            if data.len() != n * image_len {
+                return Err(Error::invalid(format!(
+                    "image tensor has {} floats, expected n×{}×{}×{} = {}",
+                    data.len(),
+                    ic,
+                    ih,
+                    iw,
+                    n * image_len
+                )));
+            }
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!("image tensor (image {}, value {})", i / image_len, i % image_len)));
+            }
+            (Source::Tensor(data), *n)
+        }
+    };
+
+    let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
+    let split = model.split(layer)?;
+    let classes = model.classes;
+    let mut stats = Stats::new(&gates, classes);
+    let mut t = FitTimings::default();
+
+    let n_gates = gates.count;
+    let gate_batch = params.gate_batch.min(n_gates);
+    let gate_batches = n_gates.div_ceil(gate_batch);
+    let total_runs = n_images * gate_batches;
+    let mut runs_done = 0usize;
+
+    let prefix_outputs = split.prefix.output_names().to_vec();
+    let suffix_inputs = split.suffix.input_names().to_vec();
+    let suffix_outputs = split.suffix.output_names().to_vec();
+    // Every suffix input must come out of the prefix; the layer is crossing[0].
+    let crossing_pos: Vec<usize> = suffix_inputs
+        .iter()
+        .map(|name| {
+            prefix_outputs.iter().position(|p| p == name).ok_or_else(|| {
+                Error::Model(format!("split at '{layer}': suffix input '{name}' is not an output of the prefix"))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let layer_input = suffix_inputs
+        .iter()
+        .position(|n| n == &split.crossing[0])
+        .ok_or_else(|| Error::Model(format!("split at '{layer}': the layer is not an input of the suffix")))?;
+    let out_index = suffix_outputs
+        .iter()
+        .position(|n| n == &model.output)
+        .ok_or_else(|| Error::Model(format!("split at '{layer}': the suffix does not produce the output '{}'", model.output)))?;
+    let input_name = model.input.name.clone();
+
+    // Buffers reused across images and gate batches: one tiled copy per crossing tensor.
+    let mut tiled: Vec<Vec<f32>> = vec![Vec::new(); suffix_inputs.len()];
+    let mut shapes: Vec<Vec<usize>> = vec![Vec::new(); suffix_inputs.len()];
+    let mut g = vec![0f32; n_gates * classes];
+    let mut z = vec![0f32; k];
+    let mut batch = Vec::<f32>::new();
+    let mut images_done = 0usize;
+
+    let mut start = 0usize;
+    while start < n_images {
+        let b = params.image_batch.min(n_images - start);
+        let t0 = Instant::now();
+        let data: &[f32] = match &source {
+            Source::Tensor(d) => &d[start * image_len..(start + b) * image_len],
+            Source::Files(files) => {
+                batch.clear();
+                for p in &files[start..start + b] {
+                    let prepared = model.preprocess.load(p)?;
+                    if prepared.data.len() != image_len {
+                        return Err(Error::Image {
+                            what: p.display().to_string(),
+                            msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
+                        });
+                    }
+                    batch.extend_from_slice(&prepared.data);
+                }
+                &batch
+            }
+        };
+        t.load += t0.elapsed();
+
+        let t0 = Instant::now();
+        let prefix_out = split.prefix.run(&[(input_name.as_str(), &[b, ic, ih, iw], data)])?;
+        t.prefix += t0.elapsed();
+
+        // Each crossing tensor as produced, batch first.
+        let crossing: Vec<&(Vec<usize>, Vec<f32>)> = crossing_pos.iter().map(|&i| &prefix_out[i]).collect();
+        for (i, (shape, values)) in crossing.iter().enumerate() {
+            if shape.first() != Some(&b) || values.len() % b != 0 {
+                return Err(Error::Model(format!(
+                    "split at '{layer}': crossing tensor '{}' has shape {:?}, expected batch {b} first",
+                    suffix_inputs[i], shape
+                )));
+            }
+        }
+        let (lshape, lact) = crossing[layer_input];
+        if lshape.len() != 4 || lshape[1] != k || lshape[2] != h || lshape[3] != w {
+            return Err(Error::Model(format!(
+                "layer '{layer}' has shape {:?} in the fit, expected [{b}, {k}, {h}, {w}]",
+                lshape
+            )));
+        }
+        if let Some(i) = lact.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("activations of layer '{layer}' (image {})", start + i / (k * hw))));
+        }
+
+        // Original probabilities from the ungated suffix: the same graph as the gated runs, so an
+        // all-open gate reproduces f exactly.
+        let t0 = Instant::now();
+        let orig_inputs: Vec<(&str, &[usize], &[f32])> = suffix_inputs
+            .iter()
+            .zip(&crossing)
+            .map(|(name, (s, v))| (name.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        let mut orig = split.suffix.run(&orig_inputs)?.swap_remove(out_index).1;
+        if orig.len() != b * classes {
+            return Err(Error::Model(format!("model output has {} values for {b} images, expected {}", orig.len(), b * classes)));
+        }
+        model.to_probabilities(&mut orig);
+        t.original += t0.elapsed();
+        if let Some(i) = orig.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("model output (image {})", start + i / classes)));
+        }
+
+        for i in 0..b {
+            let act = &lact[i * k * hw..(i + 1) * k * hw];
+            for (c, zc) in z.iter_mut().enumerate() {
+                let s: f64 = act[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum();
+                *zc = (s / hw as f64) as f32;
+            }
+            let f_s = &orig[i * classes..(i + 1) * classes];
+
+            // Tile the other crossing tensors once per image; every gate batch reuses them.
+            let t0 = Instant::now();
+            for (j, (shape, values)) in crossing.iter().enumerate() {
+                let per = values.len() / b;
+                let buf = &mut tiled[j];
+                buf.resize(gate_batch * per, 0.0);
+                let mut s = shape.clone();
+                s[0] = gate_batch;
+                shapes[j] = s;
+                if j != layer_input {
+                    let one = &values[i * per..(i + 1) * per];
+                    for row in buf.chunks_exact_mut(per) {
+                        row.copy_from_slice(one);
+                    }
+                }
+            }
+            t.build += t0.elapsed();
+
+            for gb in 0..gate_batches {
+                let n0 = gb * gate_batch;
+                let rows = gate_batch.min(n_gates - n0);
+                let t0 = Instant::now();
+                let layer_buf = &mut tiled[layer_input];
+                for r in 0..rows {
+                    let gate = gates.gate(n0 + r);
+                    let dst = &mut layer_buf[r * k * hw..(r + 1) * k * hw];
+                    for (c, (d, src)) in dst.chunks_exact_mut(hw).zip(act.chunks_exact(hw)).enumerate() {
+                        if gate[c] != 0 { d.copy_from_slice(src) } else { d.fill(0.0) }
+                    }
+                }
+                t.build += t0.elapsed();
+
+                let t0 = Instant::now();
+                let run_shapes: Vec<Vec<usize>> = shapes
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        s[0] = rows;
+                        s
+                    })
+                    .collect();
+                let inputs: Vec<(&str, &[usize], &[f32])> = suffix_inputs
+                    .iter()
+                    .zip(&run_shapes)
+                    .zip(&tiled)
+                    .map(|((name, s), buf)| {
+                        let per = buf.len() / gate_batch;
+                        (name.as_str(), s.as_slice(), &buf[..rows * per])
+                    })
+                    .collect();
+                let out = split.suffix.run(&inputs)?;
+                let raw = &out[out_index].1;
+                if raw.len() != rows * classes {
+                    return Err(Error::Model(format!(
+                        "suffix output has {} values for {rows} gates, expected {}",
+                        raw.len(),
+                        rows * classes
+                    )));
+                }
+                let dst = &mut g[n0 * classes..(n0 + rows) * classes];
+                dst.copy_from_slice(raw);
+                model.to_probabilities(dst);
+                t.suffix += t0.elapsed();
+                t.suffix_runs += 1;
+                t.gate_rows += rows;
+                runs_done += 1;
+                if !progress(Progress::SuffixRuns { done: runs_done, total: total_runs }) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            if let Some(idx) = g.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "gated model output (image {}, gate {})",
+                    start + i,
+                    idx / classes
+                )));
+            }
+
+            let t0 = Instant::now();
+            stats.add_image(&gates, &z, f_s, &g)?;
+            t.stats += t0.elapsed();
+            images_done += 1;
+            t.images = images_done;
+            if !progress(Progress::Images { done: images_done, total: n_images }) {
+                return Err(Error::Cancelled);
+            }
+        }
+        start += b;
+    }
+    Ok((stats, t))
+}
 
 /// Solves statistics into a fitted layer.
-pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> { todo!() }
+pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> {
+    let info = model.layer(layer)?;
+    if stats.channels != info.channels {
+        return Err(Error::FitMismatch(format!(
+            "statistics have {} channels, layer '{layer}' has {}",
+            stats.channels, info.channels
+        )));
+    }
+    if stats.classes != model.classes {
+        return Err(Error::FitMismatch(format!("statistics have {} classes, the model has {}", stats.classes, model.classes)));
+    }
+    if stats.images == 0 {
+        return Err(Error::invalid("statistics hold no images"));
+    }
+    let solved: Vec<usize> = match &params.classes {
+        Some(c) => {
+            if c.is_empty() {
+                return Err(Error::invalid("the list of classes to solve is empty"));
+            }
+            if let Some(&bad) = c.iter().find(|&&c| c >= model.classes) {
+                return Err(Error::invalid(format!("class {bad} out of range (the model has {} classes)", model.classes)));
+            }
+            let mut c = c.clone();
+            c.sort_unstable();
+            c.dedup();
+            c
+        }
+        None => (0..model.classes).collect(),
+    };
+    let total = solved.len();
+    let (weights, _reports) = crate::admm::solve_all(stats, Some(&solved), &params.admm, &|done| {
+        progress(Progress::Classes { done, total })
+    })?;
+    let meta = FitMeta {
+        layer: layer.to_string(),
+        channels: info.channels,
+        height: info.height,
+        width: info.width,
+        classes: model.classes,
+        model_fingerprint: model.fingerprint.clone(),
+        // The gate identity is taken from the statistics: that is what the fit was gathered with.
+        gates: stats.gate_count,
+        sigma2_rel: stats.sigma2_rel,
+        seed: stats.gate_seed,
+        images: stats.images,
+        admm: params.admm.clone(),
+        solved_classes: solved,
+    };
+    Ok(LayerFit { meta, weights })
+}
 
 /// collect_stats then solve.
-pub fn fit_layer(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> { todo!() }
+pub fn fit_layer(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> {
+    let stats = collect_stats(model, layer, images, params, progress)?;
+    solve(model, layer, &stats, params, progress)
+}

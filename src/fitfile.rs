@@ -2,7 +2,8 @@
 //! to a model and layer. Layout: magic `CHIPFIT\0`, u32 version, u32 header length, JSON header,
 //! W as little-endian f32 (C×K), SHA-256 of everything before it. Written atomically.
 use crate::admm::AdmmParams;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"CHIPFIT\0";
@@ -33,15 +34,172 @@ pub struct LayerFit {
     pub weights: Vec<f32>,
 }
 
+/// Fixed part before the JSON header: magic, version, header length.
+const PREFIX_LEN: usize = 16;
+const CHECKSUM_LEN: usize = 32;
+/// Generous bound on the JSON header, so a corrupt length cannot ask for absurd allocations.
+const MAX_HEADER_LEN: usize = 64 << 20;
+
+fn short_hash(h: &str) -> &str { &h[..h.len().min(12)] }
+
 impl LayerFit {
     pub fn row(&self, class: usize) -> &[f32] { &self.weights[class * self.meta.channels..(class + 1) * self.meta.channels] }
-    pub fn to_bytes(&self) -> Result<Vec<u8>> { todo!() }
+
+    fn check(&self) -> Result<()> {
+        let m = &self.meta;
+        let expected = m.classes.checked_mul(m.channels).ok_or_else(|| Error::invalid("fit: classes × channels overflows"))?;
+        if self.weights.len() != expected {
+            return Err(Error::invalid(format!(
+                "fit of layer '{}': {} weights, expected classes × channels = {} × {} = {}",
+                m.layer, self.weights.len(), m.classes, m.channels, expected
+            )));
+        }
+        if let Some(i) = self.weights.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "weights of layer '{}' (class {}, channel {})",
+                m.layer, i / m.channels.max(1), i % m.channels.max(1)
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.check()?;
+        let header = serde_json::to_vec(&self.meta).map_err(|e| Error::invalid(format!("fit header: {e}")))?;
+        let mut out = Vec::with_capacity(PREFIX_LEN + header.len() + 4 * self.weights.len() + CHECKSUM_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        for w in &self.weights {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        let digest = Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        Ok(out)
+    }
+
     /// Each failure has its own message: bad magic, newer version (Error::FitVersion), truncated,
     /// checksum mismatch (altered), malformed header, size mismatch.
-    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> { todo!() }
-    pub fn save(&self, path: &Path) -> Result<()> { todo!() }
-    pub fn load(path: &Path) -> Result<Self> { todo!() }
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let err = |msg: String| Error::FitFile { path: path.to_path_buf(), msg };
+        let len = bytes.len();
+        if len < MAGIC.len() {
+            return Err(if !bytes.is_empty() && MAGIC.starts_with(bytes) {
+                err(format!("truncated: {len} bytes, a fit file has at least {}", PREFIX_LEN + CHECKSUM_LEN))
+            } else {
+                err("not a CHIP fit file (no CHIPFIT magic at the start)".into())
+            });
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(err("not a CHIP fit file (no CHIPFIT magic at the start)".into()));
+        }
+        if len < PREFIX_LEN {
+            return Err(err(format!("truncated: {len} bytes, a fit file has at least {}", PREFIX_LEN + CHECKSUM_LEN)));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version > VERSION {
+            return Err(Error::FitVersion { path: path.to_path_buf(), found: version, supported: VERSION });
+        }
+        if version == 0 {
+            return Err(err("invalid format version 0".into()));
+        }
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        if header_len > MAX_HEADER_LEN {
+            return Err(err(format!("altered or corrupt: header length {header_len} is implausible")));
+        }
+        let min_len = PREFIX_LEN + header_len + CHECKSUM_LEN;
+        if len < min_len {
+            return Err(err(format!("truncated: expected at least {min_len} bytes (header of {header_len} bytes), found {len}")));
+        }
+        let header: std::result::Result<FitMeta, _> = serde_json::from_slice(&bytes[PREFIX_LEN..PREFIX_LEN + header_len]);
+        // The length the header implies, when it parses: tells truncation apart from alteration.
+        let expected_len = header.as_ref().ok().and_then(|m| {
+            m.classes.checked_mul(m.channels)?.checked_mul(4)?.checked_add(min_len)
+        });
+        let body = len - CHECKSUM_LEN;
+        let checksum_ok = Sha256::digest(&bytes[..body]).as_slice() == &bytes[body..];
+        if !checksum_ok {
+            if let Some(expected) = expected_len {
+                if len < expected {
+                    return Err(err(format!("truncated: expected {expected} bytes, found {len}")));
+                }
+            }
+            return Err(err("altered or corrupt: SHA-256 checksum does not match the contents".into()));
+        }
+        let meta = header.map_err(|e| err(format!("malformed JSON header: {e}")))?;
+        let expected = expected_len.ok_or_else(|| err(format!(
+            "header declares an impossible size: {} classes × {} channels", meta.classes, meta.channels)))?;
+        if len != expected {
+            let found = (body - PREFIX_LEN - header_len) as f64 / 4.0;
+            return Err(err(format!(
+                "weights hold {found} values, expected classes × channels = {} × {} = {}",
+                meta.classes, meta.channels, meta.classes * meta.channels
+            )));
+        }
+        if meta.channels == 0 || meta.classes == 0 || meta.layer.is_empty() {
+            return Err(err(format!(
+                "header describes an empty fit (layer '{}', {} channels, {} classes)",
+                meta.layer, meta.channels, meta.classes
+            )));
+        }
+        if let Some(&c) = meta.solved_classes.iter().find(|&&c| c >= meta.classes) {
+            return Err(err(format!("header lists solved class {c}, but there are only {} classes", meta.classes)));
+        }
+        let weights: Vec<f32> = bytes[PREFIX_LEN + header_len..body]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        if let Some(i) = weights.iter().position(|v| !v.is_finite()) {
+            return Err(err(format!(
+                "non-finite weight (class {}, channel {})",
+                i / meta.channels, i % meta.channels
+            )));
+        }
+        Ok(LayerFit { meta, weights })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        crate::error::write_atomic(path, &bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
     /// Error::FitMismatch when the file was fitted on another model (fingerprint) or the layer is
     /// missing or has another shape in this model.
-    pub fn check_against(&self, model: &crate::model::Model) -> Result<()> { todo!() }
+    pub fn check_against(&self, model: &crate::model::Model) -> Result<()> {
+        let m = &self.meta;
+        if m.model_fingerprint != model.fingerprint {
+            return Err(Error::FitMismatch(format!(
+                "the fit of layer '{}' was fitted on another model (fit: {}, this model: {})",
+                m.layer,
+                short_hash(&m.model_fingerprint),
+                short_hash(&model.fingerprint)
+            )));
+        }
+        let info = match model.layer(&m.layer) {
+            Ok(info) => info,
+            Err(Error::UnknownLayer { .. }) => {
+                return Err(Error::FitMismatch(format!("layer '{}' of the fit does not exist in this model", m.layer)))
+            }
+            Err(e) => return Err(e),
+        };
+        if (info.channels, info.height, info.width) != (m.channels, m.height, m.width) {
+            return Err(Error::FitMismatch(format!(
+                "layer '{}' is {}×{}×{} in this model, the fit is for {}×{}×{}",
+                m.layer, info.channels, info.height, info.width, m.channels, m.height, m.width
+            )));
+        }
+        if m.classes != model.classes {
+            return Err(Error::FitMismatch(format!(
+                "the fit has {} classes, this model has {}",
+                m.classes, model.classes
+            )));
+        }
+        Ok(())
+    }
 }
