@@ -19,6 +19,7 @@ pub mod preprocess;
 pub mod fit;
 pub mod fitfile;
 pub mod explain;
+pub mod render;
 pub mod ffi;
 
 pub use error::{Error, Result};
