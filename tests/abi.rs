@@ -1,0 +1,232 @@
+//! The C ABI's contract outside any model: the checked-in header matches the code, the version macros
+//! match Cargo.toml, the shared library exports only chip_* symbols, the header compiles alone as C99
+//! and C++, and the calls that need no model check their arguments.
+use chip::ffi::*;
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn last_error() -> String {
+    unsafe { CStr::from_ptr(chip_last_error()) }.to_str().unwrap().to_string()
+}
+
+#[test]
+fn checked_in_header_equals_fresh_generation() {
+    // build.rs generates the header from src/ffi.rs into OUT_DIR on every build.
+    let fresh = std::fs::read_to_string(Path::new(env!("OUT_DIR")).join("chip.h")).unwrap();
+    let checked_in = std::fs::read_to_string(root().join("include/chip.h")).unwrap();
+    assert!(
+        fresh == checked_in,
+        "include/chip.h is stale; regenerate it with `CHIP_UPDATE_HEADER=1 cargo build` and commit it"
+    );
+}
+
+fn header_define(header: &str, name: &str) -> String {
+    let prefix = format!("#define {name} ");
+    header
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{name} missing from include/chip.h"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn version_macros_match_cargo_toml() {
+    let toml = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    // The first `version = "..."` line is the package's own (it comes before any dependency table).
+    let version = toml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("package version in Cargo.toml");
+    let parts: Vec<&str> = version.split(['.', '-']).collect();
+    let header = std::fs::read_to_string(root().join("include/chip.h")).unwrap();
+    assert_eq!(header_define(&header, "CHIP_VERSION_MAJOR"), parts[0]);
+    assert_eq!(header_define(&header, "CHIP_VERSION_MINOR"), parts[1]);
+    assert_eq!(header_define(&header, "CHIP_VERSION_PATCH"), parts[2]);
+    assert_eq!(header_define(&header, "CHIP_VERSION_STRING"), format!("\"{version}\""));
+    assert_eq!(unsafe { CStr::from_ptr(chip_version()) }.to_str().unwrap(), version);
+    assert_eq!(header_define(&header, "CHIP_ABI_VERSION"), chip_abi_version().to_string());
+}
+
+/// The cdylib built beside the test binary (target/<profile>/libchip.so).
+fn cdylib() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?;
+    let lib = dir.join(if cfg!(target_os = "macos") { "libchip.dylib" } else { "libchip.so" });
+    lib.exists().then_some(lib)
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn shared_library_exports_only_chip_symbols() {
+    let lib = cdylib().expect("libchip.so next to the test binary (cargo builds the cdylib with the tests)");
+    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output().expect("nm (binutils) must be installed");
+    assert!(out.status.success(), "nm failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let symbols: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let foreign: Vec<&&str> = symbols.iter().filter(|s| !s.starts_with("chip_")).collect();
+    assert!(foreign.is_empty(), "symbols other than chip_* exported: {foreign:?}");
+    // Every function of the header is exported, and nothing else.
+    let header = std::fs::read_to_string(root().join("include/chip.h")).unwrap();
+    let mut declared: Vec<String> = header
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with("typedef") && l.contains("chip_") && l.contains('('))
+        .filter_map(|l| {
+            let name = l[..l.find('(')?].split_whitespace().last()?.trim_start_matches('*');
+            name.starts_with("chip_").then(|| name.to_string())
+        })
+        .collect();
+    declared.sort();
+    let mut exported: Vec<String> = symbols.iter().map(|s| s.to_string()).collect();
+    exported.sort();
+    assert!(declared.len() > 40, "parsed only {} declarations", declared.len());
+    assert_eq!(declared, exported);
+}
+
+fn compile_header(compiler: &str, lang: &str, std: &str) {
+    let status = Command::new(compiler)
+        .args(["-x", lang, &format!("-std={std}"), "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"])
+        .arg(root().join("include/chip.h"))
+        .status();
+    match status {
+        Ok(s) => assert!(s.success(), "include/chip.h does not compile alone with {compiler} -std={std}"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("{compiler} not installed; skipped"),
+        Err(e) => panic!("{compiler}: {e}"),
+    }
+}
+
+#[test]
+fn header_compiles_alone_as_c99_and_cpp() {
+    compile_header("cc", "c", "c99");
+    compile_header("c++", "c++", "c++11");
+}
+
+#[test]
+fn status_strings_and_last_error() {
+    unsafe {
+        assert_eq!(CStr::from_ptr(chip_status_str(0)).to_str().unwrap(), "ok");
+        assert_eq!(CStr::from_ptr(chip_status_str(4)).to_str().unwrap(), "buffer too small");
+        assert_eq!(CStr::from_ptr(chip_status_str(16)).to_str().unwrap(), "internal error (panic)");
+        assert_eq!(CStr::from_ptr(chip_status_str(17)).to_str().unwrap(), "unknown status");
+        assert_eq!(CStr::from_ptr(chip_status_str(-1)).to_str().unwrap(), "unknown status");
+
+        let mut n = 0usize;
+        assert_eq!(chip_model_num_classes(std::ptr::null(), &mut n), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(last_error(), "model is NULL");
+        // The message is per thread.
+        std::thread::spawn(|| assert_eq!(last_error(), "")).join().unwrap();
+        // chip_status_str and chip_last_error leave it alone; a successful call clears it.
+        chip_status_str(3);
+        assert_eq!(last_error(), "model is NULL");
+        let mut o = std::mem::zeroed::<chip_explain_options>();
+        assert_eq!(chip_explain_options_default(&mut o), chip_status::CHIP_STATUS_OK);
+        assert_eq!(last_error(), "");
+    }
+}
+
+#[test]
+fn options_defaults_and_struct_size() {
+    unsafe {
+        let mut m = std::mem::zeroed::<chip_model_options>();
+        assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
+        assert_eq!(m.struct_size, std::mem::size_of::<chip_model_options>());
+        assert_eq!(m.device, CHIP_DEVICE_CPU);
+        assert!(m.ort_lib.is_null());
+        assert_eq!(chip_model_options_default(std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
+
+        let mut f = std::mem::zeroed::<chip_fit_options>();
+        assert_eq!(chip_fit_options_default(&mut f), chip_status::CHIP_STATUS_OK);
+        let d = chip::fit::FitParams::default();
+        assert_eq!((f.gates, f.seed, f.gate_batch, f.image_batch), (d.gates, d.seed, d.gate_batch, d.image_batch));
+        assert_eq!((f.lambda_rel, f.sigma2_rel, f.max_iter), (d.admm.lambda_rel, d.sigma2_rel, d.admm.max_iter));
+        assert!(f.progress.is_none() && f.classes.is_null() && f.class_count == 0);
+
+        let mut e = std::mem::zeroed::<chip_explain_options>();
+        assert_eq!(chip_explain_options_default(&mut e), chip_status::CHIP_STATUS_OK);
+        assert_eq!((e.top_k, e.refined, e.original_size), (1, 0, 1));
+        assert_eq!(e.threshold, chip::localize::DEFAULT_THRESHOLD);
+
+        // A struct_size that is not this version's is rejected before anything is loaded.
+        let path = CString::new("no-such-model.onnx").unwrap();
+        let mut model: *mut chip_model = 1usize as *mut chip_model;
+        for bad in [0usize, 8, std::mem::size_of::<chip_model_options>() + 8] {
+            m.struct_size = bad;
+            assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+            assert!(model.is_null(), "out handle is cleared on failure");
+            assert!(last_error().contains("struct_size"), "{}", last_error());
+        }
+        chip_model_options_default(&mut m);
+        m.device = 7;
+        assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("unknown device 7"), "{}", last_error());
+    }
+}
+
+#[test]
+fn strings_must_be_utf8_and_pointers_non_null() {
+    unsafe {
+        let mut model: *mut chip_model = std::ptr::null_mut();
+        let bad = b"caf\xe9.onnx\0";
+        assert_eq!(chip_load_model(bad.as_ptr().cast(), std::ptr::null(), &mut model), chip_status::CHIP_STATUS_INVALID_UTF8);
+        assert!(last_error().contains("path is not valid UTF-8"), "{}", last_error());
+        assert_eq!(chip_load_model(std::ptr::null(), std::ptr::null(), &mut model), chip_status::CHIP_STATUS_NULL_POINTER);
+        let ok = CString::new("x.onnx").unwrap();
+        assert_eq!(chip_load_model(ok.as_ptr(), std::ptr::null(), std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(last_error(), "out_model is NULL");
+        assert_eq!(chip_load_model_bytes(std::ptr::null(), 3, std::ptr::null(), &mut model), chip_status::CHIP_STATUS_NULL_POINTER);
+
+        let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+        assert_eq!(chip_layer_fit_load(bad.as_ptr().cast(), &mut fit), chip_status::CHIP_STATUS_INVALID_UTF8);
+        let missing = CString::new(root().join("no-such-dir/x.chip").to_str().unwrap()).unwrap();
+        assert_eq!(chip_layer_fit_load(missing.as_ptr(), &mut fit), chip_status::CHIP_STATUS_IO);
+        assert!(last_error().contains("no-such-dir/x.chip"), "{}", last_error());
+
+        // The _free functions accept NULL.
+        chip_model_free(std::ptr::null_mut());
+        chip_layer_fit_free(std::ptr::null_mut());
+        chip_explainer_free(std::ptr::null_mut());
+        chip_explanation_free(std::ptr::null_mut());
+    }
+}
+
+#[test]
+fn localize_and_iou_through_the_abi() {
+    unsafe {
+        // A 6×5 map with two blobs; the larger one (3×2 at x 3..5, y 2..3) wins.
+        let (w, h) = (6usize, 5usize);
+        let mut map = vec![0f32; w * h];
+        map[0] = 1.0;
+        for y in 2..4 {
+            for x in 3..6 {
+                map[y * w + x] = 0.8;
+            }
+        }
+        let mut b = chip_box::default();
+        let mut found = -1;
+        assert_eq!(chip_localize(map.as_ptr(), w, h, 0.5, &mut b, &mut found), chip_status::CHIP_STATUS_OK);
+        assert_eq!(found, 1);
+        assert_eq!(b, chip_box { x1: 3, y1: 2, x2: 5, y2: 3 });
+        let zeros = vec![0f32; w * h];
+        assert_eq!(chip_localize(zeros.as_ptr(), w, h, 0.5, &mut b, &mut found), chip_status::CHIP_STATUS_OK);
+        assert_eq!((found, b), (0, chip_box::default()));
+        assert_eq!(chip_localize(std::ptr::null(), w, h, 0.5, &mut b, &mut found), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_localize(map.as_ptr(), w, h, 0.5, std::ptr::null_mut(), &mut found), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_localize(map.as_ptr(), w, h, f32::NAN, &mut b, &mut found), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+
+        // IoU by hand: 4×4 and 4×4 boxes overlapping in 2×4 → 8 / (16 + 16 − 8).
+        let a = chip_box { x1: 0, y1: 0, x2: 3, y2: 3 };
+        let c = chip_box { x1: 2, y1: 0, x2: 5, y2: 3 };
+        let mut iou = -1.0;
+        assert_eq!(chip_iou(&a, &c, &mut iou), chip_status::CHIP_STATUS_OK);
+        assert!((iou - 8.0 / 24.0).abs() < 1e-12, "{iou}");
+        assert_eq!(chip_iou(&a, &a, &mut iou), chip_status::CHIP_STATUS_OK);
+        assert!((iou - 1.0).abs() < 1e-12);
+        assert_eq!(chip_iou(&a, std::ptr::null(), &mut iou), chip_status::CHIP_STATUS_NULL_POINTER);
+    }
+}
