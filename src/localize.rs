@@ -1,23 +1,96 @@
 //! Weakly-supervised localization: threshold, largest 8-connected component, bounding box; IoU and
 //! the evaluation protocol (GT-known and top-1 localization accuracy, mean IoU, pointing game).
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Inclusive pixel corners, x right, y down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BBox { pub x1: u32, pub y1: u32, pub x2: u32, pub y2: u32 }
 
+impl BBox {
+    pub fn contains(&self, x: u32, y: u32) -> bool {
+        x >= self.x1 && x <= self.x2 && y >= self.y1 && y <= self.y2
+    }
+}
+
 pub const DEFAULT_THRESHOLD: f32 = 0.25;
 
-/// Box of the largest 8-connected component of {map ≥ t·max}; None when the map is all ≤ 0 or has NaN.
-pub fn localize(map: &[f32], width: usize, height: usize, threshold: f32) -> Option<BBox> { todo!() }
+/// Box of the largest 8-connected component of {map ≥ t·max}, max taken over the finite values
+/// (non-finite pixels never belong to a component). None when the map is empty, has no finite
+/// value, or its maximum is ≤ 0. Equal-sized components: the first in row-major order wins.
+pub fn localize(map: &[f32], width: usize, height: usize, threshold: f32) -> Option<BBox> {
+    if width == 0 || height == 0 || map.len() != width * height {
+        return None;
+    }
+    let max = map.iter().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if !(max > 0.0) {
+        return None;
+    }
+    let t = threshold * max;
+    let inside = |v: f32| v.is_finite() && v >= t;
+    let mut seen = vec![false; map.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut best: Option<(usize, BBox)> = None;
+    for start in 0..map.len() {
+        if seen[start] || !inside(map[start]) {
+            continue;
+        }
+        // Iterative flood fill: maps can be megapixels, recursion would overflow the stack.
+        seen[start] = true;
+        stack.push(start);
+        let (mut size, mut bb) = (0usize, BBox { x1: u32::MAX, y1: u32::MAX, x2: 0, y2: 0 });
+        while let Some(p) = stack.pop() {
+            size += 1;
+            let (x, y) = (p % width, p / width);
+            bb.x1 = bb.x1.min(x as u32);
+            bb.x2 = bb.x2.max(x as u32);
+            bb.y1 = bb.y1.min(y as u32);
+            bb.y2 = bb.y2.max(y as u32);
+            for ny in y.saturating_sub(1)..=(y + 1).min(height - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
+                    let q = ny * width + nx;
+                    if !seen[q] && inside(map[q]) {
+                        seen[q] = true;
+                        stack.push(q);
+                    }
+                }
+            }
+        }
+        if best.is_none_or(|(s, _)| size > s) {
+            best = Some((size, bb));
+        }
+    }
+    best.map(|(_, bb)| bb)
+}
 
-pub fn iou(a: &BBox, b: &BBox) -> f64 { todo!() }
+/// Intersection over union of two inclusive boxes.
+pub fn iou(a: &BBox, b: &BBox) -> f64 {
+    let area = |x1: u32, y1: u32, x2: u32, y2: u32| -> f64 {
+        if x2 < x1 || y2 < y1 { 0.0 } else { (x2 - x1 + 1) as f64 * (y2 - y1 + 1) as f64 }
+    };
+    let inter = area(a.x1.max(b.x1), a.y1.max(b.y1), a.x2.min(b.x2), a.y2.min(b.y2));
+    let union = area(a.x1, a.y1, a.x2, a.y2) + area(b.x1, b.y1, b.x2, b.y2) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
 
-/// Position of the map's maximum (x, y).
-pub fn argmax(map: &[f32], width: usize) -> (u32, u32) { todo!() }
+/// Position of the map's maximum (x, y): the first in row-major order, ignoring non-finite values;
+/// (0, 0) for an empty map or width 0.
+pub fn argmax(map: &[f32], width: usize) -> (u32, u32) {
+    if width == 0 {
+        return (0, 0);
+    }
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in map.iter().enumerate() {
+        if v.is_finite() && best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    let i = best.map_or(0, |(i, _)| i);
+    ((i % width) as u32, (i / width) as u32)
+}
 
 /// One ground-truth entry: `{"file","width","height","class","boxes":[[x1,y1,x2,y2],...]}` (extra keys ignored).
+/// `class` may be null (no ImageNet class applies): callers skip such entries when evaluating.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GtEntry {
     pub file: String,
@@ -27,7 +100,42 @@ pub struct GtEntry {
     pub boxes: Vec<[u32; 4]>,
 }
 
-pub fn load_gt(path: &Path) -> Result<Vec<GtEntry>> { todo!() }
+impl GtEntry {
+    pub fn bboxes(&self) -> impl Iterator<Item = BBox> + '_ {
+        self.boxes.iter().map(|&[x1, y1, x2, y2]| BBox { x1, y1, x2, y2 })
+    }
+}
+
+/// Reads a ground-truth list. Each entry needs a positive size and boxes with x1 ≤ x2 < width,
+/// y1 ≤ y2 < height (inclusive corners); an entry with a class needs at least one box.
+pub fn load_gt(path: &Path) -> Result<Vec<GtEntry>> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |msg: String| Error::invalid(format!("{}: {msg}", path.display()));
+    let values: Vec<serde_json::Value> =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not a JSON list of ground-truth entries: {e}")))?;
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.into_iter().enumerate() {
+        let name = v.get("file").and_then(|f| f.as_str()).map(|s| format!(" ({s})")).unwrap_or_default();
+        let e: GtEntry = serde_json::from_value(v).map_err(|e| bad(format!("entry {i}{name}: {e}")))?;
+        if e.width == 0 || e.height == 0 {
+            return Err(bad(format!("entry {i}{name}: image size {}×{} is empty", e.width, e.height)));
+        }
+        if e.class.is_some() && e.boxes.is_empty() {
+            return Err(bad(format!("entry {i}{name}: no boxes")));
+        }
+        for b in &e.boxes {
+            let [x1, y1, x2, y2] = *b;
+            if x2 < x1 || y2 < y1 || x2 >= e.width || y2 >= e.height {
+                return Err(bad(format!(
+                    "entry {i}{name}: box {b:?} is not inside the {}×{} image with x1 ≤ x2, y1 ≤ y2 (inclusive corners)",
+                    e.width, e.height
+                )));
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
 
 /// One evaluated image: its map for the ground-truth class (original size), predicted top-1 class.
 pub struct EvalItem<'a> {
@@ -49,4 +157,251 @@ pub struct LocReport {
 }
 
 /// Evaluates over a grid of thresholds and reports the one with the best GT-known accuracy.
-pub fn evaluate(items: &[EvalItem], thresholds: &[f32]) -> LocReport { todo!() }
+///
+/// Per image and threshold the IoU is the best over its GT boxes (0 without a box). GT-known accuracy:
+/// fraction with IoU ≥ 0.5; top-1 accuracy also needs `top1 == gt.class`; mean IoU at the chosen
+/// threshold. Ties in GT-known accuracy go to the higher mean IoU, then to the smaller threshold. The
+/// pointing game (threshold-free) counts a hit when the map's argmax lies inside a GT box and the map
+/// has a positive maximum. Entries with class None are expected to be skipped by the caller; one passed
+/// anyway never counts as top-1 correct. A map whose size is not width×height counts as a miss. An
+/// empty threshold grid means [`DEFAULT_THRESHOLD`].
+pub fn evaluate(items: &[EvalItem], thresholds: &[f32]) -> LocReport {
+    let default = [DEFAULT_THRESHOLD];
+    let grid = if thresholds.is_empty() { &default[..] } else { thresholds };
+    let n = items.len();
+    let frac = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
+    let mut best: Option<LocReport> = None;
+    for &t in grid {
+        let ious: Vec<f64> = items
+            .iter()
+            .map(|it| {
+                let (w, h) = (it.gt.width as usize, it.gt.height as usize);
+                match localize(it.map, w, h, t) {
+                    Some(bb) => it.gt.bboxes().map(|g| iou(&bb, &g)).fold(0.0, f64::max),
+                    None => 0.0,
+                }
+            })
+            .collect();
+        let hits = ious.iter().filter(|&&v| v >= 0.5).count();
+        let top1 = items.iter().zip(&ious).filter(|(it, &v)| v >= 0.5 && it.gt.class == Some(it.top1)).count();
+        let mean_iou = if n == 0 { 0.0 } else { ious.iter().sum::<f64>() / n as f64 };
+        let rep = LocReport {
+            images: n,
+            best_threshold: t,
+            gt_known_accuracy: frac(hits),
+            top1_accuracy: frac(top1),
+            mean_iou,
+            pointing_game: 0.0,
+            ious,
+        };
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                (rep.gt_known_accuracy, rep.mean_iou) > (b.gt_known_accuracy, b.mean_iou)
+                    || ((rep.gt_known_accuracy, rep.mean_iou) == (b.gt_known_accuracy, b.mean_iou)
+                        && rep.best_threshold < b.best_threshold)
+            }
+        };
+        if better {
+            best = Some(rep);
+        }
+    }
+    let mut rep = best.expect("non-empty threshold grid");
+    let points = items
+        .iter()
+        .filter(|it| {
+            let w = it.gt.width as usize;
+            if it.map.len() != w * it.gt.height as usize || w == 0 {
+                return false;
+            }
+            let max = it.map.iter().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let (x, y) = argmax(it.map, w);
+            max > 0.0 && it.gt.bboxes().any(|b| b.contains(x, y))
+        })
+        .count();
+    rep.pointing_game = frac(points);
+    rep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_from(rows: &[&str]) -> (Vec<f32>, usize, usize) {
+        // Digits are values; '.' is 0.
+        let h = rows.len();
+        let w = rows[0].len();
+        let v = rows
+            .iter()
+            .flat_map(|r| r.chars().map(|c| c.to_digit(10).map_or(0.0, |d| d as f32)))
+            .collect();
+        (v, w, h)
+    }
+
+    #[test]
+    fn larger_blob_wins() {
+        let (m, w, h) = map_from(&[
+            "99......",
+            "99......",
+            "....5555",
+            "....5555",
+            "....5555",
+        ]);
+        assert_eq!(localize(&m, w, h, 0.5), Some(BBox { x1: 4, y1: 2, x2: 7, y2: 4 }));
+        // Above 5/9 only the small bright blob remains.
+        assert_eq!(localize(&m, w, h, 0.6), Some(BBox { x1: 0, y1: 0, x2: 1, y2: 1 }));
+    }
+
+    #[test]
+    fn diagonal_neighbours_join() {
+        let (m, w, h) = map_from(&[
+            "9....",
+            ".9...",
+            "..9..",
+            "....9",
+            "...99",
+        ]);
+        // (2,2) and the corner group do not touch, (3,3) being empty: two 3-pixel components, and
+        // the tie goes to the first in row-major order.
+        assert_eq!(localize(&m, w, h, 0.5), Some(BBox { x1: 0, y1: 0, x2: 2, y2: 2 }));
+        let (m, w, h) = map_from(&[
+            "9....",
+            ".9...",
+            "..9..",
+            "...9.",
+            "....9",
+        ]);
+        assert_eq!(localize(&m, w, h, 0.5), Some(BBox { x1: 0, y1: 0, x2: 4, y2: 4 }));
+    }
+
+    #[test]
+    fn threshold_is_inclusive_and_relative() {
+        let (m, w, h) = map_from(&["2468"]);
+        // t·max = 4: pixels ≥ 4.
+        assert_eq!(localize(&m, w, h, 0.5), Some(BBox { x1: 1, y1: 0, x2: 3, y2: 0 }));
+        assert_eq!(localize(&m, w, h, 1.0), Some(BBox { x1: 3, y1: 0, x2: 3, y2: 0 }));
+        assert_eq!(localize(&m, w, h, 0.0), Some(BBox { x1: 0, y1: 0, x2: 3, y2: 0 }));
+        assert_eq!(localize(&[0.0; 4], 2, 2, 0.5), None);
+        assert_eq!(localize(&[-1.0; 4], 2, 2, 0.5), None);
+        assert_eq!(localize(&[], 0, 0, 0.5), None);
+        // NaN pixels are ignored, not fatal.
+        assert_eq!(localize(&[f32::NAN, 1.0, 0.0, 0.0], 2, 2, 0.5), Some(BBox { x1: 1, y1: 0, x2: 1, y2: 0 }));
+    }
+
+    #[test]
+    fn big_map_does_not_recurse() {
+        // One snake-shaped component covering a 2000×1500 map.
+        let (w, h) = (2000, 1500);
+        let mut m = vec![0.0f32; w * h];
+        for y in 0..h {
+            if y % 2 == 0 {
+                m[y * w..(y + 1) * w].iter_mut().for_each(|v| *v = 1.0);
+            } else {
+                m[y * w + if y % 4 == 1 { w - 1 } else { 0 }] = 1.0;
+            }
+        }
+        assert_eq!(localize(&m, w, h, 0.5), Some(BBox { x1: 0, y1: 0, x2: (w - 1) as u32, y2: (h - 1) as u32 }));
+    }
+
+    #[test]
+    fn iou_of_known_boxes() {
+        let a = BBox { x1: 0, y1: 0, x2: 9, y2: 9 }; // 100 px
+        let b = BBox { x1: 5, y1: 5, x2: 14, y2: 14 }; // overlap 5×5 = 25
+        assert!((iou(&a, &b) - 25.0 / 175.0).abs() < 1e-12);
+        assert_eq!(iou(&a, &a), 1.0);
+        let c = BBox { x1: 10, y1: 0, x2: 12, y2: 9 };
+        assert_eq!(iou(&a, &c), 0.0);
+        // Touching at one column counts (inclusive corners).
+        let d = BBox { x1: 9, y1: 0, x2: 18, y2: 9 };
+        assert!((iou(&a, &d) - 10.0 / 190.0).abs() < 1e-12);
+        let p = BBox { x1: 3, y1: 3, x2: 3, y2: 3 };
+        assert!((iou(&a, &p) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn argmax_first_maximum() {
+        assert_eq!(argmax(&[1.0, 3.0, f32::NAN, 3.0, 0.0, 2.0], 3), (1, 0));
+        assert_eq!(argmax(&[0.0, 0.0, 0.0, 5.0], 2), (1, 1));
+    }
+
+    fn write_tmp(name: &str, text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("chip-gt-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn load_gt_reads_and_validates() {
+        let p = write_tmp(
+            "ok.json",
+            r#"[{"file":"a.jpg","width":10,"height":8,"class":3,"class_name":"x","boxes":[[0,0,9,7],[2,2,3,3]]},
+                {"file":"b.jpg","width":4,"height":4,"class":null,"boxes":[]}]"#,
+        );
+        let gt = load_gt(&p).unwrap();
+        assert_eq!(gt.len(), 2);
+        assert_eq!(gt[0].class, Some(3));
+        assert_eq!(gt[0].boxes[1], [2, 2, 3, 3]);
+        assert_eq!(gt[1].class, None);
+        let _ = std::fs::remove_file(&p);
+        for (name, text, needle) in [
+            ("outside", r#"[{"file":"c.jpg","width":10,"height":8,"class":1,"boxes":[[0,0,10,7]]}]"#, "entry 0 (c.jpg)"),
+            ("flipped", r#"[{"file":"d.jpg","width":10,"height":8,"class":1,"boxes":[[5,0,4,7]]}]"#, "box [5, 0, 4, 7]"),
+            ("negative", r#"[{"file":"e.jpg","width":10,"height":8,"class":1,"boxes":[[-1,0,4,7]]}]"#, "entry 0 (e.jpg)"),
+            ("missing", r#"[{"file":"f.jpg","height":8,"class":1,"boxes":[[0,0,4,7]]}]"#, "width"),
+            ("noboxes", r#"[{"file":"g.jpg","width":10,"height":8,"class":1,"boxes":[]}]"#, "no boxes"),
+            ("notjson", "{", "JSON"),
+        ] {
+            let p = write_tmp(name, text);
+            let err = load_gt(&p).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains(&*p.to_string_lossy()), "{name}: {err}");
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+
+    #[test]
+    fn load_gt_reads_the_dev_file() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aib_boxes_dev.json");
+        let gt = load_gt(&p).unwrap();
+        assert!(!gt.is_empty());
+        assert!(gt.iter().all(|e| e.bboxes().all(|b| b.x2 < e.width && b.y2 < e.height)));
+    }
+
+    #[test]
+    fn evaluate_picks_best_threshold_and_counts() {
+        // Image A (20×10): a bright core [2..=5]×[2..=5] (value 9) inside a dim halo [0..=9]×[0..=9] (value 3).
+        // GT box = the halo: threshold ≤ 1/3 gives IoU 1, higher thresholds give 16/100.
+        let (w, h) = (20usize, 10usize);
+        let mut a = vec![0.0f32; w * h];
+        for y in 0..10 {
+            for x in 0..10 {
+                a[y * w + x] = if (2..=5).contains(&x) && (2..=5).contains(&y) { 9.0 } else { 3.0 };
+            }
+        }
+        let gt_a = GtEntry { file: "a".into(), width: 20, height: 10, class: Some(1), boxes: vec![[0, 0, 9, 9]] };
+        // Image B: the map points at the wrong place entirely.
+        let mut bm = vec![0.0f32; w * h];
+        bm[5 * w + 18] = 1.0;
+        let gt_b = GtEntry { file: "b".into(), width: 20, height: 10, class: Some(2), boxes: vec![[0, 0, 4, 4], [0, 0, 9, 9]] };
+        let items = [
+            EvalItem { gt: &gt_a, map: &a, top1: 7 }, // wrong top-1 class
+            EvalItem { gt: &gt_b, map: &bm, top1: 2 },
+        ];
+        let rep = evaluate(&items, &[0.5, 0.2, 0.3, 0.8]);
+        assert_eq!(rep.images, 2);
+        // 0.2 and 0.3 tie on everything: the smaller wins.
+        assert_eq!(rep.best_threshold, 0.2);
+        assert_eq!(rep.gt_known_accuracy, 0.5);
+        assert_eq!(rep.top1_accuracy, 0.0);
+        assert_eq!(rep.ious, vec![1.0, 0.0]);
+        assert_eq!(rep.mean_iou, 0.5);
+        // Argmax of A is (2,2), inside its box; B's is (18,5), outside.
+        assert_eq!(rep.pointing_game, 0.5);
+        let rep = evaluate(&items[..1], &[0.5]);
+        assert!((rep.ious[0] - 0.16).abs() < 1e-12);
+        assert_eq!(rep.gt_known_accuracy, 0.0);
+        // Correct class counts for top-1.
+        let items = [EvalItem { gt: &gt_a, map: &a, top1: 1 }];
+        // Default threshold 0.25: 0.25·9 ≤ 3, so the halo is in and IoU is 1.
+        assert_eq!(evaluate(&items, &[]).top1_accuracy, 1.0);
+    }
+}
