@@ -5,7 +5,7 @@ use crate::onnx::OnnxModel;
 use crate::preprocess::Preprocess;
 use crate::runtime::{Runner, RuntimeOptions};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -268,17 +268,24 @@ impl Model {
         merged.ok_or_else(|| Error::invalid("empty batch"))
     }
 
-    /// All 4-D candidate layers in graph order (probed once, then cached).
+    /// All 4-D candidate layers in graph order (probed once, then cached). Only feature maps with a
+    /// spatial extent (H·W > 1) computed after a learned op (Conv, Gemm, ...) count.
     pub fn layers(&self) -> Result<Vec<LayerInfo>> {
         if let Some(l) = self.layers.get() {
             return Ok(l.clone());
         }
         let candidates = self.onnx.candidates();
+        let learned = self.learned_tensors();
         let mut names: Vec<&str> = Vec::new();
         let mut ops: Vec<&str> = Vec::new();
         for c in &candidates {
-            // A tensor that already is a graph output cannot be added again.
-            if !names.contains(&c.tensor.as_str()) && !self.onnx_outputs_contain(&c.tensor) {
+            // A tensor that already is a graph output cannot be added again; one computed from the
+            // input alone (padding, input scaling) is no learned feature map.
+            if !names.contains(&c.tensor.as_str())
+                && !self.onnx_outputs_contain(&c.tensor)
+                && learned.contains(c.tensor.as_str())
+                && !SKIPPED_OPS.contains(&c.op_type.as_str())
+            {
                 names.push(&c.tensor);
                 ops.push(&c.op_type);
             }
@@ -306,6 +313,18 @@ impl Model {
         }
         let _ = self.layers.set(found);
         Ok(self.layers.get().cloned().unwrap_or_default())
+    }
+
+    /// Tensors downstream of a node with learned weights (graph order is topological).
+    fn learned_tensors(&self) -> HashSet<&str> {
+        const WEIGHTED: [&str; 6] = ["Conv", "ConvTranspose", "Gemm", "MatMul", "ConvInteger", "QLinearConv"];
+        let mut derived: HashSet<&str> = HashSet::new();
+        for n in &self.onnx.proto.graph.node {
+            if WEIGHTED.contains(&n.op_type.as_str()) || n.input.iter().any(|i| derived.contains(i.as_str())) {
+                derived.extend(n.output.iter().map(String::as_str));
+            }
+        }
+        derived
     }
 
     fn onnx_outputs_contain(&self, tensor: &str) -> bool {
@@ -433,6 +452,10 @@ impl Model {
         self.labels.as_ref().and_then(|l| l.get(class)).map(String::as_str)
     }
 }
+
+/// Candidate ops whose output only repeats another layer's values: a padded copy is off the image
+/// grid by the padding, so its maps would not line up with the picture.
+const SKIPPED_OPS: [&str; 1] = ["Pad"];
 
 /// Numerically stable softmax in place (the row maximum is subtracted first).
 pub fn softmax(row: &mut [f32]) {

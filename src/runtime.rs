@@ -193,6 +193,8 @@ fn probe_places<T>(
             }
         };
         for file in files {
+            // Absolute, so ort never resolves it against the executable's folder instead.
+            let file = std::path::absolute(&file).unwrap_or(file);
             let canon = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
             if seen.contains(&canon) {
                 continue;

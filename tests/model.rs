@@ -301,7 +301,10 @@ fn lite0_layers_run_from_stem_to_head() {
     assert!(layers.windows(2).all(|w| w[1].height <= w[0].height), "spatial sizes must shrink");
     let (stem, head) = m.default_layers().unwrap();
     eprintln!("Lite0 default layers: {stem:?} / {head:?}");
-    assert_eq!((stem.channels, stem.height), (32, 112));
+    // The stem's ReLU6, right after the stem convolution.
+    assert_eq!((stem.channels, stem.height, stem.op_type.as_str()), (32, 112, "Clip"));
+    assert_eq!(stem, layers[1]);
+    assert_eq!(head.op_type, "Clip");
     assert_eq!(head, *last);
     // The augmented run gives exactly the probed shapes.
     let x = photo("skimage/coffee.png");
