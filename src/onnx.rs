@@ -25,6 +25,9 @@ pub struct ImageInput {
 
 /// A tensor produced by a node whose op type can yield a 4-D feature map (Conv, Relu, Clip,
 /// BatchNormalization, Add, pooling, ...). Whether it really is 4-D is decided by running the model.
+/// Only tensors computed from a convolution's output count (normalisation of the input image and the
+/// like are no layers); a known element type other than float or a known rank other than 4 rules a
+/// tensor out, as does being a model output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
     pub tensor: String,
@@ -43,13 +46,23 @@ pub struct Split {
 
 /// Op types (default domain) whose first output can be a spatial feature map. Global pooling,
 /// Flatten, Gemm, Reshape and Softmax are left out: their outputs have no spatial extent to explain.
+/// So is Pad: its output is its input with a border (TF-style "same" padding before a conv).
 const FEATURE_MAP_OPS: &[&str] = &[
     "Conv", "ConvTranspose", "Relu", "Clip", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid",
     "HardSigmoid", "HardSwish", "Mish", "Gelu", "Softplus", "Softsign", "ThresholdedRelu", "Tanh", "Mul",
     "Add", "Sub", "Div", "Max", "Min", "Sum", "Mean", "BatchNormalization", "InstanceNormalization",
-    "GroupNormalization", "LRN", "MaxPool", "AveragePool", "LpPool", "Concat", "Pad", "Resize", "Upsample",
+    "GroupNormalization", "LRN", "MaxPool", "AveragePool", "LpPool", "Concat", "Resize", "Upsample",
     "DepthToSpace", "SpaceToDepth",
 ];
+
+/// Convolutions: a feature map lies downstream of one (what comes before is image preprocessing).
+fn is_conv(n: &NodeProto) -> bool {
+    match n.domain.as_str() {
+        "" | "ai.onnx" => matches!(n.op_type.as_str(), "Conv" | "ConvTranspose" | "ConvInteger" | "QLinearConv"),
+        "com.microsoft" => matches!(n.op_type.as_str(), "FusedConv" | "NhwcConv" | "QLinearConv"),
+        _ => false,
+    }
+}
 
 const FLOAT: i32 = 1;
 const INT64: i32 = 7;
@@ -166,7 +179,13 @@ impl OnnxModel {
         let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
+        let mut after_conv: HashSet<&str> = HashSet::new();
         for (i, n) in g.node.iter().enumerate() {
+            if is_conv(n) || node_inputs(n).iter().any(|t| after_conv.contains(t.as_str())) {
+                after_conv.extend(n.output.iter().map(|s| s.as_str()));
+            } else {
+                continue;
+            }
             if !is_default_domain(&n.domain) || !FEATURE_MAP_OPS.contains(&n.op_type.as_str()) {
                 continue;
             }

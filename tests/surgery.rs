@@ -309,6 +309,52 @@ fn shape_arithmetic_is_not_a_candidate() {
     assert_eq!(r.layers.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), ["conv1", "relu1", "conv2", "relu2"]);
 }
 
+/// In-model input normalisation (Sub, Div on the image) and TF-style padding (Pad before a conv
+/// without padding) are no layers; the model still splits exactly everywhere else.
+#[test]
+fn preprocessing_and_padding_are_no_layers() {
+    let mut m = plain_cnn(3, 6);
+    let g = m.proto.graph.as_mut().unwrap();
+    let f32_init = |name: &str, v: f32| TensorProto {
+        name: name.into(),
+        data_type: DataType::FLOAT as i32,
+        float_data: vec![v],
+        ..Default::default()
+    };
+    g.initializer.push(f32_init("mean", 0.25));
+    g.initializer.push(f32_init("std", 1.5));
+    g.initializer.push(TensorProto {
+        name: "pads".into(),
+        dims: vec![8],
+        data_type: DataType::INT64 as i32,
+        int64_data: vec![0, 0, 1, 1, 0, 0, 1, 1],
+        ..Default::default()
+    });
+    let node = |op: &str, ins: &[&str], out: &str| NodeProto {
+        op_type: op.into(),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        ..Default::default()
+    };
+    g.node[0].input[0] = "normalized".into();
+    g.node.insert(0, node("Sub", &["input", "mean"], "centered"));
+    g.node.insert(1, node("Div", &["centered", "std"], "normalized"));
+    let conv2 = g.node.iter().position(|n| n.output[0] == "conv2").unwrap();
+    g.node[conv2].input[0] = "padded".into();
+    for a in g.node[conv2].attribute.iter_mut().filter(|a| a.name == "pads") {
+        a.ints = vec![0, 0, 0, 0];
+    }
+    g.node.insert(conv2, node("Pad", &["relu1", "pads"], "padded"));
+    let names: Vec<String> = m.candidates().into_iter().map(|c| c.tensor).collect();
+    assert_eq!(names, ["conv1", "relu1", "conv2", "relu2"]);
+    let e = m.split("normalized").unwrap_err().to_string();
+    assert!(e.contains("'normalized' (output of Div) is not a candidate layer"), "{e}");
+    let files = photos(2);
+    let x = photo_batch(&files, SIZE, IMAGENET_MEAN, IMAGENET_STD);
+    let r = check_all_splits(&m, &x, files.len());
+    assert_eq!(r.layers.len(), 4);
+}
+
 /// Appends a length-delimited field with an unused number (4321) to a serialized message.
 fn with_unknown_field(mut bytes: Vec<u8>, marker: &[u8]) -> Vec<u8> {
     let mut tag = ((4321u64 << 3) | 2) as u64;
