@@ -466,6 +466,18 @@ chip_status chip_model_preprocess_encoded(const struct chip_model *model,
                                           uint32_t *out_height);
 
 /**
+ * Class probabilities of `n` preprocessed images (`data`: `len` floats, n x 3 x H x W): n x classes
+ * floats, row-major, into `probs` (buffer convention). Useful to pick the classes to fit.
+ */
+chip_status chip_model_predict(const struct chip_model *model,
+                               const float *data,
+                               size_t len,
+                               size_t n,
+                               float *probs,
+                               size_t probs_len,
+                               size_t *out_len);
+
+/**
  * Fits `layer` on `count` image files (UTF-8 paths). `opts` may be NULL for the defaults. The call
  * runs images x gates forward passes and may take long; see chip_fit_options.progress.
  */

@@ -753,6 +753,41 @@ pub unsafe extern "C" fn chip_model_preprocess_encoded(
     })
 }
 
+/// Class probabilities of `n` preprocessed images (`data`: `len` floats, n x 3 x H x W): n x classes
+/// floats, row-major, into `probs` (buffer convention). Useful to pick the classes to fit.
+#[no_mangle]
+pub unsafe extern "C" fn chip_model_predict(
+    model: *const chip_model,
+    data: *const f32,
+    len: usize,
+    n: usize,
+    probs: *mut f32,
+    probs_len: usize,
+    out_len: *mut usize,
+) -> chip_status {
+    guard(|| {
+        let m = deref(model, "model")?;
+        if data.is_null() {
+            return fail(CHIP_STATUS_NULL_POINTER, "data is NULL");
+        }
+        check_tensor_len(&m.inner, len, n)?;
+        let need = n.saturating_mul(m.inner.classes);
+        // The buffer is checked before the model runs.
+        put(out_len, need);
+        if probs.is_null() && probs_len == 0 {
+            return Ok(());
+        }
+        if probs.is_null() {
+            return fail(CHIP_STATUS_NULL_POINTER, format!("probs buffer is NULL but its length is {probs_len}"));
+        }
+        if probs_len < need {
+            return fail(CHIP_STATUS_BUFFER_TOO_SMALL, format!("probs buffer holds {probs_len} floats, {need} needed"));
+        }
+        let p = m.inner.predict(slice_arg(data, len, "data")?, n)?;
+        write_buf(&p, probs, probs_len, out_len, "probs")
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fitting.
 

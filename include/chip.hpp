@@ -1,0 +1,400 @@
+/*
+ * libchip C++ interface: header-only RAII wrappers over chip.h. Needs C++17.
+ *
+ * Every failing call throws chip::Error (status() gives the chip_status, what() the message).
+ * Thread safety follows chip.h: Model and Explainer may be used from many threads at once; LayerFit
+ * and Explanation are immutable. Objects are movable, not copyable.
+ */
+#ifndef CHIP_HPP
+#define CHIP_HPP
+
+#include "chip.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace chip {
+
+class Error : public std::runtime_error {
+public:
+    Error(chip_status status, const std::string &message)
+        : std::runtime_error(message.empty() ? std::string(chip_status_str(status)) : message), status_(status) {}
+    chip_status status() const noexcept { return status_; }
+
+private:
+    chip_status status_;
+};
+
+namespace detail {
+
+inline void check(chip_status s) {
+    if (s != CHIP_STATUS_OK) throw Error(s, chip_last_error());
+}
+
+// Calls f(buf, len, &out_len) twice: a size query, then the copy.
+template <typename T, typename F>
+std::vector<T> fetch(F f) {
+    size_t n = 0;
+    check(f(static_cast<T *>(nullptr), size_t(0), &n));
+    std::vector<T> v(n);
+    if (n > 0) check(f(v.data(), n, &n));
+    return v;
+}
+
+template <typename F>
+std::string fetch_string(F f) {
+    std::vector<char> v = fetch<char>(f);
+    return v.empty() ? std::string() : std::string(v.data());
+}
+
+inline std::vector<const char *> c_strings(const std::vector<std::string> &s) {
+    std::vector<const char *> out;
+    out.reserve(s.size());
+    for (const auto &x : s) out.push_back(x.c_str());
+    return out;
+}
+
+template <typename T, void (*Free)(T *)>
+struct Deleter {
+    void operator()(T *p) const noexcept { Free(p); }
+};
+
+}  // namespace detail
+
+inline std::string version() { return chip_version(); }
+
+/// A bounding box with inclusive corners.
+using Box = chip_box;
+
+/// Box of the largest 8-connected region of {map >= threshold * max}; empty when the map has no
+/// positive value.
+inline std::optional<Box> localize(const std::vector<float> &map, size_t width, size_t height, float threshold) {
+    if (map.size() != width * height) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "map size does not match width x height");
+    Box b{};
+    int found = 0;
+    detail::check(chip_localize(map.data(), width, height, threshold, &b, &found));
+    if (!found) return std::nullopt;
+    return b;
+}
+
+inline double iou(const Box &a, const Box &b) {
+    double v = 0;
+    detail::check(chip_iou(&a, &b, &v));
+    return v;
+}
+
+struct ModelOptions : chip_model_options {
+    ModelOptions() { detail::check(chip_model_options_default(this)); }
+};
+
+struct ExplainOptions : chip_explain_options {
+    ExplainOptions() { detail::check(chip_explain_options_default(this)); }
+};
+
+/// Progress of a fit: return false to cancel (the fit then throws Error with CHIP_STATUS_CANCELLED).
+using ProgressFn = std::function<bool(chip_progress_kind kind, size_t done, size_t total)>;
+
+struct FitOptions : chip_fit_options {
+    FitOptions() { detail::check(chip_fit_options_default(this)); }
+    /// Set the progress function instead of the C fields `progress` and `user_data`.
+    ProgressFn on_progress;
+};
+
+struct LayerInfo {
+    std::string name;
+    size_t channels = 0;
+    size_t height = 0;
+    size_t width = 0;
+};
+
+/// A preprocessed image: 3 x H x W floats at the model's input size, and its original size.
+struct Tensor {
+    std::vector<float> data;
+    uint32_t orig_width = 0;
+    uint32_t orig_height = 0;
+};
+
+class Model {
+public:
+    static Model load(const std::string &path, const ModelOptions &opts = ModelOptions()) {
+        chip_model *m = nullptr;
+        detail::check(chip_load_model(path.c_str(), &opts, &m));
+        return Model(m);
+    }
+    static Model from_bytes(const std::vector<uint8_t> &bytes, const ModelOptions &opts = ModelOptions()) {
+        chip_model *m = nullptr;
+        detail::check(chip_load_model_bytes(bytes.data(), bytes.size(), &opts, &m));
+        return Model(m);
+    }
+
+    size_t num_classes() const {
+        size_t n = 0;
+        detail::check(chip_model_num_classes(get(), &n));
+        return n;
+    }
+    /// (width, height) of the model's input.
+    std::pair<size_t, size_t> input_size() const {
+        size_t w = 0, h = 0;
+        detail::check(chip_model_input_size(get(), &w, &h));
+        return {w, h};
+    }
+    std::string class_label(size_t c) const {
+        return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_model_class_label(get(), c, b, l, o); });
+    }
+    std::vector<LayerInfo> layers() const {
+        size_t n = 0;
+        detail::check(chip_model_layer_count(get(), &n));
+        std::vector<LayerInfo> out(n);
+        for (size_t i = 0; i < n; ++i) {
+            LayerInfo &li = out[i];
+            li.name = detail::fetch_string([&](char *b, size_t l, size_t *o) {
+                return chip_model_layer_info(get(), i, b, l, o, &li.channels, &li.height, &li.width);
+            });
+        }
+        return out;
+    }
+    Tensor preprocess_file(const std::string &path) const {
+        Tensor t;
+        t.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {
+            return chip_model_preprocess_file(get(), path.c_str(), b, l, o, &t.orig_width, &t.orig_height);
+        });
+        return t;
+    }
+    Tensor preprocess_encoded(const std::vector<uint8_t> &bytes) const {
+        Tensor t;
+        t.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {
+            return chip_model_preprocess_encoded(get(), bytes.data(), bytes.size(), b, l, o, &t.orig_width, &t.orig_height);
+        });
+        return t;
+    }
+
+    const chip_model *get() const noexcept { return p_.get(); }
+
+private:
+    explicit Model(chip_model *m) : p_(m) {}
+    std::unique_ptr<chip_model, detail::Deleter<chip_model, chip_model_free>> p_;
+};
+
+class LayerFit {
+public:
+    /// Fits `layer` on image files.
+    static LayerFit fit(const Model &model, const std::string &layer, const std::vector<std::string> &paths,
+                        const FitOptions &opts = FitOptions()) {
+        auto c = detail::c_strings(paths);
+        return run(opts, [&](const chip_fit_options *o, chip_layer_fit **out) {
+            return chip_fit_layer_paths(model.get(), layer.c_str(), c.data(), c.size(), o, out);
+        });
+    }
+    /// Fits `layer` on n preprocessed images (n x 3 x H x W floats).
+    static LayerFit fit_tensor(const Model &model, const std::string &layer, const std::vector<float> &data, size_t n,
+                               const FitOptions &opts = FitOptions()) {
+        return run(opts, [&](const chip_fit_options *o, chip_layer_fit **out) {
+            return chip_fit_layer_tensor(model.get(), layer.c_str(), data.data(), data.size(), n, o, out);
+        });
+    }
+    static LayerFit load(const std::string &path) {
+        chip_layer_fit *f = nullptr;
+        detail::check(chip_layer_fit_load(path.c_str(), &f));
+        return LayerFit(f);
+    }
+    void save(const std::string &path) const { detail::check(chip_layer_fit_save(get(), path.c_str())); }
+
+    std::string layer_name() const {
+        return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_layer_fit_layer_name(get(), b, l, o); });
+    }
+    size_t channels() const {
+        size_t n = 0;
+        detail::check(chip_layer_fit_channels(get(), &n));
+        return n;
+    }
+    size_t classes() const {
+        size_t n = 0;
+        detail::check(chip_layer_fit_classes(get(), &n));
+        return n;
+    }
+    std::vector<float> weights_row(size_t c) const {
+        return detail::fetch<float>([&](float *b, size_t l, size_t *o) { return chip_layer_fit_weights_row(get(), c, b, l, o); });
+    }
+
+    const chip_layer_fit *get() const noexcept { return p_.get(); }
+
+private:
+    explicit LayerFit(chip_layer_fit *f) : p_(f) {}
+
+    struct Trampoline {
+        const ProgressFn *fn;
+        std::exception_ptr error;
+    };
+    // Exceptions must not cross libchip: keep the first one, cancel, rethrow after the call.
+    static int progress(void *user, chip_progress_kind kind, size_t done, size_t total) {
+        auto *t = static_cast<Trampoline *>(user);
+        try {
+            return (*t->fn)(kind, done, total) ? 0 : 1;
+        } catch (...) {
+            if (!t->error) t->error = std::current_exception();
+            return 1;
+        }
+    }
+
+    template <typename F>
+    static LayerFit run(const FitOptions &opts, F call) {
+        chip_fit_options o = opts;
+        Trampoline t{&opts.on_progress, nullptr};
+        if (opts.on_progress) {
+            o.progress = &LayerFit::progress;
+            o.user_data = &t;
+        }
+        chip_layer_fit *f = nullptr;
+        chip_status s = call(&o, &f);
+        if (t.error) {
+            chip_layer_fit_free(f);
+            std::rethrow_exception(t.error);
+        }
+        detail::check(s);
+        return LayerFit(f);
+    }
+
+    std::unique_ptr<chip_layer_fit, detail::Deleter<chip_layer_fit, chip_layer_fit_free>> p_;
+};
+
+/// A map: row-major height x width floats.
+struct Map {
+    size_t width = 0;
+    size_t height = 0;
+    std::vector<float> data;
+};
+
+/// The result of one explain call. Layer index CHIP_REFINED selects the Refined CHIP map.
+class Explanation {
+public:
+    size_t image_count() const {
+        size_t n = 0;
+        detail::check(chip_explanation_image_count(get(), &n));
+        return n;
+    }
+    /// Original (width, height) of image i.
+    std::pair<uint32_t, uint32_t> image_size(size_t i) const {
+        uint32_t w = 0, h = 0;
+        detail::check(chip_explanation_image_size(get(), i, &w, &h));
+        return {w, h};
+    }
+    std::vector<float> probabilities(size_t i) const {
+        return detail::fetch<float>([&](float *b, size_t l, size_t *o) { return chip_explanation_probabilities(get(), i, b, l, o); });
+    }
+    /// (class, probability) by decreasing probability.
+    std::vector<std::pair<size_t, float>> top(size_t i) const {
+        size_t n = 0;
+        detail::check(chip_explanation_top_count(get(), i, &n));
+        std::vector<std::pair<size_t, float>> out(n);
+        for (size_t r = 0; r < n; ++r) detail::check(chip_explanation_top(get(), i, r, &out[r].first, &out[r].second));
+        return out;
+    }
+    size_t class_count(size_t i) const {
+        size_t n = 0;
+        detail::check(chip_explanation_class_count(get(), i, &n));
+        return n;
+    }
+    /// Explained class `index` of image i: (class id, probability).
+    std::pair<size_t, float> explained_class(size_t i, size_t index) const {
+        std::pair<size_t, float> c{};
+        detail::check(chip_explanation_class(get(), i, index, &c.first, &c.second));
+        return c;
+    }
+    size_t layer_count() const {
+        size_t n = 0;
+        detail::check(chip_explanation_layer_count(get(), &n));
+        return n;
+    }
+    Map map(size_t i, size_t index, size_t layer) const {
+        Map m;
+        detail::check(chip_explanation_map_size(get(), i, index, layer, &m.width, &m.height));
+        m.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) { return chip_explanation_map(get(), i, index, layer, b, l, o); });
+        return m;
+    }
+    std::optional<Box> box(size_t i, size_t index, size_t layer) const {
+        Box b{};
+        int found = 0;
+        detail::check(chip_explanation_box(get(), i, index, layer, &b, &found));
+        if (!found) return std::nullopt;
+        return b;
+    }
+
+    const chip_explanation *get() const noexcept { return p_.get(); }
+
+private:
+    friend class Explainer;
+    explicit Explanation(chip_explanation *e) : p_(e) {}
+    std::unique_ptr<chip_explanation, detail::Deleter<chip_explanation, chip_explanation_free>> p_;
+};
+
+class Explainer {
+public:
+    /// The fits are copied; the model is shared (the Model object may go away first).
+    Explainer(const Model &model, const std::vector<const LayerFit *> &fits) {
+        std::vector<const chip_layer_fit *> c;
+        for (const LayerFit *f : fits) c.push_back(f ? f->get() : nullptr);
+        chip_explainer *e = nullptr;
+        detail::check(chip_explainer_new(model.get(), c.data(), c.size(), &e));
+        p_.reset(e);
+    }
+    Explainer(const Model &model, const LayerFit &fit) : Explainer(model, std::vector<const LayerFit *>{&fit}) {}
+
+    std::vector<std::string> layer_names() const {
+        size_t n = 0;
+        detail::check(chip_explainer_layer_count(get(), &n));
+        std::vector<std::string> out;
+        for (size_t i = 0; i < n; ++i)
+            out.push_back(detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_explainer_layer_name(get(), i, b, l, o); }));
+        return out;
+    }
+
+    Explanation explain_files(const std::vector<std::string> &paths, const ExplainOptions &opts = ExplainOptions()) const {
+        auto c = detail::c_strings(paths);
+        chip_explanation *e = nullptr;
+        detail::check(chip_explain_files(get(), c.data(), c.size(), &opts, &e));
+        return Explanation(e);
+    }
+    Explanation explain_encoded(const std::vector<std::vector<uint8_t>> &images, const ExplainOptions &opts = ExplainOptions()) const {
+        std::vector<const uint8_t *> ptrs;
+        std::vector<size_t> lens;
+        for (const auto &i : images) {
+            ptrs.push_back(i.data());
+            lens.push_back(i.size());
+        }
+        chip_explanation *e = nullptr;
+        detail::check(chip_explain_encoded(get(), ptrs.data(), lens.data(), images.size(), &opts, &e));
+        return Explanation(e);
+    }
+    /// n preprocessed images (n x 3 x H x W floats); `sizes` holds n (width, height) pairs or is empty
+    /// for the input size.
+    Explanation explain_tensor(const std::vector<float> &data, size_t n,
+                               const std::vector<std::pair<uint32_t, uint32_t>> &sizes = {},
+                               const ExplainOptions &opts = ExplainOptions()) const {
+        std::vector<uint32_t> flat;
+        for (const auto &s : sizes) {
+            flat.push_back(s.first);
+            flat.push_back(s.second);
+        }
+        if (!sizes.empty() && sizes.size() != n) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "sizes must hold one pair per image");
+        chip_explanation *e = nullptr;
+        detail::check(chip_explain_tensor(get(), data.data(), data.size(), n, sizes.empty() ? nullptr : flat.data(), &opts, &e));
+        return Explanation(e);
+    }
+
+    const chip_explainer *get() const noexcept { return p_.get(); }
+
+private:
+    std::unique_ptr<chip_explainer, detail::Deleter<chip_explainer, chip_explainer_free>> p_;
+};
+
+}  // namespace chip
+
+#endif  // CHIP_HPP
