@@ -9,6 +9,7 @@ cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
 bash scripts/setup_triton.sh
-cargo build -p chip -p triton_chip --example test_fits
+cargo build -p chip -p triton_chip
+cargo build -p triton_chip --example test_fits
 CHIP_REQUIRE_TRITON=1 cargo test -p triton_chip
 CHIP_TARGET_DIR="$target" third_party/triton-venv/bin/python -m pytest -q tests/triton "$@"

@@ -3,6 +3,7 @@ small fits made once (cached), and reference results through libchip's C API.
 
 Started by scripts/test_triton.sh, which builds the backend and sets CHIP_TARGET_DIR.
 """
+import hashlib
 import json
 import os
 import pathlib
@@ -55,7 +56,9 @@ def fits():
     _require(tool, "run scripts/test_triton.sh (it builds the test_fits example)")
     aib = sorted((DATA / "images" / "aib").glob("*.jpg"), key=lambda p: int(p.stem))[: FIT_IMAGES - len(PHOTOS)]
     images = [str(p) for p in aib] + [str(p) for p in PHOTOS]
-    key = {"layers": FIT_LAYERS, "images": images, "gates": FIT_GATES, "model_size": MODEL.stat().st_size}
+    # Keyed by the tool's build too: a changed library may write other fits.
+    key = {"layers": FIT_LAYERS, "images": images, "gates": FIT_GATES, "model_size": MODEL.stat().st_size,
+           "tool": hashlib.sha256(tool.read_bytes()).hexdigest()}
     cache = TARGET / "triton-test-fits"
     stamp = cache / "key.json"
     meta = cache / "fits.json"
@@ -159,6 +162,7 @@ class Server:
         self.http_port, self.grpc_port = free_port(), free_port()
         self.log_path = log_path
         self.log = open(log_path, "wb")
+        self.clients = []
         env = dict(os.environ)
         # The backend finds ONNX Runtime beside itself; no other route may hide a broken layout.
         env.pop("CHIP_ORT_LIB", None)
@@ -184,6 +188,18 @@ class Server:
         self.stop()
         raise RuntimeError(f"tritonserver did not come up:\n{self.log_text()}")
 
+    def client(self, protocol="http"):
+        """A tritonclient client, closed when the server stops (an open HTTP connection would
+        hold up a graceful shutdown)."""
+        if protocol == "http":
+            import tritonclient.http as mod
+            c = mod.InferenceServerClient(self.http_url)
+        else:
+            import tritonclient.grpc as mod
+            c = mod.InferenceServerClient(self.grpc_url)
+        self.clients.append(c)
+        return c
+
     def log_text(self):
         self.log.flush()
         return pathlib.Path(self.log_path).read_text(errors="replace")
@@ -195,6 +211,12 @@ class Server:
         return 0
 
     def stop(self, timeout=60):
+        for c in self.clients:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self.clients.clear()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -209,8 +231,7 @@ class Server:
 @pytest.fixture(scope="session")
 def server(repo, backend_dir, tmp_path_factory):
     s = Server(repo, backend_dir, tmp_path_factory.mktemp("log") / "tritonserver.log")
-    import tritonclient.http as httpclient
-    client = httpclient.InferenceServerClient(s.http_url)
+    client = s.client()
     client.load_model(MODEL_NAME)
     client.load_model("chip_nobatch")
     yield s
