@@ -10,7 +10,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import (MODEL, MODEL_NAME, PHOTOS, Server, add_model, config_text, model_files)
+from harness import MODEL, MODEL_NAME, PHOTOS, Server, add_model, config_text, model_files
 
 TOL = 1e-5
 ALL_OUTPUTS = ["PROBABILITIES", "TOP1", "CHIP_MAP", "REFINED_MAP", "BOX"]
