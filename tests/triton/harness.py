@@ -28,7 +28,7 @@ def _tritonserver():
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("CHIP_TARGET_DIR") or os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
-BUILD = TARGET / "debug"
+BUILD = TARGET / os.environ.get("CHIP_PROFILE", "debug")
 DATA = ROOT / "data"
 MODEL = DATA / "models" / "efficientnet_lite0.onnx"
 ORT_LIB = ROOT / "third_party" / "onnxruntime" / "lib" / "libonnxruntime.so"
@@ -54,7 +54,7 @@ def make_fits():
     # Keyed by the tool's build too: a changed library may write other fits.
     key = {"layers": FIT_LAYERS, "images": images, "gates": FIT_GATES, "model_size": MODEL.stat().st_size,
            "tool": hashlib.sha256(tool.read_bytes()).hexdigest()}
-    cache = TARGET / "triton-test-fits"
+    cache = BUILD / "triton-test-fits"
     stamp = cache / "key.json"
     meta = cache / "fits.json"
     if not (stamp.exists() and meta.exists() and json.loads(stamp.read_text()) == key):
@@ -121,7 +121,7 @@ def make_backend_dir(d):
     lib = BUILD / "libtriton_chip.so"
     _require(lib, "run scripts/test_triton.sh (cargo build -p triton_chip)")
     _require(ORT_LIB, "run scripts/setup.sh")
-    (d / "chip").mkdir()
+    (d / "chip").mkdir(parents=True)
     shutil.copyfile(lib, d / "chip" / "libtriton_chip.so")
     for f in ORT_LIB.parent.glob("libonnxruntime.so*"):
         dst = d / "chip" / f.name
