@@ -293,4 +293,6 @@ def test_server_stops_cleanly(repo, backend_dir, tmp_path, photos):
     log = pathlib.Path(tmp_path / "tritonserver.log").read_text(errors="replace")
     assert rc == 0, log[-3000:]
     assert "model 'chip' finalized" in log, log[-3000:]
+    # ONNX Runtime was found beside the backend, as deployed.
+    assert f"ready on Cpu (ONNX Runtime {backend_dir}/chip/libonnxruntime.so" in log, log[-3000:]
     assert "panicked" not in log

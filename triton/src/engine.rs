@@ -12,6 +12,8 @@ pub struct Engine {
     pub model: Arc<Model>,
     /// None when no fit files are configured (predictions only).
     pub explainer: Option<Explainer>,
+    /// The ONNX Runtime library in use.
+    pub ort_library: std::path::PathBuf,
 }
 
 /// One request, checked and preprocessed.
@@ -54,6 +56,7 @@ impl Engine {
         if !config.model_file.is_file() {
             return Err(format!("model file not found: {}", config.model_file.display()));
         }
+        let ort_library = chip::runtime::ensure_ort(config.ort_library.as_deref()).map_err(|e| e.to_string())?;
         let model = Model::load(&config.model_file, &options)
             .map_err(|e| format!("cannot load model {}: {e}", config.model_file.display()))?;
         let model = Arc::new(model);
@@ -73,7 +76,7 @@ impl Engine {
             })?)
         };
         config.check_against(model.input_size(), model.classes, layers)?;
-        Ok(Engine { config, model, explainer })
+        Ok(Engine { config, model, explainer, ort_library })
     }
 
     pub fn classes(&self) -> usize {

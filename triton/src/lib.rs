@@ -224,7 +224,10 @@ pub extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TRITONBAC
                 }
             }
         };
-        log(LOG_INFO, &format!("instance '{name}' of model '{}' ready on {device:?}", model_state.name));
+        log(
+            LOG_INFO,
+            &format!("instance '{name}' of model '{}' ready on {device:?} (ONNX Runtime {})", model_state.name, engine.ort_library.display()),
+        );
         let raw = Box::into_raw(Box::new(InstanceState { name, engine }));
         if let Err(e) = check(unsafe { TRITONBACKEND_ModelInstanceSetState(instance, raw as *mut c_void) }, "TRITONBACKEND_ModelInstanceSetState") {
             drop(unsafe { Box::from_raw(raw) });
