@@ -187,8 +187,8 @@ impl BackendConfig {
         let threshold = match param(&config, PARAM_THRESHOLD) {
             Some(s) => {
                 let t: f32 = s.trim().parse().map_err(|_| format!("parameter {PARAM_THRESHOLD}: '{s}' is not a number"))?;
-                if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
-                    return Err(format!("parameter {PARAM_THRESHOLD}: {t} is not in 0..1 (a fraction of the map's maximum)"));
+                if !(t.is_finite() && t > 0.0 && t <= 1.0) {
+                    return Err(format!("parameter {PARAM_THRESHOLD}: {t} is not in (0, 1] (a fraction of the map's maximum)"));
                 }
                 t
             }
@@ -387,6 +387,7 @@ mod tests {
         let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
             (Box::new(|v| { v["parameters"].as_object_mut().unwrap().remove("model_file"); }), "model_file is missing"),
             (Box::new(|v| v["parameters"]["threshold"] = serde_json::json!({"string_value": "2"})), "threshold"),
+            (Box::new(|v| v["parameters"]["threshold"] = serde_json::json!({"string_value": "0"})), "is not in (0, 1]"),
             (Box::new(|v| v["parameters"]["threshold"] = serde_json::json!({"string_value": "x"})), "not a number"),
             (Box::new(|v| v["parameters"]["refined"] = serde_json::json!({"string_value": "maybe"})), "not a boolean"),
             (Box::new(|v| v["parameters"]["threads"] = serde_json::json!({"string_value": "-1"})), "threads"),
