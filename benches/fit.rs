@@ -124,7 +124,8 @@ fn main() {
     for which in &args.layers {
         let info = match which.as_str() {
             "head" => layers.last().unwrap().clone(),
-            "stem" => layers[0].clone(),
+            // The stem's activation: the first candidate is the Pad in front of the stem conv.
+            "stem" => layers.iter().find(|l| l.op_type == "Clip").expect("a Clip layer").clone(),
             name => model.layer(name).expect("layer"),
         };
         let params = FitParams {

@@ -23,7 +23,8 @@ pub fn localize(map: &[f32], width: usize, height: usize, threshold: f32) -> Opt
         return None;
     }
     let max = map.iter().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    if !(max > 0.0) {
+    // Also catches a map without any finite value (max stays -inf).
+    if max <= 0.0 {
         return None;
     }
     let t = threshold * max;

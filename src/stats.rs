@@ -315,7 +315,9 @@ mod tests {
     }
 
     /// Random small problem: gates, and per image z (K), f (C, some below the loyalty tolerance), g (N×C).
-    fn problem(k: usize, c: usize, n: usize, images: usize, seed: u64) -> (GateSet, Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>) {
+    type Images = Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+
+    fn problem(k: usize, c: usize, n: usize, images: usize, seed: u64) -> (GateSet, Images) {
         let gates = GateSet::generate(k, n, 0.5, seed);
         let mut r = Rng::new(seed ^ 0xABCD);
         let data = (0..images)

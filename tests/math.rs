@@ -30,14 +30,14 @@ fn synthetic(k: usize, c: usize, n: usize, images: usize, seed: u64, linear: boo
     let mut r = Rng::new(seed ^ 0x5EED);
     let base: Vec<f64> = (0..k).map(|_| -(unif(&mut r).max(1e-12)).ln()).collect();
     let w_true: Vec<Vec<f64>> = (0..c)
-        .map(|ci| {
-            // Planted on clearly active channels only (others are mostly zero and not identifiable).
-            (0..k)
-                .map(|j| {
-                    let pick = (j * 7 + ci * 13) % 23 == 0 || unif(&mut r) < 0.02;
-                    if pick && base[j] > 0.8 { 1.0 + 3.0 * unif(&mut r) } else { 0.0 }
-                })
-                .collect()
+        .map(|_| {
+            // Four planted channels per class, all clearly active (mostly-zero channels are not identifiable).
+            let mut w = vec![0.0; k];
+            let active: Vec<usize> = (0..k).filter(|&j| base[j] > 0.8).collect();
+            for _ in 0..4 {
+                w[active[r.below(active.len() as u64) as usize]] = 1.0 + 3.0 * unif(&mut r);
+            }
+            w
         })
         .collect();
     let link = |x: f64| if linear { x } else { 1.0 / (1.0 + (-(6.0 * x - 2.0)).exp()) };
@@ -153,7 +153,7 @@ fn planted_weights_are_recovered() {
     let (k, c) = (60, 3);
     let s = synthetic(k, c, 300, 40, 3, true);
     let st = collect(&s, c);
-    let (w, reps) = admm::solve_all(&st, None, &AdmmParams { lambda_rel: 0.001, ..Default::default() }, &|_| true).unwrap();
+    let (w, reps) = admm::solve_all(&st, None, &AdmmParams { lambda_rel: 1e-4, ..Default::default() }, &|_| true).unwrap();
     for ci in 0..c {
         assert!(reps[ci].converged && reps[ci].kkt_residual < 1e-4, "{:?}", reps[ci]);
         let row = &w[ci * k..(ci + 1) * k];
@@ -163,10 +163,10 @@ fn planted_weights_are_recovered() {
         assert!(planted / total > 0.95, "class {ci}: planted share {}", planted / total);
         let ratio: Vec<f64> =
             (0..k).filter(|&j| s.w_true[ci][j] > 0.0).map(|j| row[j] as f64 / s.w_true[ci][j]).collect();
-        // All planted weights are recovered with the same positive factor (1/scale) to within 5%.
+        // All planted weights are recovered with the same positive factor (1/scale) to within 2%.
         assert!(ratio.len() >= 2, "class {ci}: too few planted channels");
         let mean = ratio.iter().sum::<f64>() / ratio.len() as f64;
-        assert!(ratio.iter().all(|&x| (x / mean - 1.0).abs() < 0.05), "class {ci}: ratios {ratio:?}");
+        assert!(ratio.iter().all(|&x| (x / mean - 1.0).abs() < 0.02), "class {ci}: ratios {ratio:?}");
     }
 }
 
@@ -213,6 +213,7 @@ fn solve_time_table() {
 
 #[test]
 #[ignore]
+/// Kernel costs behind the table above: one Cholesky and one ADMM iteration (two triangular solves) at K = 1280.
 fn faer_kernel_times() {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt;
