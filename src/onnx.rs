@@ -574,7 +574,7 @@ fn tensor_ints(t: &TensorProto) -> Option<Vec<i64>> {
     if !t.int64_data.is_empty() {
         return Some(t.int64_data.clone());
     }
-    if t.raw_data.len() % 8 == 0 {
+    if t.raw_data.len().is_multiple_of(8) {
         return Some(t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect());
     }
     None

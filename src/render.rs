@@ -13,7 +13,7 @@ pub fn viridis(t: f32) -> [u8; 3] {
         [0.105_093_04, 1.404_613_5, 1.384_590_2],
         [-0.330_861_83, 0.214_847_56, 0.095_095_16],
         [-4.634_230_5, -5.799_101, -19.332_441],
-        [6.228_27, 14.179_933, 56.690_553],
+        [6.228_27, 14.179_933, 56.690_55],
         [4.776_385, -13.745_145, -65.353_03],
         [-5.435_456, 4.645_852_6, 26.312_435],
     ];
@@ -42,7 +42,7 @@ pub fn overlay(photo: &RgbImage, map: &[f32]) -> Result<RgbImage> {
     for (i, (px, o)) in photo.pixels().zip(out.pixels_mut()).enumerate() {
         let v = (map[i] * scale).clamp(0.0, 1.0);
         let c = viridis(v);
-        let a = 0.3 + 0.45 * v;
+        let a = 0.15 + 0.6 * v;
         let mut rgb = [0u8; 3];
         for ch in 0..3 {
             rgb[ch] = ((1.0 - a) * px.0[ch] as f32 + a * c[ch] as f32).round().clamp(0.0, 255.0) as u8;

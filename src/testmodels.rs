@@ -75,10 +75,10 @@ pub fn planted_cnn(classes: usize, channels: usize, per_class: usize, softmax: b
     for _ in 0..channels {
         let colour: Vec<f64> = (0..3).map(|_| b.rng.uniform(-1.0, 1.0)).collect();
         let pattern: Vec<f64> = (0..9).map(|_| b.rng.uniform(0.2, 1.0)).collect();
-        for c in 0..3 {
-            for p in 0..9 {
+        for c in &colour {
+            for p in &pattern {
                 let noise = b.rng.uniform(-0.3, 0.3);
-                w.push((scale * (colour[c] * pattern[p] + noise)) as f32);
+                w.push((scale * (c * p + noise)) as f32);
             }
         }
     }

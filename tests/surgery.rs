@@ -9,7 +9,7 @@ use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, NodeProto,
     OperatorSetIdProto, StringStringEntryProto, TensorProto,
 };
-use protobuf::{EnumOrUnknown, Message};
+use protobuf::EnumOrUnknown;
 use std::path::{Path, PathBuf};
 
 const SPLIT_TOL: f32 = 1e-4;
@@ -357,7 +357,7 @@ fn preprocessing_and_padding_are_no_layers() {
 
 /// Appends a length-delimited field with an unused number (4321) to a serialized message.
 fn with_unknown_field(mut bytes: Vec<u8>, marker: &[u8]) -> Vec<u8> {
-    let mut tag = ((4321u64 << 3) | 2) as u64;
+    let mut tag = (4321u64 << 3) | 2;
     while tag >= 0x80 {
         bytes.push((tag as u8) | 0x80);
         tag >>= 7;

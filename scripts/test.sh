@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test: provisioning, the Rust suite (unit, integration, ABI), the C/C++ suite under ctest
+# (plain, valgrind, AddressSanitizer), the Go and Java bindings, and the Triton backend on a real server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "provisioning"
+bash scripts/setup.sh
+
+step "Rust: build and test"
+cargo build --release --workspace --all-targets
+cargo test --release --workspace
+
+for suite in test_c test_go test_java test_triton; do
+    if [ -f "scripts/$suite.sh" ]; then
+        step "$suite"
+        bash "scripts/$suite.sh"
+    fi
+done
+step "all suites passed"

@@ -1,0 +1,228 @@
+//! The `chip` binary end to end on EfficientNet-Lite0 and real photos: every subcommand, and bad
+//! input giving one `chip: ...` line and status 1. Needs scripts/setup.sh to have run.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model() -> PathBuf {
+    root().join("data/models/efficientnet_lite0.onnx")
+}
+
+fn chip(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chip"));
+    cmd.current_dir(root()).args(args);
+    let lib = root().join("third_party/onnxruntime/lib/libonnxruntime.so");
+    if lib.exists() {
+        cmd.env("CHIP_ORT_LIB", lib);
+    }
+    cmd.output().expect("run chip")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = chip(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chip {:?} failed: {stderr}", args);
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Runs a command that must fail: status 1 and one `chip: ` message containing `needle`.
+fn fails(args: &[&str], needle: &str) {
+    let out = chip(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "chip {:?}: status {:?}, stderr {stderr}", args, out.status);
+    assert!(stderr.starts_with("chip: "), "chip {:?}: {stderr}", args);
+    assert!(stderr.contains(needle), "chip {:?}: expected '{needle}' in: {stderr}", args);
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chip-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Layers {
+    stem: String,
+    head: String,
+}
+
+fn layers() -> &'static Layers {
+    static L: OnceLock<Layers> = OnceLock::new();
+    L.get_or_init(|| {
+        let out = ok(&["layers", "--model", s(&model()), "--json"]);
+        let v: Value = serde_json::from_str(out.trim()).expect("layers JSON");
+        let list = v.as_array().unwrap();
+        let get = |l: &Value, k: &str| l[k].as_u64().unwrap();
+        let stem = list.iter().find(|l| matches!(l["op_type"].as_str(), Some("Clip" | "Relu"))).unwrap_or(&list[0]);
+        let head = list.iter().rev().find(|l| get(l, "height") > 1).unwrap();
+        Layers { stem: stem["name"].as_str().unwrap().into(), head: head["name"].as_str().unwrap().into() }
+    })
+}
+
+const PHOTOS: [&str; 4] = ["data/images/skimage/coffee.png", "data/images/skimage/chelsea.png", "data/images/mpl/grace_hopper.jpg", "data/images/skimage/astronaut.png"];
+
+/// A small conv-head fit written by `chip fit` (shared by the tests of this binary).
+fn head_fit() -> &'static PathBuf {
+    static F: OnceLock<PathBuf> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tmp("fit");
+        let list = dir.join("photos.txt");
+        std::fs::write(&list, PHOTOS.iter().map(|p| s(&root().join(p)).to_string() + "\n").collect::<String>()).unwrap();
+        let out = dir.join("head.chip");
+        // Espresso, the cat classes, and what the model sees in the two portraits.
+        ok(&["fit", "--model", s(&model()), "--layer", &layers().head, "--images", s(&list), "--out", s(&out),
+             "--gates", "16", "--classes", "281-285,967,457,652,834,906"]);
+        out
+    })
+}
+
+#[test]
+fn layers_lists_the_stem_and_the_conv_head() {
+    let text = ok(&["layers", "--model", s(&model())]);
+    let v: Value = serde_json::from_str(ok(&["layers", "--model", s(&model()), "--json"]).trim()).unwrap();
+    let list = v.as_array().unwrap();
+    assert!(list.len() > 10);
+    // EfficientNet-Lite0: a stride-2 stem of 32 channels and a 1280-channel head at 1/32 resolution.
+    let stem = list.iter().find(|l| l["name"] == layers().stem.as_str()).unwrap();
+    assert_eq!((stem["channels"].as_u64(), stem["height"].as_u64(), stem["width"].as_u64()), (Some(32), Some(112), Some(112)));
+    let head = list.iter().find(|l| l["name"] == layers().head.as_str()).unwrap();
+    assert_eq!((head["channels"].as_u64(), head["height"].as_u64(), head["width"].as_u64()), (Some(1280), Some(7), Some(7)));
+    for l in list {
+        assert!(text.contains(l["name"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn fit_then_inspect() {
+    let fit = head_fit();
+    let bytes = std::fs::read(fit).unwrap();
+    assert_eq!(&bytes[..8], b"CHIPFIT\0");
+    let v: Value = serde_json::from_str(ok(&["inspect", "--fit", s(fit), "--json"]).trim()).unwrap();
+    assert_eq!(v["layer"], layers().head.as_str());
+    assert_eq!(v["channels"], 1280);
+    assert_eq!(v["gates"], 16);
+    assert_eq!(v["solved_classes"], 10);
+    let per = v["per_class"].as_array().unwrap();
+    assert_eq!(per.len(), 10);
+    for c in per {
+        let top = c["top"].as_array().unwrap();
+        // Top channels are listed by decreasing weight.
+        let w: Vec<f64> = top.iter().map(|t| t[1].as_f64().unwrap()).collect();
+        assert!(w.windows(2).all(|p| p[0] >= p[1]), "{c}");
+    }
+    let labels = root().join("data/models/imagenet_classes.txt");
+    let text = ok(&["inspect", "--fit", s(fit), "--class", "967", "--labels", s(&labels)]);
+    assert!(text.contains("espresso"), "{text}");
+    fails(&["inspect", "--fit", s(fit), "--class", "5000"], "out of range");
+}
+
+#[test]
+fn explain_writes_overlays_maps_and_json() {
+    let fit = head_fit();
+    let out = tmp("explain");
+    let photos: Vec<String> = PHOTOS[..2].iter().map(|p| s(&root().join(p)).to_string()).collect();
+    let m = model();
+    let mut args = vec!["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--json", "--save-map", "--top", "1"];
+    args.extend(photos.iter().map(|p| p.as_str()));
+    let stdout = ok(&args);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    for (v, photo) in lines.iter().zip(&photos) {
+        assert_eq!(v["file"], photo.as_str());
+        let (w, h) = image::image_dimensions(photo).unwrap();
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(w as u64), Some(h as u64)));
+        let top = v["top"].as_array().unwrap();
+        assert!(top.len() >= 3 && top[0]["label"].is_string());
+        let p: Vec<f64> = top.iter().map(|t| t["probability"].as_f64().unwrap()).collect();
+        assert!(p.windows(2).all(|x| x[0] >= x[1]));
+        let c = &v["classes"][0];
+        assert_eq!(c["class"], top[0]["class"]);
+        let layer = &c["layers"][0];
+        assert_eq!(layer["layer"], layers().head.as_str());
+        let png = layer["overlay"].as_str().unwrap();
+        assert_eq!(image::image_dimensions(png).unwrap(), (w, h));
+        // The .npy holds an h×w float32 map whose box (at the default threshold) is the reported one.
+        let npy = std::fs::read(layer["map"].as_str().unwrap()).unwrap();
+        let hl = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+        let header = std::str::from_utf8(&npy[10..10 + hl]).unwrap();
+        assert!(header.contains(&format!("'shape': ({h}, {w})")) && header.contains("'<f4'"), "{header}");
+        let map: Vec<f32> = npy[10 + hl..].chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        assert_eq!(map.len(), (w * h) as usize);
+        let b = chip::localize::localize(&map, w as usize, h as usize, chip::localize::DEFAULT_THRESHOLD).expect("a box");
+        assert_eq!(layer["box"], serde_json::json!([b.x1, b.y1, b.x2, b.y2]));
+    }
+    // Without --json: one readable line per photo.
+    let out2 = tmp("explain-text");
+    let text = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--class", "967", &photos[0]]);
+    assert!(text.contains("967") && text.contains("espresso"), "{text}");
+}
+
+#[test]
+fn eval_loc_reports_accuracy_and_per_image_iou() {
+    let fit = head_fit();
+    let dir = tmp("eval");
+    // Ground truth for the coffee photo: its own espresso map's box must overlap the cup region the
+    // test writes down here (the cup and saucer fill the middle of scikit-image's coffee.png).
+    let (w, h) = image::image_dimensions(root().join(PHOTOS[0])).unwrap();
+    let gt = serde_json::json!([{ "file": "coffee.png", "width": w, "height": h, "class": 967, "boxes": [[w / 8, h / 8, w * 7 / 8, h * 7 / 8]] }]);
+    let gt_path = dir.join("gt.json");
+    std::fs::write(&gt_path, gt.to_string()).unwrap();
+    let images = root().join("data/images/skimage");
+    let v: Value = serde_json::from_str(ok(&["eval-loc", "--model", s(&model()), "--fit", s(fit), "--gt", s(&gt_path), "--images", s(&images), "--json"]).trim()).unwrap();
+    let r = &v["reports"][layers().head.as_str()];
+    assert_eq!(r["images"], 1);
+    let t = r["best_threshold"].as_f64().unwrap();
+    assert!((0.05..=0.951).contains(&t));
+    let iou = v["images"][0]["iou"][layers().head.as_str()].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&iou) && iou > 0.0, "IoU {iou}");
+    let text = ok(&["eval-loc", "--model", s(&model()), "--fit", s(fit), "--gt", s(&gt_path), "--images", s(&images)]);
+    assert!(text.contains("coffee.png") && text.contains("GT-known"), "{text}");
+    // A class the fit did not solve is named up front.
+    let gt2 = serde_json::json!([{ "file": "coffee.png", "width": w, "height": h, "class": 1, "boxes": [[0, 0, 10, 10]] }]);
+    std::fs::write(&gt_path, gt2.to_string()).unwrap();
+    fails(&["eval-loc", "--model", s(&model()), "--fit", s(fit), "--gt", s(&gt_path), "--images", s(&images)], "not solved");
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_status_1() {
+    let m = model();
+    let out = tmp("errors");
+    let photo = s(&root().join(PHOTOS[0])).to_string();
+    fails(&["fit", "--model", s(&m), "--layer", "no_such_layer", "--images", s(&root().join("data/images/skimage")), "--out", s(&out.join("x.chip"))], "unknown layer 'no_such_layer'");
+    assert!(!out.join("x.chip").exists());
+    fails(&["layers", "--model", s(&out.join("missing.onnx"))], "missing.onnx");
+    fails(&["explain", "--model", s(&m), "--fit", s(&out.join("missing.chip")), "--out", s(&out), &photo], "missing.chip");
+    let fit = head_fit();
+    fails(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), s(&out.join("nope.jpg"))], "nope.jpg");
+    fails(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--class", "1000", &photo], "class 1000 is out of range");
+    fails(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--refined", &photo], "Refined CHIP needs");
+    // A fit of another model: same layer, other fingerprint.
+    let mut other = chip::fitfile::LayerFit::load(fit).unwrap();
+    other.meta.model_fingerprint = "f".repeat(64);
+    let other_path = out.join("other.chip");
+    other.save(&other_path).unwrap();
+    fails(&["explain", "--model", s(&m), "--fit", s(&other_path), "--out", s(&out), &photo], "fit mismatch");
+    // A truncated fit file.
+    let bytes = std::fs::read(fit).unwrap();
+    let cut = out.join("cut.chip");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails(&["inspect", "--fit", s(&cut)], "cut.chip");
+    // Not an image.
+    let txt = out.join("notes.jpg");
+    std::fs::write(&txt, "not a photo").unwrap();
+    fails(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), s(&txt)], "notes.jpg");
+    // A corrupt model.
+    let bad = out.join("bad.onnx");
+    std::fs::write(&bad, b"\x08\x07garbage").unwrap();
+    fails(&["layers", "--model", s(&bad)], "");
+}
