@@ -161,6 +161,12 @@ public:
         }
         return out;
     }
+    /// Class probabilities of n preprocessed images: n x num_classes() floats.
+    std::vector<float> predict(const std::vector<float> &data, size_t n) const {
+        return detail::fetch<float>([&](float *b, size_t l, size_t *o) {
+            return chip_model_predict(get(), data.data(), data.size(), n, b, l, o);
+        });
+    }
     Tensor preprocess_file(const std::string &path) const {
         Tensor t;
         t.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {

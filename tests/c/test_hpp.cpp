@@ -1,0 +1,138 @@
+// chip.hpp: errors become chip::Error with the status and message, callbacks can cancel and their
+// exceptions come back to the caller, results equal the C API's.
+//
+// usage: test_hpp <model.onnx> <layer> <scratch dir> <image> <image> [...]
+#include "chip.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+static int failures = 0;
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+template <typename F>
+static chip_status status_of(F f) {
+    try {
+        f();
+    } catch (const chip::Error &e) {
+        CHECK(std::strlen(e.what()) > 0);
+        return e.status();
+    }
+    return CHIP_STATUS_OK;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        std::fprintf(stderr, "usage: %s <model.onnx> <layer> <scratch dir> <image> <image> [...]\n", argv[0]);
+        return 2;
+    }
+    const std::string model_path = argv[1], layer = argv[2], scratch = argv[3];
+    const std::vector<std::string> images(argv + 4, argv + argc);
+
+    CHECK(chip::version() == CHIP_VERSION_STRING);
+    CHECK(status_of([&] { chip::Model::load(scratch + "/missing.onnx"); }) == CHIP_STATUS_IO);
+    CHECK(status_of([&] { chip::Model::from_bytes({1, 2, 3}); }) == CHIP_STATUS_MODEL);
+    try {
+        chip::Model::load(scratch + "/missing.onnx");
+    } catch (const chip::Error &e) {
+        CHECK(std::string(e.what()).find("missing.onnx") != std::string::npos);
+    }
+
+    chip::Model model = chip::Model::load(model_path);
+    CHECK(model.num_classes() == 1000);
+    CHECK(model.input_size() == std::make_pair(size_t(224), size_t(224)));
+    CHECK(model.class_label(0).find("tench") != std::string::npos);
+    CHECK(status_of([&] { model.class_label(1000); }) == CHIP_STATUS_INVALID_ARGUMENT);
+    auto layers = model.layers();
+    CHECK(std::any_of(layers.begin(), layers.end(), [&](const chip::LayerInfo &l) { return l.name == layer; }));
+
+    chip::Tensor t = model.preprocess_file(images[0]);
+    CHECK(t.data.size() == 3 * 224 * 224 && t.orig_width > 0);
+    std::vector<float> probs = model.predict(t.data, 1);
+    size_t top1 = size_t(std::max_element(probs.begin(), probs.end()) - probs.begin());
+
+    chip::FitOptions fo;
+    fo.gates = 16;
+    std::vector<size_t> classes{top1};
+    fo.classes = classes.data();
+    fo.class_count = classes.size();
+    const std::vector<std::string> fit_images(images.begin(), images.begin() + 2);
+
+    // Cancel by returning false.
+    size_t calls = 0;
+    fo.on_progress = [&](chip_progress_kind, size_t, size_t) { return ++calls < 2; };
+    CHECK(status_of([&] { chip::LayerFit::fit(model, layer, fit_images, fo); }) == CHIP_STATUS_CANCELLED);
+    CHECK(calls == 2);
+    // An exception thrown by the callback reaches the caller unchanged.
+    fo.on_progress = [&](chip_progress_kind, size_t, size_t) -> bool { throw std::logic_error("stop here"); };
+    bool caught = false;
+    try {
+        chip::LayerFit::fit(model, layer, fit_images, fo);
+    } catch (const std::logic_error &e) {
+        caught = std::string(e.what()) == "stop here";
+    }
+    CHECK(caught);
+    CHECK(status_of([&] { chip::LayerFit::fit(model, "no_such_layer", fit_images, fo); }) == CHIP_STATUS_UNKNOWN_LAYER);
+
+    fo.on_progress = [&](chip_progress_kind, size_t done, size_t total) { return done <= total; };
+    chip::LayerFit fit = chip::LayerFit::fit(model, layer, fit_images, fo);
+    CHECK(fit.layer_name() == layer);
+    CHECK(fit.classes() == 1000);
+    CHECK(fit.weights_row(top1).size() == fit.channels());
+    const std::string path = scratch + "/hpp.chip";
+    fit.save(path);
+    chip::LayerFit loaded = chip::LayerFit::load(path);
+    CHECK(loaded.weights_row(top1) == fit.weights_row(top1));
+    CHECK(status_of([&] { chip::LayerFit::load(images[0]); }) == CHIP_STATUS_FIT_FILE);
+
+    chip::Explainer explainer(model, loaded);
+    CHECK(explainer.layer_names() == std::vector<std::string>{layer});
+    chip::Explanation e = explainer.explain_files({images[0]});
+    CHECK(e.image_count() == 1);
+    CHECK(e.top(0).at(0).first == top1);
+    CHECK(e.explained_class(0, 0).first == top1);
+    chip::Map m = e.map(0, 0, 0);
+    CHECK(m.width == t.orig_width && m.height == t.orig_height && m.data.size() == m.width * m.height);
+    auto box = e.box(0, 0, 0);
+    auto box2 = chip::localize(m.data, m.width, m.height, chip::ExplainOptions().threshold);
+    CHECK(box.has_value() && box2.has_value());
+    if (box && box2) CHECK(chip::iou(*box, *box2) == 1.0);
+    CHECK(status_of([&] { e.map(0, 0, CHIP_REFINED); }) == CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK(status_of([&] { e.map(1, 0, 0); }) == CHIP_STATUS_INVALID_ARGUMENT);
+
+    // The same image through the tensor and encoded paths.
+    chip::Explanation et = explainer.explain_tensor(t.data, 1, {{t.orig_width, t.orig_height}});
+    CHECK(et.map(0, 0, 0).data == m.data);
+    std::vector<std::vector<uint8_t>> encoded(1);
+    {
+        FILE *f = std::fopen(images[0].c_str(), "rb");
+        CHECK(f != nullptr);
+        int c;
+        while (f && (c = std::fgetc(f)) != EOF) encoded[0].push_back(uint8_t(c));
+        if (f) std::fclose(f);
+    }
+    CHECK(explainer.explain_encoded(encoded).map(0, 0, 0).data == m.data);
+
+    // Moved-from objects are empty; the explainer outlives the model it was made from.
+    chip::Model moved = std::move(model);
+    CHECK(model.get() == nullptr && moved.get() != nullptr);
+    { chip::Model gone = std::move(moved); }
+    CHECK(explainer.explain_files({images[1]}).image_count() == 1);
+
+    if (failures) {
+        std::fprintf(stderr, "test_hpp: %d check(s) failed\n", failures);
+        return 1;
+    }
+    std::printf("test_hpp: all checks passed\n");
+    return 0;
+}
