@@ -384,7 +384,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_configs_with_named_reasons() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|v| { v["parameters"].as_object_mut().unwrap().remove("model_file"); }), "model_file is missing"),
             (Box::new(|v| v["parameters"]["threshold"] = serde_json::json!({"string_value": "2"})), "threshold"),
             (Box::new(|v| v["parameters"]["threshold"] = serde_json::json!({"string_value": "0"})), "is not in (0, 1]"),

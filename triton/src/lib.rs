@@ -101,8 +101,10 @@ struct InstanceState {
     engine: Arc<Engine>,
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_Initialize(backend: *mut TRITONBACKEND_Backend) -> *mut TRITONSERVER_Error {
+pub unsafe extern "C" fn TRITONBACKEND_Initialize(backend: *mut TRITONBACKEND_Backend) -> *mut TRITONSERVER_Error {
     guard("TRITONBACKEND_Initialize", || {
         let (mut major, mut minor) = (0u32, 0u32);
         check(unsafe { TRITONBACKEND_ApiVersion(&mut major, &mut minor) }, "TRITONBACKEND_ApiVersion").map_err(internal("backend initialization"))?;
@@ -121,13 +123,17 @@ pub extern "C" fn TRITONBACKEND_Initialize(backend: *mut TRITONBACKEND_Backend) 
     })
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_Finalize(_backend: *mut TRITONBACKEND_Backend) -> *mut TRITONSERVER_Error {
+pub unsafe extern "C" fn TRITONBACKEND_Finalize(_backend: *mut TRITONBACKEND_Backend) -> *mut TRITONSERVER_Error {
     std::ptr::null_mut()
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_ModelInitialize(model: *mut TRITONBACKEND_Model) -> *mut TRITONSERVER_Error {
+pub unsafe extern "C" fn TRITONBACKEND_ModelInitialize(model: *mut TRITONBACKEND_Model) -> *mut TRITONSERVER_Error {
     guard("TRITONBACKEND_ModelInitialize", || {
         let ctx = internal("model initialization");
         let mut name = std::ptr::null();
@@ -174,8 +180,10 @@ pub extern "C" fn TRITONBACKEND_ModelInitialize(model: *mut TRITONBACKEND_Model)
     })
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_ModelFinalize(model: *mut TRITONBACKEND_Model) -> *mut TRITONSERVER_Error {
+pub unsafe extern "C" fn TRITONBACKEND_ModelFinalize(model: *mut TRITONBACKEND_Model) -> *mut TRITONSERVER_Error {
     guard("TRITONBACKEND_ModelFinalize", || {
         let mut state = std::ptr::null_mut();
         check(unsafe { TRITONBACKEND_ModelState(model, &mut state) }, "TRITONBACKEND_ModelState").map_err(internal("model finalization"))?;
@@ -187,8 +195,10 @@ pub extern "C" fn TRITONBACKEND_ModelFinalize(model: *mut TRITONBACKEND_Model) -
     })
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TRITONBACKEND_ModelInstance) -> *mut TRITONSERVER_Error {
+pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TRITONBACKEND_ModelInstance) -> *mut TRITONSERVER_Error {
     guard("TRITONBACKEND_ModelInstanceInitialize", || {
         let ctx = internal("model instance initialization");
         let mut name = std::ptr::null();
@@ -237,8 +247,10 @@ pub extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TRITONBAC
     })
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_ModelInstanceFinalize(instance: *mut TRITONBACKEND_ModelInstance) -> *mut TRITONSERVER_Error {
+pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceFinalize(instance: *mut TRITONBACKEND_ModelInstance) -> *mut TRITONSERVER_Error {
     guard("TRITONBACKEND_ModelInstanceFinalize", || {
         let mut state = std::ptr::null_mut();
         check(unsafe { TRITONBACKEND_ModelInstanceState(instance, &mut state) }, "TRITONBACKEND_ModelInstanceState")
@@ -251,8 +263,10 @@ pub extern "C" fn TRITONBACKEND_ModelInstanceFinalize(instance: *mut TRITONBACKE
     })
 }
 
+/// # Safety
+/// Called by Triton with handles that are valid for the call.
 #[no_mangle]
-pub extern "C" fn TRITONBACKEND_ModelInstanceExecute(
+pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceExecute(
     instance: *mut TRITONBACKEND_ModelInstance,
     requests: *mut *mut TRITONBACKEND_Request,
     request_count: u32,
@@ -500,9 +514,7 @@ fn parse_request(engine: &Engine, request: *mut TRITONBACKEND_Request) -> Result
 /// Creates the response, fills the requested outputs and sends it; on failure sends the error.
 fn send_outputs(engine: &Engine, request: *mut TRITONBACKEND_Request, job: &Job, items: &[ItemResult]) -> Result<(), String> {
     let mut response = std::ptr::null_mut();
-    if let Err(e) = check(unsafe { TRITONBACKEND_ResponseNew(&mut response, request) }, "TRITONBACKEND_ResponseNew") {
-        return Err(e);
-    }
+    check(unsafe { TRITONBACKEND_ResponseNew(&mut response, request) }, "TRITONBACKEND_ResponseNew")?;
     let filled = fill_outputs(engine, response, job, items);
     let err = match &filled {
         Ok(()) => std::ptr::null_mut(),
