@@ -3,7 +3,8 @@
  * shared chip_explainer (and read a shared chip_explanation), and every result must equal the serial
  * one bit for bit.
  *
- * usage: test_threads <model.onnx> <layer> <threads> <iterations> <image> [<image> ...]
+ * usage: test_threads <model.onnx> <layer> <threads> <iterations> <gates> <ort threads> <image> [<image> ...]
+ * (<ort threads>: intra-op threads of ONNX Runtime, 0 = its choice; 1 keeps valgrind runs short)
  *
  * Helgrind/TSan are not run on this test: ONNX Runtime's thread pool and rayon synchronise through
  * atomics and futexes those tools do not model, so they report races inside those libraries that
@@ -79,38 +80,45 @@ int main(int argc, char **argv) {
     chip_explainer *ex = NULL;
     chip_explanation *sh = NULL;
     chip_fit_options fo;
+    chip_model_options mo;
+    size_t gates;
+    const char *const *images;
     pthread_t threads[64];
     size_t n_threads, i, n = 0, mismatches = 0;
     size_t classes[MAX_IMAGES];
     const chip_layer_fit *fits[1];
 
-    if (argc < 6) {
-        fprintf(stderr, "usage: %s <model.onnx> <layer> <threads> <iterations> <image> [...]\n", argv[0]);
+    if (argc < 8) {
+        fprintf(stderr, "usage: %s <model.onnx> <layer> <threads> <iterations> <gates> <ort threads> <image> [...]\n", argv[0]);
         return 2;
     }
     n_threads = (size_t)atoi(argv[3]);
     iterations = (size_t)atoi(argv[4]);
-    n_images = (size_t)(argc - 5);
+    gates = (size_t)atoi(argv[5]);
+    REQUIRE_OK(chip_model_options_default(&mo));
+    mo.threads = (size_t)atoi(argv[6]);
+    images = (const char *const *)(argv + 7);
+    n_images = (size_t)(argc - 7);
     if (n_images > MAX_IMAGES) n_images = MAX_IMAGES;
     if (n_threads < 1 || n_threads > 64) return 2;
 
-    REQUIRE_OK(chip_load_model(argv[1], NULL, &m));
-    REQUIRE_OK(chip_model_preprocess_file(m, argv[5], NULL, 0, &per_image, NULL, NULL));
+    REQUIRE_OK(chip_load_model(argv[1], &mo, &m));
+    REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per_image, NULL, NULL));
     for (i = 0; i < n_images; i++) {
         float probs[1000];
         size_t k, best = 0;
         tensors[i] = (float *)malloc(per_image * sizeof(float));
-        REQUIRE_OK(chip_model_preprocess_file(m, argv[5 + i], tensors[i], per_image, &n, &sizes[i][0], &sizes[i][1]));
+        REQUIRE_OK(chip_model_preprocess_file(m, images[i], tensors[i], per_image, &n, &sizes[i][0], &sizes[i][1]));
         REQUIRE_OK(chip_model_predict(m, tensors[i], per_image, 1, probs, 1000, &n));
         for (k = 1; k < 1000; k++)
             if (probs[k] > probs[best]) best = k;
         classes[i] = best;
     }
     REQUIRE_OK(chip_fit_options_default(&fo));
-    fo.gates = 16;
+    fo.gates = gates;
     fo.classes = classes;
     fo.class_count = n_images; /* duplicates are allowed */
-    REQUIRE_OK(chip_fit_layer_paths(m, argv[2], (const char *const *)(argv + 5), n_images, &fo, &fit));
+    REQUIRE_OK(chip_fit_layer_paths(m, argv[2], images, n_images, &fo, &fit));
     fits[0] = fit;
     REQUIRE_OK(chip_explainer_new(m, fits, 1, &ex));
     /* The model handle may go: the explainer keeps its own reference. */

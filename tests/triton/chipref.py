@@ -1,0 +1,144 @@
+"""Reference results through libchip's C API (ctypes on libchip.so), to compare the backend with."""
+import ctypes as C
+
+import numpy as np
+
+CHIP_REFINED = C.c_size_t(-1).value  # SIZE_MAX
+
+
+class ModelOptions(C.Structure):
+    _fields_ = [("struct_size", C.c_size_t), ("device", C.c_int32), ("device_id", C.c_int32),
+                ("threads", C.c_size_t), ("ort_lib", C.c_char_p)]
+
+
+class ExplainOptions(C.Structure):
+    _fields_ = [("struct_size", C.c_size_t), ("top_k", C.c_size_t), ("classes", C.POINTER(C.c_size_t)),
+                ("class_count", C.c_size_t), ("refined", C.c_int), ("threshold", C.c_float),
+                ("original_size", C.c_int)]
+
+
+class Box(C.Structure):
+    _fields_ = [("x1", C.c_uint32), ("y1", C.c_uint32), ("x2", C.c_uint32), ("y2", C.c_uint32)]
+
+
+class ChipError(RuntimeError):
+    pass
+
+
+class Reference:
+    """A model with fitted layers, explained through the C API exactly as the backend is configured:
+    maps at the model's input size, the box from Refined CHIP (refined=True) or the last layer."""
+
+    def __init__(self, libchip, model_path, fit_paths, ort_lib, refined=True, threshold=0.25):
+        self.lib = lib = C.CDLL(str(libchip))
+        vp = C.c_void_p
+        lib.chip_last_error.restype = C.c_char_p
+        for name in ["chip_model_free", "chip_layer_fit_free", "chip_explainer_free", "chip_explanation_free"]:
+            getattr(lib, name).argtypes = [vp]
+            getattr(lib, name).restype = None
+        self.refined = refined
+        self.threshold = threshold
+
+        opts = ModelOptions()
+        self._ok(lib.chip_model_options_default(C.byref(opts)))
+        opts.ort_lib = str(ort_lib).encode()
+        self.model = vp()
+        self._ok(lib.chip_load_model(str(model_path).encode(), C.byref(opts), C.byref(self.model)))
+        n = C.c_size_t()
+        self._ok(lib.chip_model_num_classes(self.model, C.byref(n)))
+        self.classes = n.value
+        w, h = C.c_size_t(), C.c_size_t()
+        self._ok(lib.chip_model_input_size(self.model, C.byref(w), C.byref(h)))
+        self.width, self.height = w.value, h.value
+        fits = []
+        for p in fit_paths:
+            f = vp()
+            self._ok(lib.chip_layer_fit_load(str(p).encode(), C.byref(f)))
+            fits.append(f)
+        arr = (vp * len(fits))(*fits)
+        self.explainer = vp()
+        self._ok(lib.chip_explainer_new(self.model, arr, len(fits), C.byref(self.explainer)))
+        for f in fits:
+            lib.chip_layer_fit_free(f)
+        self.layers = len(fits)
+
+    def _ok(self, status):
+        if status != 0:
+            raise ChipError(f"libchip status {status}: {self.lib.chip_last_error().decode()}")
+
+    def _options(self, target):
+        o = ExplainOptions()
+        self._ok(self.lib.chip_explain_options_default(C.byref(o)))
+        if target is not None and target >= 0:
+            self._ids = (C.c_size_t * 1)(target)
+            o.classes = self._ids
+            o.class_count = 1
+        else:
+            o.top_k = 1
+        o.refined = 1 if self.refined else 0
+        o.threshold = self.threshold
+        o.original_size = 0
+        return o
+
+    def preprocess_file(self, path):
+        n = 3 * self.height * self.width
+        buf = (C.c_float * n)()
+        out_len, w, h = C.c_size_t(), C.c_uint32(), C.c_uint32()
+        self._ok(self.lib.chip_model_preprocess_file(self.model, str(path).encode(), buf, n, C.byref(out_len),
+                                                     C.byref(w), C.byref(h)))
+        return np.ctypeslib.as_array(buf).reshape(3, self.height, self.width).copy()
+
+    def explain_encoded(self, data, target=None):
+        o = self._options(target)
+        images = (C.c_char_p * 1)(data)
+        lens = (C.c_size_t * 1)(len(data))
+        ex = C.c_void_p()
+        self._ok(self.lib.chip_explain_encoded(self.explainer, C.cast(images, C.c_void_p), lens, 1, C.byref(o), C.byref(ex)))
+        try:
+            return self._read(ex)
+        finally:
+            self.lib.chip_explanation_free(ex)
+
+    def explain_tensor(self, tensor, target=None):
+        o = self._options(target)
+        t = np.ascontiguousarray(tensor, dtype=np.float32)
+        ex = C.c_void_p()
+        self._ok(self.lib.chip_explain_tensor(self.explainer, t.ctypes.data_as(C.POINTER(C.c_float)), t.size, 1,
+                                              None, C.byref(o), C.byref(ex)))
+        try:
+            return self._read(ex)
+        finally:
+            self.lib.chip_explanation_free(ex)
+
+    def _map(self, ex, layer):
+        n = self.height * self.width
+        buf = (C.c_float * n)()
+        out_len = C.c_size_t()
+        self._ok(self.lib.chip_explanation_map(ex, 0, 0, C.c_size_t(layer), buf, n, C.byref(out_len)))
+        assert out_len.value == n
+        return np.ctypeslib.as_array(buf).reshape(self.height, self.width).copy()
+
+    def _box(self, ex, layer):
+        b, found = Box(), C.c_int()
+        self._ok(self.lib.chip_explanation_box(ex, 0, 0, C.c_size_t(layer), C.byref(b), C.byref(found)))
+        return [b.x1, b.y1, b.x2, b.y2] if found.value else [-1, -1, -1, -1]
+
+    def _read(self, ex):
+        probs = (C.c_float * self.classes)()
+        out_len = C.c_size_t()
+        self._ok(self.lib.chip_explanation_probabilities(ex, 0, probs, self.classes, C.byref(out_len)))
+        top, p = C.c_size_t(), C.c_float()
+        self._ok(self.lib.chip_explanation_top(ex, 0, 0, C.byref(top), C.byref(p)))
+        cls, cp = C.c_size_t(), C.c_float()
+        self._ok(self.lib.chip_explanation_class(ex, 0, 0, C.byref(cls), C.byref(cp)))
+        maps = np.stack([self._map(ex, l) for l in range(self.layers)])
+        refined = self._map(ex, CHIP_REFINED) if self.refined else None
+        box = self._box(ex, CHIP_REFINED) if self.refined else self._box(ex, self.layers - 1)
+        return {
+            "PROBABILITIES": np.ctypeslib.as_array(probs).copy(),
+            "TOP1": top.value,
+            "CLASS": cls.value,
+            "CHIP_MAP": maps,
+            "REFINED_MAP": refined,
+            "BOX": box,
+        }
