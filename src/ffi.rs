@@ -5,6 +5,9 @@
 //! Every exported function runs inside `guard`, which catches panics (CHIP_STATUS_PANIC) and records
 //! the last error of the calling thread. Handles are `Box`es handed out with `into_raw`.
 #![allow(non_camel_case_types)]
+// The safety contract of every exported function is the one chip.h states for all of them (valid
+// pointers or NULL, buffers of the given length, handles not freed while in use).
+#![allow(clippy::missing_safety_doc)]
 
 use crate::error::Error;
 use crate::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
@@ -525,12 +528,14 @@ unsafe fn runtime_options(opts: *const chip_model_options) -> FfiResult<RuntimeO
 
 unsafe fn fit_params(opts: *const chip_fit_options) -> FfiResult<(FitParams, chip_fit_options)> {
     let o = read_options(opts, fit_options_default(), std::mem::size_of::<chip_fit_options>(), "chip_fit_options")?;
-    let mut p = FitParams::default();
-    p.gates = o.gates;
-    p.sigma2_rel = o.sigma2_rel;
-    p.seed = o.seed;
-    p.gate_batch = o.gate_batch;
-    p.image_batch = o.image_batch;
+    let mut p = FitParams {
+        gates: o.gates,
+        sigma2_rel: o.sigma2_rel,
+        seed: o.seed,
+        gate_batch: o.gate_batch,
+        image_batch: o.image_batch,
+        ..FitParams::default()
+    };
     p.admm.lambda_rel = o.lambda_rel;
     p.admm.max_iter = o.max_iter;
     p.admm.rho = if o.rho == 0.0 { None } else { Some(o.rho) };

@@ -154,7 +154,7 @@ fn options_defaults_and_struct_size() {
 
         // A struct_size that is not this version's is rejected before anything is loaded.
         let path = CString::new("no-such-model.onnx").unwrap();
-        let mut model: *mut chip_model = 1usize as *mut chip_model;
+        let mut model: *mut chip_model = std::ptr::dangling_mut::<chip_model>();
         for bad in [0usize, 8, std::mem::size_of::<chip_model_options>() + 8] {
             m.struct_size = bad;
             assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
