@@ -535,7 +535,7 @@ mod tests {
         // Correct class counts for top-1.
         let items = [EvalItem { gt: &gt_a, map: &a, top1: 1 }];
         // An empty grid means the default threshold, which keeps the halo (t·9 ≤ 4).
-        assert!(DEFAULT_THRESHOLD <= 4.0 / 9.0);
+        const { assert!(DEFAULT_THRESHOLD <= 4.0 / 9.0) };
         let rep = evaluate(&items, &[]);
         assert_eq!(rep.best_threshold, DEFAULT_THRESHOLD);
         assert_eq!(rep.top1_accuracy, 1.0);
