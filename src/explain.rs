@@ -231,14 +231,14 @@ impl Explainer {
                     if (mh, mw) != (ih, iw) {
                         data = crate::maps::resize_bilinear(&data, ih, iw, mh, mw);
                     }
-                    let bbox = largest_component_box(&data, mw, mh, options.threshold);
+                    let bbox = crate::localize::localize(&data, mw, mh, options.threshold);
                     Map { width: mw, height: mh, data, bbox }
                 })
                 .collect();
             let refined = match (options.refined, self.refine_pair) {
                 (true, Some((a, b))) => {
                     let data = crate::maps::refine(&maps[a].data, &maps[b].data);
-                    let bbox = largest_component_box(&data, mw, mh, options.threshold);
+                    let bbox = crate::localize::localize(&data, mw, mh, options.threshold);
                     Some(Map { width: mw, height: mh, data, bbox })
                 }
                 _ => None,
@@ -247,91 +247,6 @@ impl Explainer {
         }
         Ok(ImageExplanation { probabilities: probs.to_vec(), top, classes: out, orig_width: ow, orig_height: oh })
     }
-}
-
-/// The same box as [`crate::localize::localize`] (largest 8-connected component of
-/// {v ≥ t·max}, ties to the component met first in raster order), found by labelling runs of
-/// pixels instead of flood-filling pixels: several times faster on photo-sized maps, where the
-/// flood fill would cost more than the model run itself.
-pub(crate) fn largest_component_box(map: &[f32], width: usize, height: usize, threshold: f32) -> Option<BBox> {
-    if width == 0 || height == 0 || map.len() != width * height {
-        return None;
-    }
-    let max = map.iter().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    if max <= 0.0 {
-        return None;
-    }
-    let t = threshold * max;
-    let inside = |v: f32| v.is_finite() && v >= t;
-    // Runs of inside pixels per row: (x0, x1) inclusive; rows[y]..rows[y + 1] index row y's runs.
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    let mut rows: Vec<usize> = Vec::with_capacity(height + 1);
-    for y in 0..height {
-        rows.push(runs.len());
-        let row = &map[y * width..(y + 1) * width];
-        let mut x = 0;
-        while x < width {
-            if inside(row[x]) {
-                let start = x;
-                while x < width && inside(row[x]) {
-                    x += 1;
-                }
-                runs.push((start as u32, (x - 1) as u32));
-            } else {
-                x += 1;
-            }
-        }
-    }
-    rows.push(runs.len());
-    let mut parent: Vec<usize> = (0..runs.len()).collect();
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    for y in 1..height {
-        let (prev, cur) = (rows[y - 1]..rows[y], rows[y]..rows[y + 1]);
-        let mut i = prev.start;
-        for j in cur {
-            let (c, d) = runs[j];
-            // 8-connectivity: runs touch when they overlap or meet at a diagonal.
-            while i < prev.end && runs[i].1 + 1 < c {
-                i += 1;
-            }
-            let mut k = i;
-            while k < prev.end && runs[k].0 <= d + 1 {
-                let (a, b) = (find(&mut parent, k), find(&mut parent, j));
-                if a != b {
-                    // The earlier run stays the root, so a root is its component's first run.
-                    parent[a.max(b)] = a.min(b);
-                }
-                k += 1;
-            }
-        }
-    }
-    let mut size = vec![0usize; runs.len()];
-    let mut bbox = vec![BBox { x1: u32::MAX, y1: u32::MAX, x2: 0, y2: 0 }; runs.len()];
-    for (y, row) in rows.windows(2).enumerate() {
-        for (r, &(x0, x1)) in runs.iter().enumerate().take(row[1]).skip(row[0]) {
-            let root = find(&mut parent, r);
-            size[root] += (x1 - x0 + 1) as usize;
-            let b = &mut bbox[root];
-            b.x1 = b.x1.min(x0);
-            b.x2 = b.x2.max(x1);
-            b.y1 = b.y1.min(y as u32);
-            b.y2 = b.y2.max(y as u32);
-        }
-    }
-    // Roots in run order are components in order of their first pixel; strict > keeps the first.
-    let mut best: Option<usize> = None;
-    for r in 0..runs.len() {
-        if parent[r] == r && best.is_none_or(|b| size[r] > size[b]) {
-            best = Some(r);
-        }
-    }
-    best.map(|r| bbox[r])
 }
 
 /// Whether a fit solved a class (rows of unsolved classes are zero).
@@ -348,52 +263,6 @@ fn rank(probs: &[f32]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::largest_component_box;
-    use crate::localize::localize;
-
-    /// A small xorshift generator, so the maps are reproducible.
-    fn rng(seed: u64) -> impl FnMut() -> f32 {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        }
-    }
-
-    #[test]
-    fn run_labelling_gives_the_flood_fill_box() {
-        // Noise (many small components, many ties), smooth blobs, stripes, NaN and infinities.
-        for seed in 0..300u64 {
-            let mut r = rng(seed);
-            let (w, h) = (1 + (r() * 40.0) as usize, 1 + (r() * 40.0) as usize);
-            let kind = seed % 4;
-            let (cx, cy) = (r() * w as f32, r() * h as f32);
-            let mut map: Vec<f32> = (0..w * h)
-                .map(|p| {
-                    let (x, y) = ((p % w) as f32, (p / w) as f32);
-                    match kind {
-                        0 => r() - 0.3,
-                        1 => (-((x - cx).powi(2) + (y - cy).powi(2)) / 30.0).exp() + 0.3 * r(),
-                        2 => ((x * 0.7 + y * 0.3).sin() + r() * 0.2).max(0.0),
-                        _ => if r() < 0.5 { 1.0 } else { 0.0 },
-                    }
-                })
-                .collect();
-            if seed % 7 == 0 {
-                map[(r() * (w * h) as f32) as usize % (w * h)] = f32::NAN;
-                map[(r() * (w * h) as f32) as usize % (w * h)] = f32::INFINITY;
-            }
-            for t in [0.05, 0.25, 0.5, 0.9, 1.0] {
-                assert_eq!(largest_component_box(&map, w, h, t), localize(&map, w, h, t), "seed {seed} {w}x{h} t {t}");
-            }
-        }
-        assert_eq!(largest_component_box(&[0.0; 4], 2, 2, 0.5), None);
-        assert_eq!(largest_component_box(&[f32::NAN; 4], 2, 2, 0.5), None);
-        assert_eq!(largest_component_box(&[1.0; 3], 2, 2, 0.5), None);
-    }
-
     #[test]
     fn explainer_is_send_and_sync() {
         fn check<T: Send + Sync>() {}

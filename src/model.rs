@@ -335,7 +335,7 @@ impl Model {
         let layers = self.layers()?;
         layers.iter().find(|l| l.name == name).cloned().ok_or_else(|| Error::UnknownLayer {
             name: name.to_string(),
-            candidates: layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
+            candidates: crate::onnx::summarize_names(&layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>()),
         })
     }
 

@@ -218,7 +218,7 @@ impl OnnxModel {
     /// The candidate names for error messages; long lists are shortened.
     fn candidate_summary(&self) -> String {
         let names: Vec<String> = self.candidates().into_iter().map(|c| c.tensor).collect();
-        summarize(&names)
+        summarize_names(&names)
     }
 
     fn unknown_layer(&self, name: &str) -> Error {
@@ -469,21 +469,19 @@ impl CloneWithoutGraph for ModelProto {
     }
 }
 
-fn summarize(names: &[String]) -> String {
+/// A list of layer names for error messages: in full up to 16, else the first 8, "...", the last 4
+/// and the count, so a message about a 100-layer network stays readable.
+pub(crate) fn summarize_names<S: AsRef<str>>(names: &[S]) -> String {
     const HEAD: usize = 8;
     const TAIL: usize = 4;
     if names.is_empty() {
         return "none: the model has no layer that yields a 4-D feature map".to_string();
     }
+    let join = |part: &[S]| part.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ");
     if names.len() <= HEAD + TAIL + 4 {
-        return names.join(", ");
+        return join(names);
     }
-    format!(
-        "{}, ..., {} ({} in all)",
-        names[..HEAD].join(", "),
-        names[names.len() - TAIL..].join(", "),
-        names.len()
-    )
+    format!("{}, ..., {} ({} in all)", join(&names[..HEAD]), join(&names[names.len() - TAIL..]), names.len())
 }
 
 fn tensor_value_info(name: &str, elem: i32) -> ValueInfoProto {
@@ -768,9 +766,14 @@ mod tests {
     #[test]
     fn summary_is_shortened() {
         let names: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
-        let s = summarize(&names);
-        assert!(s.starts_with("t0, t1,"), "{s}");
-        assert!(s.contains("t39") && s.contains("(40 in all)") && !s.contains("t20,"), "{s}");
-        assert_eq!(summarize(&names[..3]), "t0, t1, t2");
+        let s = summarize_names(&names);
+        assert_eq!(s, "t0, t1, t2, t3, t4, t5, t6, t7, ..., t36, t37, t38, t39 (40 in all)");
+        assert_eq!(summarize_names(&names[..3]), "t0, t1, t2");
+        // Up to 16 names are listed in full; from 17 on the list is shortened.
+        assert_eq!(summarize_names(&names[..16]), names[..16].join(", "));
+        assert!(summarize_names(&names[..17]).ends_with("t16 (17 in all)"));
+        let strs: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(summarize_names(&strs), s);
+        assert!(summarize_names::<&str>(&[]).starts_with("none"));
     }
 }

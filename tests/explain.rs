@@ -361,4 +361,16 @@ fn bad_requests_fail_with_clear_errors() {
     let e = Explainer::new(f.model.clone(), vec![other]).err().expect("mismatch").to_string();
     assert!(e.contains("fit mismatch"), "{e}");
     assert!(Explainer::new(f.model.clone(), vec![]).is_err());
+    // An unknown layer names the candidates, shortened for a network this deep.
+    let layers = f.model.layers().unwrap();
+    match f.model.layer("nope") {
+        Err(chip::Error::UnknownLayer { name, candidates }) => {
+            assert_eq!(name, "nope");
+            assert!(layers.len() > 16, "{} layers", layers.len());
+            assert!(candidates.starts_with(&format!("{}, ", layers[0].name)), "{candidates}");
+            assert!(candidates.ends_with(&format!("{} ({} in all)", layers[layers.len() - 1].name, layers.len())), "{candidates}");
+            assert!(!candidates.contains(&format!("{},", layers[layers.len() / 2].name)), "{candidates}");
+        }
+        other => panic!("expected UnknownLayer, got {other:?}"),
+    }
 }
