@@ -305,7 +305,7 @@ typedef struct chip_explain_options {
    */
   int refined;
   /**
-   * Localization threshold relative to a map's maximum (default 0.25).
+   * Localization threshold relative to a map's maximum (default 0.35, chosen on the development boxes).
    */
   float threshold;
   /**

@@ -153,7 +153,7 @@ pub struct chip_explain_options {
     /// Nonzero: also compute Refined CHIP, the product of the first and last fitted layer's maps
     /// (default 0). Read it with layer index CHIP_REFINED.
     pub refined: c_int,
-    /// Localization threshold relative to a map's maximum (default 0.25).
+    /// Localization threshold relative to a map's maximum (default 0.35, chosen on the development boxes).
     pub threshold: f32,
     /// Nonzero (default): maps at the original image size; 0: at the model's input size.
     pub original_size: c_int,
