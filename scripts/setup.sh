@@ -15,7 +15,7 @@
 # contents), so a second run only checks the stamps.
 #
 # Useful variables:
-#   ORT_DYLIB_PATH   after setup: third_party/onnxruntime/lib/libonnxruntime.so
+#   CHIP_ORT_LIB     libchip finds third_party/onnxruntime/lib by itself; set this to use another ONNX Runtime
 #   FORCE=1          ignore all stamps and redo every step
 set -euo pipefail
 
@@ -245,4 +245,4 @@ print("  preprocessing   : mean %s std %s (%s)" % (side["mean"], side["std"], si
 print("  photos          : %d (%s)" % (len(idx), ", ".join("%s %d" % kv for kv in sorted(by_src.items()))))
 print("  box entries     : %d over %d images" % (len(boxes), len({b["file"] for b in boxes})))
 EOF
-log "done in $(( $(date +%s) - T0 ))s; export ORT_DYLIB_PATH=$TP/onnxruntime/lib/libonnxruntime.so"
+log "done in $(( $(date +%s) - T0 ))s; ONNX Runtime: third_party/onnxruntime/lib"
