@@ -2,7 +2,9 @@
 //! Prints one table row per (layers, batch): median wall time of `Model::predict`, of the
 //! augmented model run alone, of `Explainer::explain` (top-1 class, maps at the photos' own sizes,
 //! boxes) and of explain with maps at the input size; explain/predict as a median of paired wall
-//! times and as a ratio of process CPU time.
+//! times and as a ratio of process CPU time. `CHIP_ORT_SPINNING=1` measures with ONNX Runtime's
+//! threads spinning after each run; compare in separate runs, since spinning threads left behind
+//! by one closure slow whatever runs next in the same process.
 use chip::explain::{ExplainOptions, Explainer};
 use chip::fitfile::{FitMeta, LayerFit};
 use chip::model::{LayerInfo, Model};
@@ -93,7 +95,12 @@ fn main() {
     let photos = chip::fit::list_images(&root().join("data/images/aib")).unwrap();
     let prepared: Vec<_> = photos.iter().take(16).map(|p| model.preprocess.load(p).unwrap()).collect();
     let reps: usize = std::env::var("CHIP_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
-    println!("EfficientNet-Lite0, {} threads available, median of {reps} runs", rayon::current_num_threads());
+    let spin = std::env::var_os(chip::runtime::ORT_SPINNING_ENV).is_some_and(|v| v == "1");
+    println!(
+        "EfficientNet-Lite0, {} threads available, ONNX Runtime spinning {}, median of {reps} runs",
+        rayon::current_num_threads(),
+        if spin { "on" } else { "off" }
+    );
     println!(
         "{:<16} {:>5} {:>11} {:>13} {:>11} {:>11} {:>7} {:>9}",
         "layers", "batch", "predict ms", "augmented ms", "explain ms", "input-size", "ratio", "cpu ratio"

@@ -43,15 +43,33 @@ pub fn resize_bilinear(src: &[f32], sh: usize, sw: usize, dh: usize, dw: usize) 
     }
     let (sy, sx) = (sh as f64 / dh as f64, sw as f64 / dw as f64);
     let cols: Vec<(usize, usize, f32)> = (0..dw).map(|x| src_index(x, sx, sw)).collect();
-    let mut out = vec![0.0f32; dh * dw];
-    for (y, row) in out.chunks_mut(dw.max(1)).enumerate().take(dh) {
+    // Separable: each source row is interpolated along x once (held in `a`, `b` while destination
+    // rows use it), then destination rows blend two of them. Same arithmetic as per pixel, so the
+    // values are identical; an upsampling uses each source row for several destination rows.
+    let along_x = |r: usize, buf: &mut Vec<f32>| {
+        let row = &src[r * sw..(r + 1) * sw];
+        buf.clear();
+        buf.extend(cols.iter().map(|&(x0, x1, lx)| row[x0] + lx * (row[x1] - row[x0])));
+    };
+    let (mut a, mut b) = (Vec::with_capacity(dw), Vec::with_capacity(dw));
+    let (mut ra, mut rb) = (usize::MAX, usize::MAX);
+    let mut out = Vec::with_capacity(dh * dw);
+    for y in 0..dh {
         let (y0, y1, ly) = src_index(y, sy, sh);
-        let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
-        for (o, &(x0, x1, lx)) in row.iter_mut().zip(&cols) {
-            let top = r0[x0] + lx * (r0[x1] - r0[x0]);
-            let bottom = r1[x0] + lx * (r1[x1] - r1[x0]);
-            *o = top + ly * (bottom - top);
+        if ra != y0 {
+            if rb == y0 {
+                std::mem::swap(&mut a, &mut b);
+                std::mem::swap(&mut ra, &mut rb);
+            } else {
+                along_x(y0, &mut a);
+                ra = y0;
+            }
         }
+        if rb != y1 {
+            along_x(y1, &mut b);
+            rb = y1;
+        }
+        out.extend(a.iter().zip(&b).map(|(&top, &bottom)| top + ly * (bottom - top)));
     }
     out
 }
@@ -132,6 +150,41 @@ mod tests {
         let out = resize_bilinear(&src, 4, 4, 2, 2);
         let want = [2.5f32, 4.5, 10.5, 12.5];
         assert_eq!(out, want);
+    }
+
+    /// The per-pixel form of the resize, as first written: the separable one must match it exactly.
+    fn resize_per_pixel(src: &[f32], sh: usize, sw: usize, dh: usize, dw: usize) -> Vec<f32> {
+        let (sy, sx) = (sh as f64 / dh as f64, sw as f64 / dw as f64);
+        let mut out = vec![0.0f32; dh * dw];
+        for y in 0..dh {
+            let (y0, y1, ly) = src_index(y, sy, sh);
+            for x in 0..dw {
+                let (x0, x1, lx) = src_index(x, sx, sw);
+                let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
+                let top = r0[x0] + lx * (r0[x1] - r0[x0]);
+                let bottom = r1[x0] + lx * (r1[x1] - r1[x0]);
+                out[y * dw + x] = top + ly * (bottom - top);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn separable_resize_equals_per_pixel() {
+        let mut s = 7u64;
+        for (sh, sw, dh, dw) in [(7, 7, 224, 224), (112, 112, 224, 224), (224, 224, 375, 500), (224, 224, 100, 61), (5, 9, 5, 20), (1, 1, 3, 4), (9, 3, 2, 1)] {
+            let src: Vec<f32> = (0..sh * sw)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 40) as f32 / (1u64 << 20) as f32 - 7.0
+                })
+                .collect();
+            let (got, want) = (resize_bilinear(&src, sh, sw, dh, dw), resize_per_pixel(&src, sh, sw, dh, dw));
+            assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()), "{sh}x{sw} -> {dh}x{dw}");
+            assert_eq!(got.len(), dh * dw);
+        }
     }
 
     #[test]
