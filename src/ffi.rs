@@ -269,8 +269,11 @@ fn guard(f: impl FnOnce() -> FfiResult) -> chip_status {
 }
 
 /// For the `_free` functions, which return nothing: a panic there is swallowed.
-fn guard_void(f: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(f));
+/// Drops a handle made by `Box::into_raw`; NULL is ignored and a panic in a destructor stays here.
+unsafe fn free_handle<T>(p: *mut T) {
+    if !p.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(p))));
+    }
 }
 
 unsafe fn deref<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
@@ -604,11 +607,7 @@ pub unsafe extern "C" fn chip_load_model_bytes(
 /// Frees a model; NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_free(model: *mut chip_model) {
-    guard_void(|| {
-        if !model.is_null() {
-            drop(Box::from_raw(model));
-        }
-    })
+    free_handle(model)
 }
 
 /// The number of classes the model outputs.
@@ -926,11 +925,7 @@ pub unsafe extern "C" fn chip_layer_fit_load(path: *const c_char, out_fit: *mut 
 /// Frees a fit; NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn chip_layer_fit_free(fit: *mut chip_layer_fit) {
-    guard_void(|| {
-        if !fit.is_null() {
-            drop(Box::from_raw(fit));
-        }
-    })
+    free_handle(fit)
 }
 
 /// The fitted layer's name (buffer convention).
@@ -1019,11 +1014,7 @@ pub unsafe extern "C" fn chip_explainer_new(
 /// Frees an explainer; NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explainer_free(explainer: *mut chip_explainer) {
-    guard_void(|| {
-        if !explainer.is_null() {
-            drop(Box::from_raw(explainer));
-        }
-    })
+    free_handle(explainer)
 }
 
 /// The number of fitted layers of the explainer.
@@ -1161,11 +1152,7 @@ pub unsafe extern "C" fn chip_explain_files(
 /// Frees an explanation; NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explanation_free(explanation: *mut chip_explanation) {
-    guard_void(|| {
-        if !explanation.is_null() {
-            drop(Box::from_raw(explanation));
-        }
-    })
+    free_handle(explanation)
 }
 
 unsafe fn image_of<'a>(e: *const chip_explanation, image: usize) -> FfiResult<&'a ImageExplanation> {
