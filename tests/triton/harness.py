@@ -28,7 +28,7 @@ def _tritonserver():
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("CHIP_TARGET_DIR") or os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
-BUILD = TARGET / os.environ.get("CHIP_PROFILE", "debug")
+BUILD = TARGET / os.environ.get("CHIP_PROFILE", "release")
 DATA = ROOT / "data"
 MODEL = DATA / "models" / "efficientnet_lite0.onnx"
 ORT_LIB = ROOT / "third_party" / "onnxruntime" / "lib" / "libonnxruntime.so"
