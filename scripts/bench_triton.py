@@ -128,7 +128,7 @@ def main():
                   f"{args.instances} instance(s), dynamic batching\n")
             print(f"{'protocol':<9}{'outputs':<18}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}  {'server compute ms/image':>23}")
             for r in rows:
-                print(f"{r[0]:<9}{r[1]:<18}{r[2]:>8.1f}{r[3]:>9.1f}{r[4]:>9.1f}{r[5]:>9.1f}{r[6]:>23.2f}")
+                print(f"{r[0]:<9}{r[1]:<18}{r[2]:>8.1f}{r[3]:>9.1f}{r[4]:>9.1f}{r[5]:>9.1f}  {r[6]:>23.2f}")
             for protocol in ["http", "grpc"]:
                 plain = next(r for r in rows if r[0] == protocol and r[1] == "predictions")
                 maps = next(r for r in rows if r[0] == protocol and r[1] == "predictions+maps")
