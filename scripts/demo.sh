@@ -10,10 +10,9 @@
 #   6. writes out/demo/index.html.
 #
 # Variables: GATES (256, conv head), LAMBDA (relative λ, 0.05), SIGMA2 (relative σ², 0.5), SEED (0),
-#            STEM_IMAGES (32) and STEM_GATES (128): the stem fit runs almost the whole network once
-#            per photo and gate (about 15 ms each on one core), and its 32 channels need far fewer
-#            samples than the head's 1280; STEM_IMAGES=100 STEM_GATES=256 takes about 7 minutes on
-#            two idle cores. EXTRA (12): ai-benchmark photos explained besides those with boxes.
+#            STEM_IMAGES (100) and STEM_GATES (256): the stem fit runs almost the whole network once
+#            per photo and gate (25,600 runs, about 2.5 minutes on two idle cores); lower them for a
+#            quicker look. EXTRA (12): ai-benchmark photos explained besides those with boxes.
 #            THREADS (0): ONNX Runtime threads.
 set -euo pipefail
 
@@ -23,8 +22,8 @@ GATES="${GATES:-256}"
 LAMBDA="${LAMBDA:-0.05}"
 SIGMA2="${SIGMA2:-0.5}"
 SEED="${SEED:-0}"
-STEM_IMAGES="${STEM_IMAGES:-32}"
-STEM_GATES="${STEM_GATES:-128}"
+STEM_IMAGES="${STEM_IMAGES:-100}"
+STEM_GATES="${STEM_GATES:-256}"
 EXTRA="${EXTRA:-12}"
 THREADS="${THREADS:-0}"
 PY="${PYTHON:-python3}"
