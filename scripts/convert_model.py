@@ -43,6 +43,7 @@ import torch
 from PIL import Image
 
 from efficientnet_lite_pytorch import EfficientNet
+from fetch_data import write_json  # same folder: one atomic JSON writer for both scripts
 
 SIZE = 224
 OPSET = 13
@@ -102,14 +103,6 @@ def torch_logits(model, x, batch=16):
         for i in range(0, len(x), batch):
             out.append(model(torch.from_numpy(x[i:i + batch])).numpy())
     return np.concatenate(out)
-
-
-def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def main():
