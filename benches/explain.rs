@@ -42,6 +42,8 @@ fn dense_fit(model: &Model, layer: &LayerInfo) -> LayerFit {
             seed: 0,
             images: 0,
             admm: Default::default(),
+            objective: Default::default(),
+            augment: 0,
             solved_classes: (0..model.classes).collect(),
         },
         weights,

@@ -7,6 +7,7 @@
 //! ADMM iterate. Polishing is tried during the iterations too, once the support has been stable for a
 //! few iterations, so a class usually stops after tens of iterations with a KKT-exact answer.
 use crate::error::{Error, Result};
+use crate::objective::Objective;
 use crate::stats::Stats;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
@@ -46,10 +47,35 @@ pub struct ClassReport {
     /// The returned w is the exact solution on the ADMM support (the polish step was kept).
     #[serde(default)]
     pub polished: bool,
+    /// The fitted intercept β_c (0 without one).
+    #[serde(default)]
+    pub intercept: f64,
+}
+
+impl ClassReport {
+    fn empty() -> Self {
+        ClassReport {
+            class: 0,
+            iterations: 0,
+            primal_residual: 0.0,
+            dual_residual: 0.0,
+            nonzeros: 0,
+            lambda: 0.0,
+            converged: false,
+            kkt_residual: 0.0,
+            polished: false,
+            intercept: 0.0,
+        }
+    }
 }
 
 pub fn lambda_max(b: &[f64]) -> f64 {
     b.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+/// λ_max under the sign constraint w ≥ 0: the largest positive b_k (w = 0 is optimal iff b ≤ λ).
+pub fn lambda_max_nonneg(b: &[f64]) -> f64 {
+    b.iter().fold(0.0f64, |m, &x| m.max(x))
 }
 
 /// Residual balancing: change ρ by RHO_TAU when one residual exceeds the other RHO_MU times, at most
@@ -58,6 +84,12 @@ const RHO_MU: f64 = 10.0;
 const RHO_TAU: f64 = 4.0;
 const RHO_INTERVAL: usize = 20;
 const MAX_RHO_CHANGES: usize = 8;
+
+/// Soft thresholding, or its one-sided form (projection onto w ≥ 0) when `nonneg`.
+#[inline]
+fn shrink(v: f64, t: f64, nonneg: bool) -> f64 {
+    if nonneg { (v - t).max(0.0) } else { soft(v, t) }
+}
 
 #[inline]
 fn soft(v: f64, t: f64) -> f64 {
@@ -70,8 +102,9 @@ fn soft(v: f64, t: f64) -> f64 {
     }
 }
 
-/// KKT violation of w (relative to `scale`); `grad` is scratch of length K.
-fn kkt_residual(g: &[f64], b: &[f64], w: &[f64], lambda: f64, scale: f64, grad: &mut [f64]) -> f64 {
+/// KKT violation of w (relative to `scale`); `grad` is scratch of length K. With `nonneg` a channel
+/// off the support only violates optimality when the objective falls in the positive direction.
+fn kkt_residual(g: &[f64], b: &[f64], w: &[f64], lambda: f64, scale: f64, grad: &mut [f64], nonneg: bool) -> f64 {
     let k = b.len();
     grad.iter_mut().zip(b).for_each(|(x, &bv)| *x = -bv);
     // G is symmetric and row-major, so column j is row j: contiguous axpys over the support.
@@ -83,7 +116,13 @@ fn kkt_residual(g: &[f64], b: &[f64], w: &[f64], lambda: f64, scale: f64, grad: 
     }
     let mut worst = 0.0f64;
     for (&gr, &wk) in grad.iter().zip(w) {
-        let v = if wk != 0.0 { (gr + lambda * wk.signum()).abs() } else { (gr.abs() - lambda).max(0.0) };
+        let v = if wk != 0.0 {
+            (gr + lambda * wk.signum()).abs()
+        } else if nonneg {
+            (-gr - lambda).max(0.0)
+        } else {
+            (gr.abs() - lambda).max(0.0)
+        };
         worst = worst.max(v);
     }
     worst / scale
@@ -126,7 +165,9 @@ fn objective_sub(g: &[f64], b: &[f64], active: &[usize], v: &[f64], lambda: f64)
 /// while a channel off the support violates |(Gw − b)_k| ≤ λ (by more than `tol`) it adds the worst one.
 /// The objective decreases at every step, so it ends at the optimum unless a G_SS is singular or the
 /// work budget (a few full-size Cholesky factorizations) runs out: then None.
-fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64) -> Option<Vec<f64>> {
+/// With `nonneg` only channels whose objective falls in the positive direction enter, so every sign
+/// is +1 and the line search drops a channel where it would turn negative.
+fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool) -> Option<Vec<f64>> {
     let k = b.len();
     let mut w = start.to_vec();
     let mut active: Vec<usize> = (0..k).filter(|&j| w[j] != 0.0).collect();
@@ -197,7 +238,7 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64) -> Option<
         let mut worst: Option<(usize, f64)> = None;
         for j in 0..k {
             if w[j] == 0.0 {
-                let v = grad[j].abs() - lambda;
+                let v = if nonneg { -grad[j] - lambda } else { grad[j].abs() - lambda };
                 if v > tol && worst.is_none_or(|(_, wv)| v > wv) {
                     worst = Some((j, v));
                 }
@@ -213,8 +254,8 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64) -> Option<
     }
 }
 
-/// Solves one class; `g` is K×K row-major symmetric PSD.
-pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Result<(Vec<f64>, ClassReport)> {
+/// Solves one class; `g` is K×K row-major symmetric PSD. `nonneg` adds the constraint w ≥ 0.
+pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonneg: bool) -> Result<(Vec<f64>, ClassReport)> {
     let k = b.len();
     if g.len() != k * k {
         return Err(Error::invalid(format!("Gram matrix has {} values, expected {k}×{k}", g.len())));
@@ -222,26 +263,16 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Re
     if !(lambda.is_finite() && lambda >= 0.0) {
         return Err(Error::invalid(format!("lambda must be finite and ≥ 0, got {lambda}")));
     }
-    let nonneg = |t: f64| t.is_finite() && t >= 0.0;
-    if params.max_iter == 0 || !nonneg(params.abs_tol) || !nonneg(params.rel_tol) {
+    let non_negative = |t: f64| t.is_finite() && t >= 0.0;
+    if params.max_iter == 0 || !non_negative(params.abs_tol) || !non_negative(params.rel_tol) {
         return Err(Error::invalid("ADMM needs max_iter ≥ 1 and non-negative tolerances"));
     }
     if g.iter().chain(b).any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("lasso problem (Gram matrix or b)".into()));
     }
-    let lmax = lambda_max(b);
-    let mut report = ClassReport {
-        class: 0,
-        iterations: 0,
-        primal_residual: 0.0,
-        dual_residual: 0.0,
-        nonzeros: 0,
-        lambda,
-        converged: true,
-        kkt_residual: 0.0,
-        polished: false,
-    };
-    // w = 0 is optimal iff ‖b‖_∞ ≤ λ.
+    let lmax = if nonneg { lambda_max_nonneg(b) } else { lambda_max(b) };
+    let mut report = ClassReport { lambda, converged: true, ..ClassReport::empty() };
+    // w = 0 is optimal iff ‖b‖_∞ ≤ λ (max b ≤ λ under w ≥ 0).
     if lmax <= lambda || k == 0 {
         return Ok((vec![0.0; k], report));
     }
@@ -302,7 +333,7 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Re
         let (mut r2, mut s2, mut x2, mut m2, mut q2) = (0.0, 0.0, 0.0, 0.0, 0.0);
         let mut support_changed = false;
         for j in 0..k {
-            let mj = soft(x[j] - q[j], kappa);
+            let mj = shrink(x[j] - q[j], kappa, nonneg);
             let dm = mj - m[j];
             support_changed |= (mj != 0.0) != (m[j] != 0.0);
             m[j] = mj;
@@ -348,8 +379,8 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Re
         // Try the exact solve once the support has settled; back off after each failure so large
         // supports (expensive polishes) are tried only a logarithmic number of times.
         if it >= next_polish && it - stable_since >= 3 {
-            if let Some(w) = polish(g, b, &m, lambda, 0.5 * kkt_tol * scale) {
-                let res = kkt_residual(g, b, &w, lambda, scale, &mut grad);
+            if let Some(w) = polish(g, b, &m, lambda, 0.5 * kkt_tol * scale, nonneg) {
+                let res = kkt_residual(g, b, &w, lambda, scale, &mut grad, nonneg);
                 if res <= kkt_tol {
                     best = Some((w, res));
                     break;
@@ -363,10 +394,10 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Re
     let (w, res, polished) = match best {
         Some((w, res)) => (w, res, true),
         None => {
-            let admm_res = kkt_residual(g, b, &m, lambda, scale, &mut grad);
-            match polish(g, b, &m, lambda, 0.5 * kkt_tol * scale) {
+            let admm_res = kkt_residual(g, b, &m, lambda, scale, &mut grad, nonneg);
+            match polish(g, b, &m, lambda, 0.5 * kkt_tol * scale, nonneg) {
                 Some(w) => {
-                    let res = kkt_residual(g, b, &w, lambda, scale, &mut grad);
+                    let res = kkt_residual(g, b, &w, lambda, scale, &mut grad, nonneg);
                     if res < admm_res { (w, res, true) } else { (m, admm_res, false) }
                 }
                 None => (m, admm_res, false),
@@ -383,11 +414,14 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Re
 /// Solves the given classes (all when None) in parallel; returns W (C×K row-major, zero rows for
 /// classes not solved) and one report per solved class, in the order given. `progress(done)` is called
 /// after each class, one call at a time with `done` increasing; returning false cancels (Error::Cancelled).
-/// λ = lambda_rel · ‖b_c‖_∞ per class; a class with b_c = 0 gets w = 0 without solving.
+/// The objective's intercept is profiled out ([`Stats::profile_intercept`]) and its sign constraint
+/// applied; λ = lambda_rel · λ_max of the resulting problem per class; a class whose problem has
+/// λ_max = 0 gets w = 0 without solving.
 pub fn solve_all(
     stats: &Stats,
     classes: Option<&[usize]>,
     params: &AdmmParams,
+    objective: &Objective,
     progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Result<(Vec<f32>, Vec<ClassReport>)> {
     use rayon::prelude::*;
@@ -405,6 +439,7 @@ pub fn solve_all(
         }
         None => (0..c).collect(),
     };
+    let nonneg = objective.nonneg;
     let cancelled = AtomicBool::new(false);
     let done = parking_lot::Mutex::new(0usize);
     let results: Vec<Result<(usize, Vec<f64>, ClassReport)>> = list
@@ -415,32 +450,25 @@ pub fn solve_all(
                 if cancelled.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
-                let b = stats.b_row(ci);
-                let lambda = params.lambda_rel * lambda_max(b);
-                let (w, mut rep) = if lambda_max(b) == 0.0 {
-                    (
-                        vec![0.0; k],
-                        ClassReport {
-                            class: ci,
-                            iterations: 0,
-                            primal_residual: 0.0,
-                            dual_residual: 0.0,
-                            nonzeros: 0,
-                            lambda: 0.0,
-                            converged: true,
-                            kkt_residual: 0.0,
-                            polished: false,
-                        },
-                    )
+                let mut b = stats.b_row(ci).to_vec();
+                gbuf.resize(k * k, 0.0);
+                stats.gram_into(ci, gbuf);
+                let parts = objective.intercept.then(|| stats.profile_intercept(ci, gbuf, &mut b));
+                let lmax = if nonneg { lambda_max_nonneg(&b) } else { lambda_max(&b) };
+                let (w, mut rep) = if lmax == 0.0 {
+                    (vec![0.0; k], ClassReport { converged: true, ..ClassReport::empty() })
                 } else {
-                    gbuf.resize(k * k, 0.0);
-                    stats.gram_into(ci, gbuf);
-                    solve_class(gbuf, b, lambda, params).map_err(|e| match e {
+                    solve_class(gbuf, &b, params.lambda_rel * lmax, params, nonneg).map_err(|e| match e {
                         Error::InvalidArgument(msg) => Error::InvalidArgument(format!("class {ci}: {msg}")),
                         Error::NonFinite(msg) => Error::NonFinite(format!("class {ci}: {msg}")),
                         other => other,
                     })?
                 };
+                if let Some((u, s_total, t)) = parts {
+                    if s_total > 0.0 {
+                        rep.intercept = (t - w.iter().zip(&u).map(|(a, b)| a * b).sum::<f64>()) / s_total;
+                    }
+                }
                 rep.class = ci;
                 let mut d = done.lock();
                 *d += 1;
@@ -470,6 +498,7 @@ pub fn solve_all(
 mod tests {
     use super::*;
     use crate::gates::{GateSet, Rng};
+    use crate::objective::Target;
 
     fn unif(r: &mut Rng) -> f64 {
         (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -583,7 +612,7 @@ mod tests {
             };
             for lr in [0.01, 0.1, 0.5] {
                 let lambda = lr * lambda_max(&b);
-                let (w, rep) = solve_class(&g, &b, lambda, &p).unwrap();
+                let (w, rep) = solve_class(&g, &b, lambda, &p, false).unwrap();
                 let res = kkt(&g, &b, &w, lambda);
                 assert!(res < 1e-4, "k={k} rows={rows} λrel={lr}: KKT {res}, report {rep:?}");
                 println!("random k={k} rows={rows} λrel={lr}: KKT {res:.1e}, {} iterations, polished {}", rep.iterations, rep.polished);
@@ -602,7 +631,7 @@ mod tests {
             let (g, b) = rank_deficient(k, images, gates, &mut r);
             for lr in [0.01, 0.05, 0.3] {
                 let lambda = lr * lambda_max(&b);
-                let (w, rep) = solve_class(&g, &b, lambda, &p).unwrap();
+                let (w, rep) = solve_class(&g, &b, lambda, &p, false).unwrap();
                 let res = kkt(&g, &b, &w, lambda);
                 assert!(res < 1e-4, "k={k} images={images}: KKT {res}, report {rep:?}");
                 println!("rank-deficient k={k} images={images} λrel={lr}: KKT {res:.1e}, {} iterations", rep.iterations);
@@ -625,7 +654,7 @@ mod tests {
             let b: Vec<f64> = (0..k).map(|_| normal(&mut r)).collect();
             for lr in [0.02, 0.2] {
                 let lambda = lr * lambda_max(&b);
-                let (w, _) = solve_class(&g, &b, lambda, &p).unwrap();
+                let (w, _) = solve_class(&g, &b, lambda, &p, false).unwrap();
                 let wc = cd_lasso(&g, &b, lambda);
                 let norm = wc.iter().map(|x| x * x).sum::<f64>().sqrt();
                 let diff = w.iter().zip(&wc).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
@@ -647,12 +676,12 @@ mod tests {
         let lm = lambda_max(&b);
         assert_eq!(lm, b.iter().map(|x| x.abs()).fold(0.0, f64::max));
         for lambda in [lm, 1.5 * lm] {
-            let (w, rep) = solve_class(&g, &b, lambda, &AdmmParams::default()).unwrap();
+            let (w, rep) = solve_class(&g, &b, lambda, &AdmmParams::default(), false).unwrap();
             assert!(w.iter().all(|&v| v == 0.0));
             assert_eq!(rep.nonzeros, 0);
         }
         // Just below λ_max exactly one coefficient (the one with the largest |b|) becomes active.
-        let (w, _) = solve_class(&g, &b, 0.999 * lm, &AdmmParams::default()).unwrap();
+        let (w, _) = solve_class(&g, &b, 0.999 * lm, &AdmmParams::default(), false).unwrap();
         let jmax = (0..10).max_by(|&i, &j| b[i].abs().total_cmp(&b[j].abs())).unwrap();
         assert!(w[jmax] != 0.0 && w.iter().filter(|&&v| v != 0.0).count() == 1);
     }
@@ -668,7 +697,7 @@ mod tests {
         }
         let b: Vec<f64> = (0..k).map(|_| 3.0 * normal(&mut r)).collect();
         let lambda = 0.4 * lambda_max(&b);
-        let (w, _) = solve_class(&g, &b, lambda, &AdmmParams::default()).unwrap();
+        let (w, _) = solve_class(&g, &b, lambda, &AdmmParams::default(), false).unwrap();
         for i in 0..k {
             let want = if b[i].abs() > lambda { (b[i] - lambda * b[i].signum()) / diag[i] } else { 0.0 };
             assert!((w[i] - want).abs() <= 1e-10 * want.abs().max(1e-3), "w[{i}] {} vs {want}", w[i]);
@@ -678,18 +707,18 @@ mod tests {
     #[test]
     fn bad_input_is_an_error() {
         let g = vec![1.0, 0.0, 0.0, 1.0];
-        assert!(solve_class(&g, &[1.0, 2.0, 3.0], 0.1, &AdmmParams::default()).is_err());
-        assert!(matches!(solve_class(&g, &[1.0, f64::NAN], 0.1, &AdmmParams::default()), Err(Error::NonFinite(_))));
-        assert!(solve_class(&g, &[1.0, 2.0], -1.0, &AdmmParams::default()).is_err());
+        assert!(solve_class(&g, &[1.0, 2.0, 3.0], 0.1, &AdmmParams::default(), false).is_err());
+        assert!(matches!(solve_class(&g, &[1.0, f64::NAN], 0.1, &AdmmParams::default(), false), Err(Error::NonFinite(_))));
+        assert!(solve_class(&g, &[1.0, 2.0], -1.0, &AdmmParams::default(), false).is_err());
         // Indefinite "Gram" matrix.
         let bad = vec![1.0, 0.0, 0.0, -5.0];
-        assert!(matches!(solve_class(&bad, &[1.0, 2.0], 0.1, &AdmmParams::default()), Err(Error::InvalidArgument(_))));
+        assert!(matches!(solve_class(&bad, &[1.0, 2.0], 0.1, &AdmmParams::default(), false), Err(Error::InvalidArgument(_))));
     }
 
     fn small_stats(c: usize) -> Stats {
         let (k, n) = (12, 30);
         let gates = GateSet::generate(k, n, 0.5, 8);
-        let mut st = Stats::new(&gates, c);
+        let mut st = Stats::new(&gates, c, Target::Probability);
         let mut r = Rng::new(9);
         for _ in 0..8 {
             let z: Vec<f32> = (0..k).map(|_| unif(&mut r) as f32).collect();
@@ -707,7 +736,7 @@ mod tests {
         let st = small_stats(c);
         let p = AdmmParams::default();
         let calls = parking_lot::Mutex::new(Vec::new());
-        let (w, reps) = solve_all(&st, None, &p, &|d| {
+        let (w, reps) = solve_all(&st, None, &p, &Objective::PAPER, &|d| {
             calls.lock().push(d);
             true
         })
@@ -719,26 +748,26 @@ mod tests {
         for ci in [0, 2, 4] {
             let b = st.b_row(ci);
             let lambda = p.lambda_rel * lambda_max(b);
-            let (wc, _) = solve_class(&st.gram(ci), b, lambda, &p).unwrap();
+            let (wc, _) = solve_class(&st.gram(ci), b, lambda, &p, false).unwrap();
             for j in 0..k {
                 assert!((w[ci * k + j] as f64 - wc[j]).abs() <= 1e-6 * wc[j].abs().max(1e-6));
             }
             assert!(kkt(&st.gram(ci), b, &wc, lambda) < 1e-4);
         }
         // A subset leaves the other rows zero.
-        let (w2, reps2) = solve_all(&st, Some(&[3]), &p, &|_| true).unwrap();
+        let (w2, reps2) = solve_all(&st, Some(&[3]), &p, &Objective::PAPER, &|_| true).unwrap();
         assert_eq!(reps2.len(), 1);
         assert_eq!(reps2[0].class, 3);
         assert!(w2.iter().enumerate().all(|(i, &v)| i / k == 3 || v == 0.0));
         assert_eq!(&w2[3 * k..4 * k], &w[3 * k..4 * k]);
-        assert!(solve_all(&st, Some(&[c]), &p, &|_| true).is_err());
+        assert!(solve_all(&st, Some(&[c]), &p, &Objective::PAPER, &|_| true).is_err());
     }
 
     #[test]
     fn cancellation_stops_with_an_error() {
         let st = small_stats(6);
         let calls = std::sync::atomic::AtomicUsize::new(0);
-        let r = solve_all(&st, None, &AdmmParams::default(), &|d| {
+        let r = solve_all(&st, None, &AdmmParams::default(), &Objective::PAPER, &|d| {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             d < 2
         });

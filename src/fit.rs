@@ -4,7 +4,8 @@ use crate::admm::AdmmParams;
 use crate::error::{Error, Result};
 use crate::fitfile::{FitMeta, LayerFit};
 use crate::gates::GateSet;
-use crate::model::Model;
+use crate::model::{Model, OutputKind};
+use crate::objective::Objective;
 use crate::stats::Stats;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,13 +21,28 @@ pub struct FitParams {
     /// Images per prefix run.
     pub image_batch: usize,
     pub admm: AdmmParams,
+    /// What each class's linear model regresses (target, intercept, sign constraint).
+    pub objective: Objective,
+    /// Augmented views per image (random resized crops and flips, see [`crate::augment`]), fitted
+    /// besides the image itself; 0 fits the images as they are.
+    pub augment: usize,
     /// Solve only these classes (all when None).
     pub classes: Option<Vec<usize>>,
 }
 
 impl Default for FitParams {
     fn default() -> Self {
-        FitParams { gates: 256, sigma2_rel: 0.5, seed: 0, gate_batch: 64, image_batch: 8, admm: AdmmParams::default(), classes: None }
+        FitParams {
+            gates: 256,
+            sigma2_rel: 0.5,
+            seed: 0,
+            gate_batch: 64,
+            image_batch: 8,
+            admm: AdmmParams::default(),
+            objective: Objective::DEFAULT,
+            augment: 0,
+            classes: None,
+        }
     }
 }
 
@@ -205,13 +221,16 @@ pub fn collect_stats_timed(
     let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
     let split = model.split(layer)?;
     let classes = model.classes;
-    let mut stats = Stats::new(&gates, classes);
+    let mut stats = Stats::new(&gates, classes, params.objective.target);
+    let target = params.objective.target;
+    let is_logits = model.output_kind == OutputKind::Logits;
+    let rows_per_image = 1 + params.augment;
     let mut t = FitTimings::default();
 
     let n_gates = gates.count;
     let gate_batch = params.gate_batch.min(n_gates);
     let gate_batches = n_gates.div_ceil(gate_batch);
-    let total_runs = n_images * gate_batches;
+    let total_runs = n_images * rows_per_image * gate_batches;
     let mut runs_done = 0usize;
 
     let prefix_outputs = split.prefix.output_names().to_vec();
@@ -245,14 +264,15 @@ pub fn collect_stats_timed(
     let mut images_done = 0usize;
 
     let mut start = 0usize;
+    let mut expanded: Vec<f32>;
     while start < n_images {
-        let b = params.image_batch.min(n_images - start);
+        let photos = params.image_batch.min(n_images - start);
         let t0 = Instant::now();
         let data: &[f32] = match &source {
-            Source::Tensor(d) => &d[start * image_len..(start + b) * image_len],
+            Source::Tensor(d) => &d[start * image_len..(start + photos) * image_len],
             Source::Files(files) => {
                 batch.clear();
-                for p in &files[start..start + b] {
+                for p in &files[start..start + photos] {
                     let prepared = model.preprocess.load(p)?;
                     if prepared.data.len() != image_len {
                         return Err(Error::Image {
@@ -264,6 +284,14 @@ pub fn collect_stats_timed(
                 }
                 &batch
             }
+        };
+        // Rows of this batch: each photo, then its augmented views.
+        let b = photos * rows_per_image;
+        let data: &[f32] = if params.augment > 0 {
+            expanded = crate::augment::expand(data, photos, ic, ih, iw, params.augment, params.seed);
+            &expanded
+        } else {
+            data
         };
         t.load += t0.elapsed();
 
@@ -289,7 +317,7 @@ pub fn collect_stats_timed(
             )));
         }
         if let Some(i) = lact.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("activations of layer '{layer}' (image {})", start + i / (k * hw))));
+            return Err(Error::NonFinite(format!("activations of layer '{layer}' (image {})", start + i / (k * hw) / rows_per_image)));
         }
 
         // Original probabilities from the ungated suffix: the same graph as the gated runs, so an
@@ -307,7 +335,7 @@ pub fn collect_stats_timed(
         model.to_probabilities(&mut orig);
         t.original += t0.elapsed();
         if let Some(i) = orig.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("model output (image {})", start + i / classes)));
+            return Err(Error::NonFinite(format!("model output (image {})", start + i / classes / rows_per_image)));
         }
 
         for i in 0..b {
@@ -379,7 +407,9 @@ pub fn collect_stats_timed(
                 }
                 let dst = &mut g[n0 * classes..(n0 + rows) * classes];
                 dst.copy_from_slice(raw);
-                model.to_probabilities(dst);
+                for row in dst.chunks_exact_mut(classes) {
+                    target.apply(row, is_logits);
+                }
                 t.suffix += t0.elapsed();
                 t.suffix_runs += 1;
                 t.gate_rows += rows;
@@ -391,7 +421,7 @@ pub fn collect_stats_timed(
             if let Some(idx) = g.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite(format!(
                     "gated model output (image {}, gate {})",
-                    start + i,
+                    start + i / rows_per_image,
                     idx / classes
                 )));
             }
@@ -401,11 +431,11 @@ pub fn collect_stats_timed(
             t.stats += t0.elapsed();
             images_done += 1;
             t.images = images_done;
-            if !progress(Progress::Images { done: images_done, total: n_images }) {
+            if !progress(Progress::Images { done: images_done, total: n_images * rows_per_image }) {
                 return Err(Error::Cancelled);
             }
         }
-        start += b;
+        start += photos;
     }
     Ok((stats, t))
 }
@@ -441,7 +471,14 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, prog
         None => (0..model.classes).collect(),
     };
     let total = solved.len();
-    let (weights, _reports) = crate::admm::solve_all(stats, Some(&solved), &params.admm, &|done| {
+    if stats.target != params.objective.target {
+        return Err(Error::FitMismatch(format!(
+            "statistics were gathered for the {} target, the objective asks for {}",
+            stats.target.name(),
+            params.objective.target.name()
+        )));
+    }
+    let (weights, _reports) = crate::admm::solve_all(stats, Some(&solved), &params.admm, &params.objective, &|done| {
         progress(Progress::Classes { done, total })
     })?;
     let meta = FitMeta {
@@ -457,6 +494,8 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, prog
         seed: stats.gate_seed,
         images: stats.images,
         admm: params.admm.clone(),
+        objective: params.objective,
+        augment: params.augment,
         solved_classes: solved,
     };
     Ok(LayerFit { meta, weights })

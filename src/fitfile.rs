@@ -23,6 +23,12 @@ pub struct FitMeta {
     pub seed: u64,
     pub images: usize,
     pub admm: AdmmParams,
+    /// The regression that was solved (files without one hold the paper's).
+    #[serde(default = "crate::objective::paper")]
+    pub objective: crate::objective::Objective,
+    /// Augmented views per image in the fit.
+    #[serde(default)]
+    pub augment: usize,
     /// Classes that were solved (rows of the others are zero).
     pub solved_classes: Vec<usize>,
 }

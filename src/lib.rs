@@ -22,13 +22,16 @@
 //! ```
 
 pub mod error;
+pub mod augment;
 pub mod gates;
+pub mod objective;
 pub mod stats;
 pub mod admm;
 pub mod maps;
 pub mod localize;
 pub mod inspect;
 pub mod onnx;
+pub mod head;
 pub mod testmodels;
 pub mod runtime;
 pub mod model;
@@ -36,6 +39,7 @@ pub mod preprocess;
 pub mod fit;
 pub mod fitfile;
 pub mod explain;
+pub mod eval;
 pub mod render;
 pub mod ffi;
 

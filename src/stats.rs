@@ -3,8 +3,13 @@
 //! For class c: G_c = Σ_{s,n} h_n f^c_s z_{s,n} z_{s,n}ᵀ = D ⊙ (Σ_s f^c_s z_s z_sᵀ) with D = Σ_n h_n d_n d_nᵀ,
 //! and b_c = Σ_{s,n} h_n f^c_s g^c_{s,n} z_{s,n}. Storing b (C×K), the per-image z_s and f_s, and D is
 //! enough; G_c is formed per class at solve time.
+//!
+//! For an unpenalised intercept the solver also needs u_c = Σ h f^c z_{s,n} = diag(D) ⊙ Σ_s f^c_s z_s,
+//! S_c = Σ h f^c = (Σ_n h_n)(Σ_s f^c_s) and t_c = Σ h f^c g^c: `bg` (C) and `h_sum` carry the last two
+//! factors that z, f and D do not.
 use crate::error::{Error, Result};
 use crate::gates::GateSet;
+use crate::objective::Target;
 use faer::{Accum, MatMut, MatRef, Par};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -16,8 +21,8 @@ pub const LOYALTY_TOL: f64 = 1e-6;
 
 /// File format of saved statistics: magic, version (u32 LE), header, f64 LE arrays, SHA-256 of all before it.
 const MAGIC: &[u8; 8] = b"CHIPSTAT";
-pub const STATS_FORMAT_VERSION: u32 = 1;
-const HEADER_LEN: usize = 8 + 4 + 6 * 8;
+pub const STATS_FORMAT_VERSION: u32 = 2;
+const HEADER_LEN: usize = 8 + 4 + 8 * 8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
@@ -27,6 +32,10 @@ pub struct Stats {
     pub gate_count: usize,
     pub gate_seed: u64,
     pub sigma2_rel: f64,
+    /// What g is: statistics of different targets cannot be merged.
+    pub target: Target,
+    /// Σ_n h_n over the gate set.
+    pub h_sum: f64,
     pub images: usize,
     /// b, C×K row-major.
     pub b: Vec<f64>,
@@ -36,6 +45,8 @@ pub struct Stats {
     pub f: Vec<f64>,
     /// D = Σ_n h_n d_n d_nᵀ, K×K.
     pub d: Vec<f64>,
+    /// t_c = Σ_{s,n} h_n f^c_s g^c_{s,n} (C), for the intercept.
+    pub bg: Vec<f64>,
 }
 
 fn check_finite(what: &str, v: &[f32]) -> Result<()> {
@@ -46,7 +57,7 @@ fn check_finite(what: &str, v: &[f32]) -> Result<()> {
 }
 
 impl Stats {
-    pub fn new(gates: &GateSet, classes: usize) -> Self {
+    pub fn new(gates: &GateSet, classes: usize, target: Target) -> Self {
         let k = gates.channels;
         Stats {
             channels: k,
@@ -54,11 +65,14 @@ impl Stats {
             gate_count: gates.count,
             gate_seed: gates.seed,
             sigma2_rel: gates.sigma2_rel,
+            target,
+            h_sum: gates.proximity.iter().sum(),
             images: 0,
             b: vec![0.0; classes * k],
             z: Vec::new(),
             f: Vec::new(),
             d: gates.cooccurrence(),
+            bg: vec![0.0; classes],
         }
     }
 
@@ -78,7 +92,8 @@ impl Stats {
         Ok(())
     }
 
-    /// Adds one image: z_s (K), f_s (C, original probabilities), g (N×C perturbed probabilities, gate-major).
+    /// Adds one image: z_s (K), f_s (C, original probabilities), g (N×C gated targets, gate-major:
+    /// probabilities, logits or log-probabilities as `target` says).
     pub fn add_image(&mut self, gates: &GateSet, z_s: &[f32], f_s: &[f32], g: &[f32]) -> Result<()> {
         self.check_gates(gates)?;
         let (k, c, n) = (self.channels, self.classes, gates.count);
@@ -117,6 +132,7 @@ impl Stats {
             );
             for (a, &ci) in active.iter().enumerate() {
                 let fc = f_s[ci] as f64;
+                self.bg[ci] += fc * y[a * n..(a + 1) * n].iter().sum::<f64>();
                 let brow = &mut self.b[ci * k..(ci + 1) * k];
                 for ((bv, &rv), &zv) in brow.iter_mut().zip(&r[a * k..(a + 1) * k]).zip(z_s) {
                     *bv += fc * zv as f64 * rv;
@@ -146,7 +162,17 @@ impl Stats {
                 other.gate_count, other.gate_seed, other.sigma2_rel, self.gate_count, self.gate_seed, self.sigma2_rel
             )));
         }
+        if other.target != self.target {
+            return Err(Error::FitMismatch(format!(
+                "statistics of the {} target cannot be merged with statistics of the {} target",
+                other.target.name(),
+                self.target.name()
+            )));
+        }
         for (a, &b) in self.b.iter_mut().zip(&other.b) {
+            *a += b;
+        }
+        for (a, &b) in self.bg.iter_mut().zip(&other.bg) {
             *a += b;
         }
         self.z.extend_from_slice(&other.z);
@@ -197,9 +223,39 @@ impl Stats {
 
     pub fn b_row(&self, class: usize) -> &[f64] { &self.b[class * self.channels..(class + 1) * self.channels] }
 
+    /// Profiles an unpenalised intercept out of class `class`'s problem (G, b): with u, S, t as in the
+    /// module docs, β = (t − w·u)/S at the optimum, and the problem in w alone becomes
+    /// G − u uᵀ/S, b − u t/S (a Schur complement, still PSD). Returns β's parts (u, S, t) so the
+    /// caller can recover it; S = 0 (no loyal image) leaves G and b as they are.
+    pub fn profile_intercept(&self, class: usize, g: &mut [f64], b: &mut [f64]) -> (Vec<f64>, f64, f64) {
+        let k = self.channels;
+        let mut zf = vec![0.0; k];
+        let mut fsum = 0.0;
+        for s in 0..self.images {
+            let f = self.f[s * self.classes + class];
+            if f >= LOYALTY_TOL {
+                fsum += f;
+                zf.iter_mut().zip(&self.z[s * k..(s + 1) * k]).for_each(|(a, &z)| *a += f * z);
+            }
+        }
+        let u: Vec<f64> = zf.iter().enumerate().map(|(j, &v)| v * self.d[j * k + j]).collect();
+        let s_total = self.h_sum * fsum;
+        let t = self.bg[class];
+        if s_total > 0.0 {
+            for i in 0..k {
+                let ui = u[i] / s_total;
+                b[i] -= ui * t;
+                for (gv, &uj) in g[i * k..(i + 1) * k].iter_mut().zip(&u) {
+                    *gv -= ui * uj;
+                }
+            }
+        }
+        (u, s_total, t)
+    }
+
     /// Serialized form (see [`Stats::save`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let n = self.b.len() + self.z.len() + self.f.len() + self.d.len();
+        let n = self.b.len() + self.z.len() + self.f.len() + self.d.len() + self.bg.len();
         let mut out = Vec::with_capacity(HEADER_LEN + 8 * n + 32);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&STATS_FORMAT_VERSION.to_le_bytes());
@@ -208,7 +264,9 @@ impl Stats {
         }
         out.extend_from_slice(&self.sigma2_rel.to_le_bytes());
         out.extend_from_slice(&(self.images as u64).to_le_bytes());
-        for arr in [&self.b, &self.z, &self.f, &self.d] {
+        out.extend_from_slice(&(target_code(self.target)).to_le_bytes());
+        out.extend_from_slice(&self.h_sum.to_le_bytes());
+        for arr in [&self.b, &self.z, &self.f, &self.d, &self.bg] {
             for v in arr.iter() {
                 out.extend_from_slice(&v.to_le_bytes());
             }
@@ -234,8 +292,10 @@ impl Stats {
         if version > STATS_FORMAT_VERSION {
             return Err(Error::FitVersion { path: path.to_path_buf(), found: version, supported: STATS_FORMAT_VERSION });
         }
-        if version == 0 {
-            return Err(bad("unsupported format version 0".into()));
+        if version < STATS_FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {version} is from an older libchip (this one reads version {STATS_FORMAT_VERSION}); collect the statistics again"
+            )));
         }
         if bytes.len() < HEADER_LEN {
             return Err(bad(format!("truncated: {} bytes, shorter than the header", bytes.len())));
@@ -244,15 +304,17 @@ impl Stats {
         let (channels, classes, gate_count, gate_seed) = (u(0), u(1), u(2), u(3));
         let sigma2_rel = f64::from_bits(u(4));
         let images = u(5);
+        let target = target_from_code(u(6)).ok_or_else(|| bad(format!("unknown target code {}", u(6))))?;
+        let h_sum = f64::from_bits(u(7));
         // Checked arithmetic so a corrupt header cannot cause an overflow or a huge allocation.
         let sizes = (|| {
             let b = classes.checked_mul(channels)?;
             let z = images.checked_mul(channels)?;
             let f = images.checked_mul(classes)?;
             let d = channels.checked_mul(channels)?;
-            let total = b.checked_add(z)?.checked_add(f)?.checked_add(d)?.checked_mul(8)?;
+            let total = b.checked_add(z)?.checked_add(f)?.checked_add(d)?.checked_add(classes)?.checked_mul(8)?;
             let total = total.checked_add(HEADER_LEN as u64 + 32)?;
-            Some(([b, z, f, d], total))
+            Some(([b, z, f, d, classes], total))
         })();
         let Some((counts, total)) = sizes else {
             return Err(bad("corrupt header (sizes overflow)".into()));
@@ -280,17 +342,21 @@ impl Stats {
         let z = take(counts[1]);
         let f = take(counts[2]);
         let d = take(counts[3]);
+        let bg = take(counts[4]);
         Ok(Stats {
             channels: channels as usize,
             classes: classes as usize,
             gate_count: gate_count as usize,
             gate_seed,
             sigma2_rel,
+            target,
+            h_sum,
             images: images as usize,
             b,
             z,
             f,
             d,
+            bg,
         })
     }
 
@@ -303,6 +369,18 @@ impl Stats {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(&bytes, path)
     }
+}
+
+fn target_code(t: Target) -> u64 {
+    match t {
+        Target::Probability => 0,
+        Target::Logit => 1,
+        Target::LogProbability => 2,
+    }
+}
+
+fn target_from_code(c: u64) -> Option<Target> {
+    Target::ALL.into_iter().find(|&t| target_code(t) == c)
 }
 
 #[cfg(test)]
@@ -367,7 +445,7 @@ mod tests {
     fn add_image_matches_definition() {
         for (k, c, n, imgs, seed) in [(5, 3, 7, 4, 1), (9, 6, 20, 6, 2), (1, 2, 3, 2, 3)] {
             let (gates, data) = problem(k, c, n, imgs, seed);
-            let mut st = Stats::new(&gates, c);
+            let mut st = Stats::new(&gates, c, Target::Probability);
             for (z, f, g) in &data {
                 st.add_image(&gates, z, f, g).unwrap();
             }
@@ -384,9 +462,9 @@ mod tests {
     fn merge_of_halves_equals_all_at_once() {
         let (k, c, n) = (8, 4, 15);
         let (gates, data) = problem(k, c, n, 10, 11);
-        let mut all = Stats::new(&gates, c);
-        let mut h1 = Stats::new(&gates, c);
-        let mut h2 = Stats::new(&gates, c);
+        let mut all = Stats::new(&gates, c, Target::Probability);
+        let mut h1 = Stats::new(&gates, c, Target::Probability);
+        let mut h2 = Stats::new(&gates, c, Target::Probability);
         for (i, (z, f, g)) in data.iter().enumerate() {
             all.add_image(&gates, z, f, g).unwrap();
             if i < 4 { h1.add_image(&gates, z, f, g).unwrap() } else { h2.add_image(&gates, z, f, g).unwrap() }
@@ -398,11 +476,11 @@ mod tests {
             assert!(close(&h1.gram(class), &all.gram(class), 1e-12));
         }
         // Other gates or shapes are refused.
-        let other = Stats::new(&GateSet::generate(k, n, 0.5, 12), c);
+        let other = Stats::new(&GateSet::generate(k, n, 0.5, 12), c, Target::Probability);
         assert!(matches!(h1.clone().merge(&other), Err(Error::FitMismatch(_))));
-        let other = Stats::new(&gates, c + 1);
+        let other = Stats::new(&gates, c + 1, Target::Probability);
         assert!(matches!(h1.clone().merge(&other), Err(Error::FitMismatch(_))));
-        let other = Stats::new(&GateSet::generate(k, n, 0.25, 11), c);
+        let other = Stats::new(&GateSet::generate(k, n, 0.25, 11), c, Target::Probability);
         assert!(matches!(h1.merge(&other), Err(Error::FitMismatch(_))));
     }
 
@@ -410,7 +488,7 @@ mod tests {
     fn bad_inputs_rejected() {
         let (gates, data) = problem(4, 3, 5, 1, 4);
         let (z, f, g) = &data[0];
-        let mut st = Stats::new(&gates, 3);
+        let mut st = Stats::new(&gates, 3, Target::Probability);
         let mut zn = z.clone();
         zn[2] = f32::NAN;
         assert!(matches!(st.add_image(&gates, &zn, f, g), Err(Error::NonFinite(_))));

@@ -2,6 +2,7 @@
 //! statistics + ADMM, and a timing table for the real problem size (ignored by default).
 use chip::admm::{self, AdmmParams};
 use chip::gates::{GateSet, Rng};
+use chip::objective::{Objective, Target};
 use chip::stats::Stats;
 use chip::Error;
 use std::path::PathBuf;
@@ -63,7 +64,7 @@ fn synthetic(k: usize, c: usize, n: usize, images: usize, seed: u64, linear: boo
 }
 
 fn collect(s: &Synthetic, classes: usize) -> Stats {
-    let mut st = Stats::new(&s.gates, classes);
+    let mut st = Stats::new(&s.gates, classes, Target::Probability);
     for (z, f, g) in &s.images {
         st.add_image(&s.gates, z, f, g).unwrap();
     }
@@ -132,15 +133,15 @@ fn stats_file_round_trip_and_corruption_errors() {
 fn sharded_statistics_give_the_same_fit() {
     let s = synthetic(40, 4, 60, 12, 2, false);
     let all = collect(&s, 4);
-    let mut a = Stats::new(&s.gates, 4);
-    let mut b = Stats::new(&s.gates, 4);
+    let mut a = Stats::new(&s.gates, 4, Target::Probability);
+    let mut b = Stats::new(&s.gates, 4, Target::Probability);
     for (i, (z, f, g)) in s.images.iter().enumerate() {
         if i % 3 == 0 { a.add_image(&s.gates, z, f, g).unwrap() } else { b.add_image(&s.gates, z, f, g).unwrap() }
     }
     a.merge(&b).unwrap();
     let p = AdmmParams::default();
-    let (w1, _) = admm::solve_all(&all, None, &p, &|_| true).unwrap();
-    let (w2, _) = admm::solve_all(&a, None, &p, &|_| true).unwrap();
+    let (w1, _) = admm::solve_all(&all, None, &p, &Objective::PAPER, &|_| true).unwrap();
+    let (w2, _) = admm::solve_all(&a, None, &p, &Objective::PAPER, &|_| true).unwrap();
     for (x, y) in w1.iter().zip(&w2) {
         assert!((x - y).abs() <= 1e-5 * x.abs().max(1e-3), "{x} vs {y}");
     }
@@ -153,7 +154,7 @@ fn planted_weights_are_recovered() {
     let (k, c) = (60, 3);
     let s = synthetic(k, c, 300, 40, 3, true);
     let st = collect(&s, c);
-    let (w, reps) = admm::solve_all(&st, None, &AdmmParams { lambda_rel: 1e-4, ..Default::default() }, &|_| true).unwrap();
+    let (w, reps) = admm::solve_all(&st, None, &AdmmParams { lambda_rel: 1e-4, ..Default::default() }, &Objective::PAPER, &|_| true).unwrap();
     for ci in 0..c {
         assert!(reps[ci].converged && reps[ci].kkt_residual < 1e-4, "{:?}", reps[ci]);
         let row = &w[ci * k..(ci + 1) * k];
@@ -192,7 +193,7 @@ fn solve_time_table() {
             let b = st.b_row(ci);
             let lambda = lambda_rel * admm::lambda_max(b);
             let t = Instant::now();
-            let (_, rep) = pool.install(|| admm::solve_class(&g, b, lambda, &p)).unwrap();
+            let (_, rep) = pool.install(|| admm::solve_class(&g, b, lambda, &p, false)).unwrap();
             let ts = t.elapsed().as_secs_f64();
             println!(
                 "{:>6} {:>9.3} {:>9.3} {:>6} {:>5} {:>9.1e} {:>8} {:>10}",
@@ -201,7 +202,7 @@ fn solve_time_table() {
         }
     }
     let t = Instant::now();
-    let (_, reps) = admm::solve_all(&st, None, &AdmmParams::default(), &|_| true).unwrap();
+    let (_, reps) = admm::solve_all(&st, None, &AdmmParams::default(), &Objective::PAPER, &|_| true).unwrap();
     println!(
         "solve_all, {c} classes, {} threads: {:.3}s ({:.3}s per class)",
         rayon::current_num_threads(),

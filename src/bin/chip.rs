@@ -88,6 +88,22 @@ struct FitArgs {
     /// Images per prefix run.
     #[arg(long, default_value_t = FitParams::default().image_batch)]
     image_batch: usize,
+    /// The regression: `default` (logit target with an intercept) or `paper` (the CHIP paper's:
+    /// probability target, no intercept). --target, --intercept and --nonneg override its parts.
+    #[arg(long, default_value = "default")]
+    objective: String,
+    /// What each class's linear model regresses: probability, logit or log-probability.
+    #[arg(long)]
+    target: Option<String>,
+    /// An unpenalised per-class intercept (true or false).
+    #[arg(long)]
+    intercept: Option<bool>,
+    /// Constrain the weights to be ≥ 0 (true or false).
+    #[arg(long)]
+    nonneg: Option<bool>,
+    /// Augmented views per image (seeded random resized crops and flips), fitted besides each image.
+    #[arg(long, default_value_t = 0)]
+    augment: usize,
 }
 
 #[derive(Args)]
@@ -301,7 +317,22 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
             return Err(Error::invalid(format!("class {bad} is out of range: the model has {} classes", model.classes)));
         }
     }
-    let mut params = FitParams { gates: a.gates, sigma2_rel: a.sigma2, seed: a.seed, gate_batch: a.gate_batch.max(1), image_batch: a.image_batch.max(1), ..FitParams::default() };
+    let mut objective = chip::objective::Objective::preset(&a.objective)?;
+    if let Some(t) = &a.target {
+        objective.target = chip::objective::Target::parse(t)?;
+    }
+    objective.intercept = a.intercept.unwrap_or(objective.intercept);
+    objective.nonneg = a.nonneg.unwrap_or(objective.nonneg);
+    let mut params = FitParams {
+        gates: a.gates,
+        sigma2_rel: a.sigma2,
+        seed: a.seed,
+        gate_batch: a.gate_batch.max(1),
+        image_batch: a.image_batch.max(1),
+        objective,
+        augment: a.augment,
+        ..FitParams::default()
+    };
     params.admm.lambda_rel = a.lambda;
     params.classes = a.classes.map(|c| c.0);
     let pb = bar(0, "images");
@@ -330,8 +361,8 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     let rows: Vec<usize> = if m.solved_classes.is_empty() { (0..m.classes).collect() } else { m.solved_classes.clone() };
     let sparsity = chip::inspect::sparsity(&fit.weights, m.channels, &rows);
     eprintln!(
-        "fitted layer '{}' ({}x{}x{}) on {} images x {} gates, {} classes solved, {:.1}% zero weights, in {:.1}s -> {}",
-        m.layer, m.channels, m.height, m.width, m.images, m.gates, rows.len(), 100.0 * sparsity,
+        "fitted layer '{}' ({}x{}x{}) on {} images x {} gates ({}), {} classes solved, {:.1}% zero weights, in {:.1}s -> {}",
+        m.layer, m.channels, m.height, m.width, m.images, m.gates, m.objective.describe(), rows.len(), 100.0 * sparsity,
         t0.elapsed().as_secs_f64(), a.out.display()
     );
     Ok(())
