@@ -40,6 +40,7 @@ pub mod fit;
 pub mod fitfile;
 pub mod explain;
 pub mod eval;
+pub mod quality;
 pub mod render;
 pub mod ffi;
 

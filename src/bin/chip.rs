@@ -52,6 +52,11 @@ enum Command {
     Explain(ExplainArgs),
     /// Evaluate weakly-supervised localization against ground-truth boxes.
     EvalLoc(EvalArgs),
+    /// Score maps on localization, class discrimination and faithfulness, methods side by side
+    /// with 95% bootstrap intervals and paired differences to a reference method.
+    Eval(QualityArgs),
+    /// Build 2×2 mosaics of photos of different top-1 classes, for the class-discrimination score.
+    Mosaic(MosaicArgs),
     /// Show a fit's top channels, sparsity and channel overlap between classes.
     Inspect(InspectArgs),
 }
@@ -160,6 +165,62 @@ struct EvalArgs {
 }
 
 #[derive(Args)]
+struct QualityArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// A method: NAME=FIT (that layer's CHIP map) or NAME=FIT,FIT (Refined CHIP); repeatable.
+    #[arg(long = "method", value_name = "NAME=FIT[,FIT]")]
+    methods: Vec<String>,
+    /// Add the reference baselines: CAM (the classifier's weights at --cam-layer), the centre prior
+    /// and the constant map.
+    #[arg(long)]
+    baselines: bool,
+    /// Layer for CAM (default: the deepest spatial layer).
+    #[arg(long)]
+    cam_layer: Option<String>,
+    /// Paired differences against this method (default: CAM with --baselines, else the first).
+    #[arg(long)]
+    reference: Option<String>,
+    /// Ground-truth boxes for localization (JSON list as for eval-loc), with --images.
+    #[arg(long, requires = "images")]
+    gt: Option<PathBuf>,
+    /// Folder the ground truth's file names are relative to.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Mosaic list from `chip mosaic` for class discrimination.
+    #[arg(long)]
+    mosaics: Option<PathBuf>,
+    /// Photos (folder or list file) for deletion/insertion; default: the ground truth's photos.
+    #[arg(long)]
+    faithfulness: Option<PathBuf>,
+    /// Deletion/insertion steps (20: 5% of the pixels per step).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    resamples: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct MosaicArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// A folder of photos or a list file.
+    #[arg(long)]
+    images: PathBuf,
+    #[arg(long, default_value_t = 48)]
+    count: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct InspectArgs {
     #[arg(long)]
     fit: PathBuf,
@@ -243,6 +304,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fit(a) => fit(a, &rt),
         Command::Explain(a) => explain(a, &rt),
         Command::EvalLoc(a) => eval_loc(a, &rt),
+        Command::Eval(a) => quality(a, &rt),
+        Command::Mosaic(a) => mosaic(a, &rt),
         Command::Inspect(a) => inspect(a),
     }
 }
@@ -643,6 +706,139 @@ fn report_json(r: &LocReport) -> Value {
         "images": r.images, "best_threshold": r.best_threshold, "gt_known_accuracy": r.gt_known_accuracy,
         "top1_accuracy": r.top1_accuracy, "mean_iou": r.mean_iou, "pointing_game": r.pointing_game,
     })
+}
+
+// -------------------------------------------------------------------------------------- eval --
+
+fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
+    use chip::quality::{self, Method, METRICS};
+    if a.methods.is_empty() && !a.baselines {
+        return Err(Error::invalid("nothing to evaluate: give --method NAME=FIT and/or --baselines"));
+    }
+    if a.gt.is_none() && a.mosaics.is_none() && a.faithfulness.is_none() {
+        return Err(Error::invalid("no data: give --gt with --images, --mosaics and/or --faithfulness"));
+    }
+    let model = load_model(&a.model, rt)?;
+    let mut methods = Vec::new();
+    for spec in &a.methods {
+        let (name, files) = spec
+            .split_once('=')
+            .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+            .ok_or_else(|| Error::invalid(format!("--method '{spec}' is not NAME=FIT or NAME=FIT,FIT")))?;
+        let paths: Vec<PathBuf> = files.split(',').map(PathBuf::from).collect();
+        methods.push(Method::fits(name, model.clone(), load_fits(&paths)?)?);
+    }
+    if a.baselines {
+        let layer = match &a.cam_layer {
+            Some(l) => l.clone(),
+            None => model.default_layers()?.1.name,
+        };
+        methods.push(Method::cam("CAM", model.clone(), &layer)?);
+        methods.push(Method::centre("centre prior"));
+        methods.push(Method::constant("constant"));
+    }
+    let names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+    if let Some(dup) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)).map(|(_, n)| n) {
+        return Err(Error::invalid(format!("two methods are named '{dup}'")));
+    }
+    let reference = match &a.reference {
+        Some(r) => Some(names.iter().position(|n| n == r).ok_or_else(|| {
+            Error::invalid(format!("--reference '{r}' is not one of the methods ({})", names.join(", ")))
+        })?),
+        None if a.baselines => names.iter().position(|n| *n == "CAM"),
+        None => Some(0),
+    };
+    let gt = match &a.gt {
+        Some(p) => chip::localize::load_gt(p)?,
+        None => Vec::new(),
+    };
+    let mosaics = match &a.mosaics {
+        Some(p) => quality::load_mosaics(p)?,
+        None => Vec::new(),
+    };
+    let gt_root = a.images.clone().unwrap_or_default();
+    let faithfulness = match &a.faithfulness {
+        Some(p) => chip::fit::list_images(p)?,
+        None => {
+            let mut files: Vec<PathBuf> = gt.iter().filter(|e| e.class.is_some()).map(|e| gt_root.join(&e.file)).collect();
+            files.dedup();
+            files
+        }
+    };
+    let data = quality::Dataset {
+        gt: &gt,
+        gt_root,
+        mosaics: &mosaics,
+        mosaic_root: a.mosaics.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default(),
+        faithfulness,
+    };
+    let options = quality::Options { steps: a.steps, seed: a.seed, ..Default::default() };
+    let pb = bar(methods.len() * 3, "scoring");
+    let scores = quality::score(&model, &methods, &data, &options, &|done, _| {
+        pb.set_position(done as u64);
+        true
+    })?;
+    pb.finish_and_clear();
+    let summary = quality::summarize(&scores, reference, a.resamples, a.seed);
+    if a.json {
+        let methods: Vec<Value> = scores
+            .iter()
+            .zip(&summary)
+            .map(|(s, figs)| {
+                let m: serde_json::Map<String, Value> = figs.iter().map(|(k, f)| (k.clone(), json!(f))).collect();
+                json!({ "method": s.method, "metrics": m, "best_threshold": s.localization.as_ref().map(|l| l.best_threshold),
+                        "mean_iou": s.localization.as_ref().map(|l| l.mean_iou), "scores": s })
+            })
+            .collect();
+        emit(&json!({
+            "reference": reference.map(|r| names[r]), "resamples": a.resamples,
+            "units": { "gt_entries": scores.first().map_or(0, |s| s.box_hits.len()),
+                       "mosaic_tiles": scores.first().map_or(0, |s| s.grid_share.len()),
+                       "faithfulness_photos": scores.first().map_or(0, |s| s.deletion.len()) },
+            "methods": methods,
+        }).to_string());
+        return Ok(());
+    }
+    let used: Vec<usize> = (0..METRICS.len()).filter(|&j| summary.iter().any(|f| f[j].1.is_some())).collect();
+    let w = names.iter().map(|n| n.len()).max().unwrap_or(6).max(6);
+    let cell = |iv: &chip::eval::Interval| format!("{:.3} [{:.3},{:.3}]", iv.mean, iv.low, iv.high);
+    let header: Vec<String> = used.iter().map(|&j| format!("{:>21}", format!("{}{}", METRICS[j].0, if METRICS[j].1 { " ↑" } else { " ↓" }))).collect();
+    emit(&format!("{:<w$}  {}", "method", header.join("  ")));
+    for (n, figs) in names.iter().zip(&summary) {
+        let cells: Vec<String> = used.iter().map(|&j| format!("{:>21}", figs[j].1.as_ref().map_or("-".into(), |f| cell(&f.value)))).collect();
+        emit(&format!("{:<w$}  {}", n, cells.join("  ")));
+    }
+    if let Some(r) = reference {
+        emit(&format!("\npaired difference to {} (method − {}), 95% bootstrap interval", names[r], names[r]));
+        for (n, figs) in names.iter().zip(&summary) {
+            let cells: Vec<String> = used
+                .iter()
+                .map(|&j| format!("{:>21}", figs[j].1.as_ref().and_then(|f| f.vs_reference.as_ref()).map_or("-".into(), |d| {
+                    format!("{:+.3} [{:+.3},{:+.3}]", d.mean, d.low, d.high)
+                })))
+                .collect();
+            if *n != names[r] {
+                emit(&format!("{:<w$}  {}", n, cells.join("  ")));
+            }
+        }
+    }
+    let s0 = &scores[0];
+    emit(&format!(
+        "\nunits: {} ground-truth entries, {} mosaic tiles, {} faithfulness photos; GT-known: best threshold per method, IoU ≥ 0.5",
+        s0.box_hits.len(), s0.grid_share.len(), s0.deletion.len()
+    ));
+    Ok(())
+}
+
+fn mosaic(a: MosaicArgs, rt: &RuntimeOptions) -> Result<()> {
+    if a.count == 0 {
+        return Err(Error::invalid("--count must be at least 1"));
+    }
+    let model = load_model(&a.model, rt)?;
+    let photos = chip::fit::list_images(&a.images)?;
+    let list = chip::quality::make_mosaics(&model, &photos, a.count, a.seed, &a.out)?;
+    eprintln!("wrote {} mosaics and mosaics.json to {}", list.len(), a.out.display());
+    Ok(())
 }
 
 // ----------------------------------------------------------------------------------- inspect --
