@@ -597,6 +597,97 @@ mod tests {
         w
     }
 
+    /// Projected coordinate descent for the lasso with w ≥ 0: w_j = max(0, r_j − λ)/G_jj.
+    fn cd_nonneg(g: &[f64], b: &[f64], lambda: f64) -> Vec<f64> {
+        let k = b.len();
+        let mut w = vec![0.0; k];
+        for _ in 0..200_000 {
+            let mut change = 0.0f64;
+            for j in 0..k {
+                let gjj = g[j * k + j];
+                if gjj <= 0.0 {
+                    continue;
+                }
+                let rj = b[j] - (0..k).filter(|&i| i != j).map(|i| g[j * k + i] * w[i]).sum::<f64>();
+                let new = (rj - lambda).max(0.0) / gjj;
+                change = change.max((new - w[j]).abs());
+                w[j] = new;
+            }
+            if change < 1e-14 {
+                break;
+            }
+        }
+        w
+    }
+
+    #[test]
+    fn nonneg_solution_matches_projected_coordinate_descent() {
+        let mut r = Rng::new(21);
+        for (k, rows) in [(15, 40), (30, 80), (6, 20)] {
+            let g = random_psd(k, rows, 0.0, &mut r);
+            let b: Vec<f64> = (0..k).map(|_| normal(&mut r)).collect();
+            for rel in [0.05, 0.3] {
+                let lambda = rel * lambda_max_nonneg(&b);
+                let (w, rep) = solve_class(&g, &b, lambda, &AdmmParams::default(), true).unwrap();
+                assert!(w.iter().all(|&v| v >= 0.0), "negative weight with nonneg");
+                assert!(rep.kkt_residual < 1e-6, "kkt {}", rep.kkt_residual);
+                let cd = cd_nonneg(&g, &b, lambda);
+                let diff = w.iter().zip(&cd).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                assert!(diff < 1e-7, "k={k} rel={rel}: differs from coordinate descent by {diff}");
+                // Unconstrained, the same problem has negative weights: the constraint did something.
+                let (free, _) = solve_class(&g, &b, lambda, &AdmmParams::default(), false).unwrap();
+                assert!(free.iter().any(|&v| v < 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn profiled_intercept_equals_an_explicit_unpenalised_column() {
+        // The intercept profiled out of (G, b) gives the same w as a lasso over [w, β] with β's
+        // column always 1 and β unpenalised (solved here by an independent coordinate descent).
+        let (k, c, n) = (6, 3, 40);
+        let gates = GateSet::generate(k, n, 0.5, 4);
+        let mut r = Rng::new(8);
+        let mut st = Stats::new(&gates, c, Target::Logit);
+        let mut rows: Vec<(Vec<f64>, f64, f64)> = Vec::new(); // (z_{s,n}, weight h·f, target) for class 1
+        for _ in 0..5 {
+            let z: Vec<f32> = (0..k).map(|_| (unif(&mut r) * 2.0) as f32).collect();
+            let f: Vec<f32> = (0..c).map(|_| 0.1 + unif(&mut r) as f32).collect();
+            let g: Vec<f32> = (0..n * c).map(|_| (normal(&mut r) + 3.0) as f32).collect();
+            st.add_image(&gates, &z, &f, &g).unwrap();
+            for gn in 0..n {
+                let d = gates.gate(gn);
+                let zn: Vec<f64> = (0..k).map(|j| d[j] as f64 * z[j] as f64).collect();
+                rows.push((zn, gates.proximity[gn] * f[1] as f64, g[gn * c + 1] as f64));
+            }
+        }
+        let mut g = st.gram(1);
+        let mut b = st.b_row(1).to_vec();
+        let (u, s_total, t) = st.profile_intercept(1, &mut g, &mut b);
+        let lambda = 0.1 * lambda_max(&b);
+        let (w, _) = solve_class(&g, &b, lambda, &AdmmParams::default(), false).unwrap();
+        let beta = (t - w.iter().zip(&u).map(|(a, b)| a * b).sum::<f64>()) / s_total;
+        // Coordinate descent on the explicit weighted problem, β updated exactly each sweep.
+        let mut cw = vec![0.0; k];
+        let mut cb = 0.0;
+        for _ in 0..20_000 {
+            let resid = |cw: &[f64], cb: f64, x: &[f64], y: f64| y - cb - x.iter().zip(cw).map(|(a, b)| a * b).sum::<f64>();
+            let (num, den): (f64, f64) = rows.iter().fold((0.0, 0.0), |(a, d), (x, h, y)| (a + h * (resid(&cw, 0.0, x, *y)), d + h));
+            cb = num / den;
+            for j in 0..k {
+                let (mut rho, mut gjj) = (0.0, 0.0);
+                for (x, h, y) in &rows {
+                    rho += h * x[j] * (resid(&cw, cb, x, *y) + x[j] * cw[j]);
+                    gjj += h * x[j] * x[j];
+                }
+                cw[j] = soft(rho, lambda) / gjj;
+            }
+        }
+        let dw = w.iter().zip(&cw).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(dw < 1e-6, "w differs by {dw}: {w:?} vs {cw:?}");
+        assert!((beta - cb).abs() < 1e-6, "β {beta} vs {cb}");
+    }
+
     #[test]
     fn kkt_holds_on_random_psd_problems() {
         let mut r = Rng::new(1);
