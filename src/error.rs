@@ -94,6 +94,24 @@ pub fn write_atomic_with(path: &std::path::Path, bytes: &[u8], random: &mut dyn 
     Ok(())
 }
 
+/// Fails when [`write_atomic`] could not write `path` (missing or read-only folder, `path` a
+/// folder), by creating and removing a temporary there; so long work can check its output first.
+pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    let cannot = |e: std::io::Error| Error::io(path, std::io::Error::new(e.kind(), format!("cannot create the output file: {e}")));
+    if path.is_dir() {
+        return Err(cannot(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder")));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| Error::invalid(format!("not a file path: {}", path.display())))?;
+    let prefix = format!(".{}{TMP_MARK}", name.to_string_lossy());
+    let (tmp, f) = create_temporary(&dir, &prefix, &mut random_hex).map_err(cannot)?;
+    drop(f);
+    std::fs::remove_file(&tmp).map_err(cannot)
+}
+
 fn create_temporary(
     dir: &std::path::Path,
     prefix: &str,

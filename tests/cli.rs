@@ -226,3 +226,30 @@ fn bad_input_gives_one_clear_line_and_status_1() {
     std::fs::write(&bad, b"\x08\x07garbage").unwrap();
     fails(&["layers", "--model", s(&bad)], "");
 }
+
+/// `--out` that cannot be written fails before the first image is read: the images folder holds a
+/// corrupt photo, so a check made after the fit would report that photo instead.
+#[test]
+fn fit_checks_out_before_reading_images() {
+    let dir = tmp("fit-out");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a photo").unwrap();
+    let m = model();
+    let fit = |out: &Path| -> Vec<String> {
+        ["fit", "--model", s(&m), "--layer", &layers().head, "--images", s(&images), "--out", s(out), "--gates", "4"]
+            .iter().map(|a| a.to_string()).collect()
+    };
+    let run = |out: &Path, needle: &str| {
+        let args = fit(out);
+        fails(&args.iter().map(|a| a.as_str()).collect::<Vec<_>>(), needle);
+    };
+    run(&dir.join("missing/z.chip"), "missing/z.chip: cannot create the output file");
+    std::fs::create_dir_all(dir.join("folder")).unwrap();
+    run(&dir.join("folder"), "is a folder");
+    run(Path::new("/proc/z.chip"), "/proc/z.chip: cannot create the output file");
+    // The check leaves nothing behind, and a writable --out gets to the images.
+    run(&dir.join("z.chip"), "broken.jpg");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}

@@ -293,6 +293,8 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     if !a.images.exists() {
         return Err(Error::io(&a.images, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder or list file")));
     }
+    // The fit can take minutes: a place it cannot write to fails now, not after.
+    chip::error::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     // Fail on a bad layer name before any image is read.
     model.layer(&a.layer)?;
