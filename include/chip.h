@@ -240,11 +240,13 @@ typedef struct chip_fit_options {
    */
   size_t gates;
   /**
-   * Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05).
+   * Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05);
+   * must be in [0, 1).
    */
   double lambda_rel;
   /**
-   * sigma^2 of the gate proximity, relative to the number of channels (default 0.5).
+   * sigma^2 of the gate proximity, relative to the number of channels (default 0.5); refused when
+   * so small that exp(-1 / (sigma2_rel * channels)) underflows.
    */
   double sigma2_rel;
   /**

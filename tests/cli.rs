@@ -253,3 +253,48 @@ fn fit_checks_out_before_reading_images() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 2, "{left:?}");
 }
+
+/// --lambda ≥ 1 and a degenerate --sigma2 are refused up front, naming the option.
+#[test]
+fn fit_refuses_useless_lambda_and_sigma2() {
+    let dir = tmp("fit-params");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("broken.jpg"), b"not a photo").unwrap();
+    let m = model();
+    let out = dir.join("z.chip");
+    for (opt, value, needle) in [
+        ("--lambda", "1", "--lambda 1.0 must be ≥ 0 and < 1"),
+        ("--lambda", "2", "--lambda 2.0 must be"),
+        ("--lambda", "1e308", "--lambda 1e308 must be"),
+        ("--lambda", "-1", "--lambda -1.0 must be"),
+        ("--sigma2", "1e-30", "--sigma2 1e-30 is too small"),
+    ] {
+        let arg = format!("{opt}={value}");
+        fails(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&images), "--out", s(&out), &arg], needle);
+    }
+    assert!(!out.exists());
+}
+
+/// A fit in which solved classes come out all zero says so: the summary line counts them, a
+/// warning lists them, and `inspect --json` reports the same count.
+#[test]
+fn fit_warns_about_all_zero_classes() {
+    let dir = tmp("fit-zero");
+    let list = dir.join("photos.txt");
+    std::fs::write(&list, s(&root().join(PHOTOS[0])).to_string() + "\n").unwrap();
+    let out = dir.join("stem.chip");
+    let m = model();
+    let run = chip(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&list), "--out", s(&out), "--gates", "8"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let v: Value = serde_json::from_str(ok(&["inspect", "--fit", s(&out), "--json"]).trim()).unwrap();
+    let zero = v["zero_classes"].as_u64().unwrap();
+    let fit = chip::fitfile::LayerFit::load(&out).unwrap();
+    let recount = (0..1000).filter(|&c| fit.row(c).iter().all(|&w| w == 0.0)).count() as u64;
+    assert_eq!(zero, recount);
+    // One photo: the classes it gives (almost) no probability are never loyal, so their rows are zero.
+    assert!(zero > 0, "no all-zero class: {stderr}");
+    assert!(stderr.contains(&format!("({zero} all zero)")), "{stderr}");
+    assert!(stderr.contains(&format!("chip: warning: {zero} of 1000 solved classes have all-zero weights")), "{stderr}");
+}
