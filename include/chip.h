@@ -576,8 +576,9 @@ chip_status chip_explainer_layer_name(const struct chip_explainer *explainer,
 
 /**
  * Explains `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's input
- * size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to, or
- * is NULL for the input size. `opts` may be NULL for the defaults.
+ * size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to
+ * (each side 1..=16384, as for decoded images), or is NULL for the input size. Maps that would not
+ * fit in memory give CHIP_STATUS_INVALID_ARGUMENT. `opts` may be NULL for the defaults.
  */
 chip_status chip_explain_tensor(const struct chip_explainer *explainer,
                                 const float *data,

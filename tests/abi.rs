@@ -279,3 +279,61 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
         chip_model_free(model);
     }
 }
+
+/// Caller-given sizes: original sizes beyond the decoding limit, and maps that cannot fit in
+/// memory, give a status instead of aborting the process; n = 0 is named.
+#[test]
+fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (mut w, mut h) = (0usize, 0usize);
+        chip_model_input_size(model, &mut w, &mut h);
+        let per = 3 * h * w;
+        let mut rng = chip::gates::Rng::new(3);
+        let data: Vec<f32> = (0..4 * per).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect();
+        let mut fo = std::mem::zeroed::<chip_fit_options>();
+        chip_fit_options_default(&mut fo);
+        fo.gates = 8;
+        let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+        assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), std::ptr::null(), 0, 0, &fo, &mut fit), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "n is 0: give at least one image");
+        assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 4, &fo, &mut fit), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut ex: *mut chip_explainer = std::ptr::null_mut();
+        let fits = [fit as *const chip_layer_fit];
+        assert_eq!(chip_explainer_new(model, fits.as_ptr(), 1, &mut ex), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut e: *mut chip_explanation = std::ptr::null_mut();
+
+        assert_eq!(chip_explain_tensor(ex, std::ptr::null(), 0, 0, std::ptr::null(), std::ptr::null(), &mut e), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "n is 0: give at least one image");
+        for (sw, sh) in [(100_000u32, 100_000u32), (0, 5), (16_385, 10)] {
+            let sizes = [sw, sh];
+            let s = chip_explain_tensor(ex, data.as_ptr(), per, 1, sizes.as_ptr(), std::ptr::null(), &mut e);
+            assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{sw}x{sh}");
+            assert!(last_error().contains(&format!("sizes[0] is {sw}x{sh}")) && last_error().contains("16384"), "{}", last_error());
+            assert!(e.is_null());
+        }
+        // Every side within the limit, but 4096 images x 3 classes of 16384² maps: 12 TiB.
+        let n = 4096;
+        let many: Vec<f32> = data[..per].iter().copied().cycle().take(n * per).collect();
+        let sizes: Vec<u32> = vec![16_384; 2 * n];
+        let mut eo = std::mem::zeroed::<chip_explain_options>();
+        chip_explain_options_default(&mut eo);
+        eo.top_k = 3;
+        let s = chip_explain_tensor(ex, many.as_ptr(), many.len(), n, sizes.as_ptr(), &eo, &mut e);
+        assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("12288.0 GiB"), "{}", last_error());
+        // A sound request still works and gives maps at the requested size.
+        let sizes = [40u32, 30, 16_384, 1];
+        assert_eq!(chip_explain_tensor(ex, data.as_ptr(), 2 * per, 2, sizes.as_ptr(), &eo, &mut e), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let (mut mw, mut mh) = (0usize, 0usize);
+        assert_eq!(chip_explanation_map_size(e, 0, 0, 0, &mut mw, &mut mh), chip_status::CHIP_STATUS_OK);
+        assert_eq!((mw, mh), (40, 30));
+        assert_eq!(chip_explanation_map_size(e, 1, 2, 0, &mut mw, &mut mh), chip_status::CHIP_STATUS_OK);
+        assert_eq!((mw, mh), (16_384, 1));
+        chip_explanation_free(e);
+        chip_explainer_free(ex);
+        chip_layer_fit_free(fit);
+        chip_model_free(model);
+    }
+}
