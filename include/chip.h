@@ -207,7 +207,7 @@ typedef struct chip_model_options {
    */
   int32_t device_id;
   /**
-   * Intra-op threads per session; 0 (default) lets ONNX Runtime choose.
+   * Intra-op threads per session, at most 1024; 0 (default) lets ONNX Runtime choose.
    */
   size_t threads;
   /**

@@ -101,7 +101,7 @@ pub struct chip_model_options {
     pub device: chip_device,
     /// GPU index for CHIP_DEVICE_CUDA (default 0).
     pub device_id: i32,
-    /// Intra-op threads per session; 0 (default) lets ONNX Runtime choose.
+    /// Intra-op threads per session, at most 1024; 0 (default) lets ONNX Runtime choose.
     pub threads: usize,
     /// Path of libonnxruntime.so, or NULL (default) to search: CHIP_ORT_LIB, next to libchip, next to
     /// the executable. ONNX Runtime is loaded once per process; later values are ignored.

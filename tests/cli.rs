@@ -298,3 +298,29 @@ fn fit_warns_about_all_zero_classes() {
     assert!(stderr.contains(&format!("({zero} all zero)")), "{stderr}");
     assert!(stderr.contains(&format!("chip: warning: {zero} of 1000 solved classes have all-zero weights")), "{stderr}");
 }
+
+/// Usage errors exit 1 like every other error (the README's promise); --help exits 0; a negative
+/// class index is named as such; an absurd thread count is refused.
+#[test]
+fn usage_errors_exit_1_and_minor_messages() {
+    for args in [&["fit", "--no-such-option"][..], &["layers"], &["no-such-command"], &["layers", "--model", "x.onnx", "--device", "tpu"]] {
+        let out = chip(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "chip {args:?}: {stderr}");
+        assert!(stderr.contains("error") && !stderr.contains("panicked"), "{stderr}");
+    }
+    let help = chip(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage"));
+    let fit = head_fit();
+    let m = model();
+    let out = tmp("minor");
+    let photo = s(&root().join(PHOTOS[0])).to_string();
+    for arg in ["--class=-1", "--class=3,-1"] {
+        let o = chip(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), arg, &photo]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("'-1' is not a class index (a number ≥ 0)"), "{stderr}");
+    }
+    fails(&["layers", "--model", s(&m), "--threads", "1099511627776"], "1099511627776 intra-op threads is too many");
+}

@@ -373,3 +373,14 @@ fn outputs_that_are_not_batch_by_classes_are_refused() {
         }
     }
 }
+
+#[test]
+fn absurd_thread_counts_are_refused() {
+    let bytes = testmodels::plain_cnn(3, 1).to_bytes().unwrap();
+    let options = RuntimeOptions { threads: 1 << 40, ..opts() };
+    match Model::from_bytes(bytes.clone(), &options) {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("1099511627776 intra-op threads") && msg.contains("1024"), "{msg}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    Model::from_bytes(bytes, &RuntimeOptions { threads: 2, ..opts() }).unwrap();
+}

@@ -32,7 +32,7 @@ struct RuntimeArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "cpu", value_parser = parse_device)]
     device: Device,
-    /// Intra-op threads per ONNX Runtime session (0: its own choice).
+    /// Intra-op threads per ONNX Runtime session (0: its own choice; at most 1024).
     #[arg(long, global = true, default_value_t = 0)]
     threads: usize,
 }
@@ -166,7 +166,10 @@ struct ClassList(Vec<usize>);
 fn parse_class_list(s: &str) -> std::result::Result<ClassList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{t}' is not a class index"));
+        let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{t}' is not a class index (a number ≥ 0)"));
+        if part.starts_with('-') {
+            return Err(format!("'{part}' is not a class index (a number ≥ 0)"));
+        }
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (num(a)?, num(b)?);
@@ -210,7 +213,14 @@ fn main() -> std::process::ExitCode {
         eprintln!("chip: internal error: {msg}{at}");
         std::process::exit(1);
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors exit 1 like every other error; --help and --version exit 0.
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
