@@ -47,7 +47,7 @@ pub fn residual_cnn(classes: usize, seed: u64) -> OnnxModel {
 /// `pooled` a GlobalAveragePool of it, [N,C,1,1].
 pub fn segmenter(classes: usize, pooled: bool, seed: u64) -> OnnxModel {
     assert!(classes > 0, "segmenter: classes must be positive");
-    let mut b = Builder::new(seed ^ 0x7365_676d_00);
+    let mut b = Builder::new(seed ^ 0x0073_6567_6d00);
     b.conv("conv1", INPUT, 3, 8);
     b.unary("Relu", "relu1", "conv1");
     b.conv(if pooled { "conv2" } else { "mask" }, "relu1", 8, classes);
