@@ -207,7 +207,7 @@ typedef struct chip_model_options {
    */
   int32_t device_id;
   /**
-   * Intra-op threads per session; 0 (default) lets ONNX Runtime choose.
+   * Intra-op threads per session, at most 1024; 0 (default) lets ONNX Runtime choose.
    */
   size_t threads;
   /**
@@ -240,11 +240,13 @@ typedef struct chip_fit_options {
    */
   size_t gates;
   /**
-   * Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05).
+   * Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05);
+   * must be in [0, 1).
    */
   double lambda_rel;
   /**
-   * sigma^2 of the gate proximity, relative to the number of channels (default 0.5).
+   * sigma^2 of the gate proximity, relative to the number of channels (default 0.5); refused when
+   * so small that exp(-1 / (sigma2_rel * channels)) underflows.
    */
   double sigma2_rel;
   /**
@@ -574,8 +576,9 @@ chip_status chip_explainer_layer_name(const struct chip_explainer *explainer,
 
 /**
  * Explains `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's input
- * size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to, or
- * is NULL for the input size. `opts` may be NULL for the defaults.
+ * size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to
+ * (each side 1..=16384, as for decoded images), or is NULL for the input size. Maps that would not
+ * fit in memory give CHIP_STATUS_INVALID_ARGUMENT. `opts` may be NULL for the defaults.
  */
 chip_status chip_explain_tensor(const struct chip_explainer *explainer,
                                 const float *data,

@@ -101,7 +101,7 @@ pub struct chip_model_options {
     pub device: chip_device,
     /// GPU index for CHIP_DEVICE_CUDA (default 0).
     pub device_id: i32,
-    /// Intra-op threads per session; 0 (default) lets ONNX Runtime choose.
+    /// Intra-op threads per session, at most 1024; 0 (default) lets ONNX Runtime choose.
     pub threads: usize,
     /// Path of libonnxruntime.so, or NULL (default) to search: CHIP_ORT_LIB, next to libchip, next to
     /// the executable. ONNX Runtime is loaded once per process; later values are ignored.
@@ -116,9 +116,11 @@ pub struct chip_fit_options {
     pub struct_size: usize,
     /// Number of random gate vectors (default 256).
     pub gates: usize,
-    /// Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05).
+    /// Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05);
+    /// must be in [0, 1).
     pub lambda_rel: f64,
-    /// sigma^2 of the gate proximity, relative to the number of channels (default 0.5).
+    /// sigma^2 of the gate proximity, relative to the number of channels (default 0.5); refused when
+    /// so small that exp(-1 / (sigma2_rel * channels)) underflows.
     pub sigma2_rel: f64,
     /// Seed of the gate generator (default 0).
     pub seed: u64,
@@ -878,6 +880,7 @@ pub unsafe extern "C" fn chip_fit_layer_tensor(
     out_fit: *mut *mut chip_layer_fit,
 ) -> chip_status {
     run_fit(model, layer, opts, out_fit, || {
+        check_count(n)?;
         if data.is_null() {
             return fail(CHIP_STATUS_NULL_POINTER, "data is NULL");
         }
@@ -885,6 +888,55 @@ pub unsafe extern "C" fn chip_fit_layer_tensor(
         check_tensor_len(&m.inner, len, n)?;
         Ok(Images::Tensor { data: slice_arg(data, len, "data")?, n })
     })
+}
+
+/// The maps of one call are sized by the caller; a request that cannot be allocated would abort
+/// the process, so it is refused: more than the memory available, or a failed trial reservation.
+fn check_map_memory(e: &Explainer, sizes: &[(u32, u32)], options: &ExplainOptions) -> FfiResult {
+    let classes = match &options.classes {
+        ClassSelect::Top(k) => (*k).min(e.model.classes),
+        ClassSelect::Ids(ids) => ids.len(),
+    } as u128;
+    let per_class = e.fits.len() as u128 + u128::from(options.refined);
+    let (ih, iw) = e.model.input_size();
+    let pixels: u128 = sizes
+        .iter()
+        .map(|&(w, h)| if options.original_size { w as u128 * h as u128 } else { (ih * iw) as u128 })
+        .sum();
+    let bytes = pixels * classes * per_class * std::mem::size_of::<f32>() as u128;
+    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+    let too_much = |why: String| {
+        fail(
+            CHIP_STATUS_INVALID_ARGUMENT,
+            format!("the maps of this call need {:.1} GiB: {why}; explain fewer or smaller images or classes", gib(bytes)),
+        )
+    };
+    if let Some(avail) = available_memory() {
+        if bytes > avail as u128 {
+            return too_much(format!("only {:.1} GiB of memory is available", gib(avail as u128)));
+        }
+    }
+    let Ok(bytes_usize) = usize::try_from(bytes) else { return too_much("more than the address space".into()) };
+    let mut probe: Vec<u8> = Vec::new();
+    if probe.try_reserve_exact(bytes_usize).is_err() {
+        return too_much("they cannot be allocated".into());
+    }
+    Ok(())
+}
+
+/// MemAvailable of /proc/meminfo in bytes, where there is one.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// n = 0 is refused by name before any other check of the image arguments.
+fn check_count(n: usize) -> FfiResult {
+    if n == 0 {
+        return fail(CHIP_STATUS_INVALID_ARGUMENT, "n is 0: give at least one image");
+    }
+    Ok(())
 }
 
 fn check_tensor_len(m: &Model, len: usize, n: usize) -> FfiResult {
@@ -1051,8 +1103,9 @@ fn explanation_out(out: &mut *mut chip_explanation, e: &Explainer, images: Vec<I
 }
 
 /// Explains `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's input
-/// size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to, or
-/// is NULL for the input size. `opts` may be NULL for the defaults.
+/// size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to
+/// (each side 1..=16384, as for decoded images), or is NULL for the input size. Maps that would not
+/// fit in memory give CHIP_STATUS_INVALID_ARGUMENT. `opts` may be NULL for the defaults.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_tensor(
     explainer: *const chip_explainer,
@@ -1066,6 +1119,7 @@ pub unsafe extern "C" fn chip_explain_tensor(
     guard(|| {
         let out = out_handle(out_explanation, "out_explanation")?;
         let e = &deref(explainer, "explainer")?.inner;
+        check_count(n)?;
         if data.is_null() {
             return fail(CHIP_STATUS_NULL_POINTER, "data is NULL");
         }
@@ -1078,7 +1132,15 @@ pub unsafe extern "C" fn chip_explain_tensor(
             let s = slice_arg(sizes, n.saturating_mul(2), "sizes")?;
             s.chunks_exact(2).map(|c| (c[0], c[1])).collect()
         };
+        let max = crate::preprocess::MAX_SIDE;
+        if let Some((i, (w, h))) = sizes.iter().enumerate().find(|(_, &(w, h))| w == 0 || h == 0 || w > max || h > max) {
+            return fail(
+                CHIP_STATUS_INVALID_ARGUMENT,
+                format!("sizes[{i}] is {w}x{h}; each side must be within 1..={max}, as for decoded images"),
+            );
+        }
         let options = explain_options(opts)?;
+        check_map_memory(e, &sizes, &options)?;
         let images = e.explain(data, &sizes, &options)?;
         explanation_out(out, e, images);
         Ok(())

@@ -156,6 +156,11 @@ fn check_params(params: &FitParams) -> Result<()> {
     if !(params.sigma2_rel.is_finite() && params.sigma2_rel > 0.0) {
         return Err(Error::invalid(format!("sigma2_rel must be positive and finite, got {}", params.sigma2_rel)));
     }
+    // λ_rel is relative to the smallest λ that zeroes a class: from 1 on every row is zero.
+    let l = params.admm.lambda_rel;
+    if !(l.is_finite() && (0.0..1.0).contains(&l)) {
+        return Err(Error::invalid(format!("lambda_rel must be ≥ 0 and < 1 (at 1 or more every weight is zero), got {l:?}")));
+    }
     Ok(())
 }
 
@@ -180,6 +185,7 @@ pub fn collect_stats_timed(
     check_params(params)?;
     let info = model.layer(layer)?;
     let (k, h, w) = (info.channels, info.height, info.width);
+    crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
     let hw = h * w;
     let (ih, iw) = model.input_size();
     let ic = model.input.channels;

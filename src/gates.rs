@@ -45,6 +45,19 @@ pub struct GateSet {
     pub seed: u64,
 }
 
+/// Refuses σ² = sigma2_rel · K so small that a gate with even one closed channel gets a
+/// proximity exp(−1/σ²) that underflows (below the smallest normal f64): then only the all-open
+/// gate counts and every class's weights come out zero.
+pub fn check_sigma2(sigma2_rel: f64, layer: &str, channels: usize) -> crate::Result<()> {
+    if channels > 1 && (-1.0 / (sigma2_rel * channels as f64)).exp() < f64::MIN_POSITIVE {
+        return Err(crate::Error::invalid(format!(
+            "sigma2_rel {sigma2_rel:?} is too small for layer '{layer}' ({channels} channels): a gate with one \
+             closed channel gets proximity exp(-1/(sigma2_rel·{channels})) = 0, so every weight would be zero"
+        )));
+    }
+    Ok(())
+}
+
 impl GateSet {
     /// The number of open gates is uniform in 1..=K, then which ones uniform (partial Fisher–Yates).
     /// `sigma2_rel` must be positive (the caller validates it); ‖d − 1‖² is the number of closed gates.

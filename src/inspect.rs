@@ -45,6 +45,11 @@ pub fn sparsity(w: &[f32], channels: usize, classes: &[usize]) -> f64 {
     if total == 0 { 0.0 } else { zeros as f64 / total as f64 }
 }
 
+/// The given classes whose every weight is zero (their maps are empty).
+pub fn zero_rows(w: &[f32], channels: usize, classes: &[usize]) -> Vec<usize> {
+    classes.iter().copied().filter(|&c| row(w, channels, c).is_some_and(|r| r.iter().all(|&x| x == 0.0))).collect()
+}
+
 /// Mean pairwise overlaps over the given classes (0 with fewer than two). top10 takes the ten largest
 /// positive weights (fewer if a class has fewer); a class without a positive weight has an empty
 /// significant set, and the Jaccard overlap of two empty sets counts as 0.

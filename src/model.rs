@@ -191,6 +191,14 @@ impl Model {
         if shape.first() != Some(&1) || probe.is_empty() {
             return Err(Error::Model(format!("output '{}' has shape {shape:?} at batch 1; expected [1, classes]", model.output)));
         }
+        // Only one score per class can be explained: a map or a box output is not a classifier.
+        if shape.len() != 2 {
+            let hint = if shape[1..].iter().skip(1).all(|&d| d == 1) { " (add a Flatten to its end)" } else { "" };
+            return Err(Error::Model(format!(
+                "output '{}' has shape {shape:?} at batch 1; a classifier's output is [batch, classes]{hint}",
+                model.output
+            )));
+        }
         if probe.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFinite(format!("model output '{}' on a blank image", model.output)));
         }

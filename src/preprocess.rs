@@ -160,5 +160,56 @@ pub(crate) fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
     limits.max_alloc = Some(MAX_SIDE as u64 * MAX_SIDE as u64 * 8);
     r.limits(limits);
     let img = r.decode().map_err(|e| image_err(what, format!("cannot decode {format} data: {e}")))?;
+    // The JPEG decoder fills a cut-off scan with grey instead of failing.
+    if format == "Jpeg" && !jpeg_is_complete(bytes) {
+        return Err(image_err(what, "truncated or corrupt Jpeg data: no end-of-image marker after the last scan"));
+    }
+    // The PNG decoder stops after the pixels; a file cut inside its last chunk still decodes.
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    if format == "Png" && !bytes.windows(IEND.len()).rev().any(|w| w == IEND) {
+        return Err(image_err(what, "truncated Png data: no IEND chunk"));
+    }
     Ok(img.to_rgb8())
+}
+
+/// Walks the JPEG's segments and entropy-coded scans: true when an end-of-image marker (FF D9)
+/// follows them. Bytes after it (camera trailers, padding) are allowed.
+pub fn jpeg_is_complete(b: &[u8]) -> bool {
+    if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        if i >= b.len() || b[i] != 0xFF {
+            return false;
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1; // fill bytes
+        }
+        let Some(&marker) = b.get(i) else { return false };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => continue, // no length
+            _ => {
+                let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else { return false };
+                if len < 2 || i + len > b.len() {
+                    return false;
+                }
+                i += len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker other than a stuffed 00 or a restart.
+                    loop {
+                        let Some(p) = b[i..].iter().position(|&x| x == 0xFF) else { return false };
+                        i += p;
+                        match b.get(i + 1) {
+                            None => return false,
+                            Some(0x00 | 0xD0..=0xD7) => i += 2,
+                            Some(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

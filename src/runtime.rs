@@ -21,9 +21,12 @@ pub struct RuntimeOptions {
     /// Explicit path of libonnxruntime.so; first in the search order.
     pub ort_lib: Option<PathBuf>,
     pub device: Device,
-    /// Intra-op threads per session; 0 lets ONNX Runtime choose.
+    /// Intra-op threads per session (at most [`MAX_THREADS`]); 0 lets ONNX Runtime choose.
     pub threads: usize,
 }
+
+/// More intra-op threads than this is a mistake, not a setting (ONNX Runtime would try to start them).
+pub const MAX_THREADS: usize = 1024;
 
 /// Environment variable naming libonnxruntime.so (or its folder).
 pub const ORT_LIB_ENV: &str = "CHIP_ORT_LIB";
@@ -392,6 +395,12 @@ fn show_shape(shape: &[i64]) -> String {
 
 fn make_session(env: &Environment, bytes: &[u8], options: &RuntimeOptions) -> Result<Session> {
     let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Ort(e.to_string());
+    if options.threads > MAX_THREADS {
+        return Err(Error::invalid(format!(
+            "{} intra-op threads is too many (at most {MAX_THREADS}; 0 lets ONNX Runtime choose)",
+            options.threads
+        )));
+    }
     let mut builder = Session::builder(env)?;
     if options.threads > 0 {
         builder = builder.with_intra_threads(options.threads).map_err(ort_err)?;

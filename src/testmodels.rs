@@ -43,6 +43,26 @@ pub fn residual_cnn(classes: usize, seed: u64) -> OnnxModel {
     b.finish("residual_cnn", "logits", classes)
 }
 
+/// Not a classifier: conv(3→8) → Relu → conv(8→C) gives a per-pixel `mask` [N,C,SIZE,SIZE], or with
+/// `pooled` a GlobalAveragePool of it, [N,C,1,1].
+pub fn segmenter(classes: usize, pooled: bool, seed: u64) -> OnnxModel {
+    assert!(classes > 0, "segmenter: classes must be positive");
+    let mut b = Builder::new(seed ^ 0x0073_6567_6d00);
+    b.conv("conv1", INPUT, 3, 8);
+    b.unary("Relu", "relu1", "conv1");
+    b.conv(if pooled { "conv2" } else { "mask" }, "relu1", 8, classes);
+    let side = if pooled {
+        b.unary("GlobalAveragePool", "mask", "conv2");
+        1
+    } else {
+        SIZE
+    };
+    let mut m = b.finish("segmenter", "mask", classes);
+    let dims = [Dim::Symbolic("N"), Dim::Fixed(classes), Dim::Fixed(side), Dim::Fixed(side)];
+    m.proto.graph.as_mut().unwrap().output = vec![value_info("mask", &dims)];
+    m
+}
+
 /// A net whose class c depends only on a known channel set at layer "feat" (K channels):
 /// feat = Relu(conv(input)) with K channels, then GAP, then a Gemm whose row c is non-zero exactly on
 /// `planted[c]` (positive weights), then Softmax when `softmax` (output `probs`) else `logits`.

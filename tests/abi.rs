@@ -1,6 +1,6 @@
 //! The C ABI's contract outside any model: the checked-in header matches the code, the version macros
 //! match Cargo.toml, the shared library exports only chip_* symbols, the header compiles alone as C99
-//! and C++, and the calls that need no model check their arguments.
+//! and C++, the calls that need no model check their arguments, and fit options are checked up front.
 use chip::ffi::*;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -228,5 +228,112 @@ fn localize_and_iou_through_the_abi() {
         assert_eq!(chip_iou(&a, &a, &mut iou), chip_status::CHIP_STATUS_OK);
         assert!((iou - 1.0).abs() < 1e-12);
         assert_eq!(chip_iou(&a, std::ptr::null(), &mut iou), chip_status::CHIP_STATUS_NULL_POINTER);
+    }
+}
+
+/// A small real model (from the test-model builders) loaded through the ABI.
+unsafe fn small_model() -> (*mut chip_model, String) {
+    let p = chip::testmodels::planted_cnn(3, 8, 2, true, 1);
+    let bytes = p.model.to_bytes().unwrap();
+    let lib = CString::new(root().join("third_party/onnxruntime/lib/libonnxruntime.so").to_str().unwrap()).unwrap();
+    let mut o = std::mem::zeroed::<chip_model_options>();
+    chip_model_options_default(&mut o);
+    if std::env::var_os("CHIP_ORT_LIB").is_none() {
+        o.ort_lib = lib.as_ptr();
+    }
+    let mut model: *mut chip_model = std::ptr::null_mut();
+    assert_eq!(chip_load_model_bytes(bytes.as_ptr(), bytes.len(), &o, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
+    (model, p.layer)
+}
+
+static PROGRESS_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe extern "C" fn count_progress(_: *mut std::ffi::c_void, _: chip_progress_kind, _: usize, _: usize) -> std::ffi::c_int {
+    PROGRESS_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    1
+}
+
+/// lambda_rel ≥ 1 and a degenerate sigma2_rel are refused before any image is processed.
+#[test]
+fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (mut w, mut h) = (0usize, 0usize);
+        assert_eq!(chip_model_input_size(model, &mut w, &mut h), chip_status::CHIP_STATUS_OK);
+        let data = vec![0.5f32; 2 * 3 * h * w];
+        let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+        let mut o = std::mem::zeroed::<chip_fit_options>();
+        for (lambda, sigma2, needle) in [(1.0, 0.5, "lambda_rel"), (1e308, 0.5, "lambda_rel"), (0.05, 1e-30, "sigma2_rel 1e-30")] {
+            chip_fit_options_default(&mut o);
+            o.gates = 4;
+            o.lambda_rel = lambda;
+            o.sigma2_rel = sigma2;
+            o.progress = Some(count_progress);
+            let status = chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 2, &o, &mut fit);
+            assert_eq!(status, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{lambda} {sigma2}");
+            assert!(fit.is_null());
+            assert!(last_error().contains(needle), "{}", last_error());
+        }
+        assert_eq!(PROGRESS_CALLS.load(std::sync::atomic::Ordering::SeqCst), 0, "images were processed first");
+        chip_model_free(model);
+    }
+}
+
+/// Caller-given sizes: original sizes beyond the decoding limit, and maps that cannot fit in
+/// memory, give a status instead of aborting the process; n = 0 is named.
+#[test]
+fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (mut w, mut h) = (0usize, 0usize);
+        chip_model_input_size(model, &mut w, &mut h);
+        let per = 3 * h * w;
+        let mut rng = chip::gates::Rng::new(3);
+        let data: Vec<f32> = (0..4 * per).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect();
+        let mut fo = std::mem::zeroed::<chip_fit_options>();
+        chip_fit_options_default(&mut fo);
+        fo.gates = 8;
+        let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+        assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), std::ptr::null(), 0, 0, &fo, &mut fit), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "n is 0: give at least one image");
+        assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 4, &fo, &mut fit), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut ex: *mut chip_explainer = std::ptr::null_mut();
+        let fits = [fit as *const chip_layer_fit];
+        assert_eq!(chip_explainer_new(model, fits.as_ptr(), 1, &mut ex), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut e: *mut chip_explanation = std::ptr::null_mut();
+
+        assert_eq!(chip_explain_tensor(ex, std::ptr::null(), 0, 0, std::ptr::null(), std::ptr::null(), &mut e), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "n is 0: give at least one image");
+        for (sw, sh) in [(100_000u32, 100_000u32), (0, 5), (16_385, 10)] {
+            let sizes = [sw, sh];
+            let s = chip_explain_tensor(ex, data.as_ptr(), per, 1, sizes.as_ptr(), std::ptr::null(), &mut e);
+            assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{sw}x{sh}");
+            assert!(last_error().contains(&format!("sizes[0] is {sw}x{sh}")) && last_error().contains("16384"), "{}", last_error());
+            assert!(e.is_null());
+        }
+        // Every side within the limit, but 4096 images x 3 classes of 16384² maps: 12 TiB.
+        let n = 4096;
+        let many: Vec<f32> = data[..per].iter().copied().cycle().take(n * per).collect();
+        let sizes: Vec<u32> = vec![16_384; 2 * n];
+        let mut eo = std::mem::zeroed::<chip_explain_options>();
+        chip_explain_options_default(&mut eo);
+        eo.top_k = 3;
+        let s = chip_explain_tensor(ex, many.as_ptr(), many.len(), n, sizes.as_ptr(), &eo, &mut e);
+        assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("12288.0 GiB"), "{}", last_error());
+        // A sound request still works and gives maps at the requested size.
+        let sizes = [40u32, 30, 16_384, 1];
+        assert_eq!(chip_explain_tensor(ex, data.as_ptr(), 2 * per, 2, sizes.as_ptr(), &eo, &mut e), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let (mut mw, mut mh) = (0usize, 0usize);
+        assert_eq!(chip_explanation_map_size(e, 0, 0, 0, &mut mw, &mut mh), chip_status::CHIP_STATUS_OK);
+        assert_eq!((mw, mh), (40, 30));
+        assert_eq!(chip_explanation_map_size(e, 1, 2, 0, &mut mw, &mut mh), chip_status::CHIP_STATUS_OK);
+        assert_eq!((mw, mh), (16_384, 1));
+        chip_explanation_free(e);
+        chip_explainer_free(ex);
+        chip_layer_fit_free(fit);
+        chip_model_free(model);
     }
 }

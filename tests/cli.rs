@@ -226,3 +226,101 @@ fn bad_input_gives_one_clear_line_and_status_1() {
     std::fs::write(&bad, b"\x08\x07garbage").unwrap();
     fails(&["layers", "--model", s(&bad)], "");
 }
+
+/// `--out` that cannot be written fails before the first image is read: the images folder holds a
+/// corrupt photo, so a check made after the fit would report that photo instead.
+#[test]
+fn fit_checks_out_before_reading_images() {
+    let dir = tmp("fit-out");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a photo").unwrap();
+    let m = model();
+    let fit = |out: &Path| -> Vec<String> {
+        ["fit", "--model", s(&m), "--layer", &layers().head, "--images", s(&images), "--out", s(out), "--gates", "4"]
+            .iter().map(|a| a.to_string()).collect()
+    };
+    let run = |out: &Path, needle: &str| {
+        let args = fit(out);
+        fails(&args.iter().map(|a| a.as_str()).collect::<Vec<_>>(), needle);
+    };
+    run(&dir.join("missing/z.chip"), "missing/z.chip: cannot create the output file");
+    std::fs::create_dir_all(dir.join("folder")).unwrap();
+    run(&dir.join("folder"), "is a folder");
+    run(Path::new("/proc/z.chip"), "/proc/z.chip: cannot create the output file");
+    // The check leaves nothing behind, and a writable --out gets to the images.
+    run(&dir.join("z.chip"), "broken.jpg");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+/// --lambda ≥ 1 and a degenerate --sigma2 are refused up front, naming the option.
+#[test]
+fn fit_refuses_useless_lambda_and_sigma2() {
+    let dir = tmp("fit-params");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("broken.jpg"), b"not a photo").unwrap();
+    let m = model();
+    let out = dir.join("z.chip");
+    for (opt, value, needle) in [
+        ("--lambda", "1", "--lambda 1.0 must be ≥ 0 and < 1"),
+        ("--lambda", "2", "--lambda 2.0 must be"),
+        ("--lambda", "1e308", "--lambda 1e308 must be"),
+        ("--lambda", "-1", "--lambda -1.0 must be"),
+        ("--sigma2", "1e-30", "--sigma2 1e-30 is too small"),
+    ] {
+        let arg = format!("{opt}={value}");
+        fails(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&images), "--out", s(&out), &arg], needle);
+    }
+    assert!(!out.exists());
+}
+
+/// A fit in which solved classes come out all zero says so: the summary line counts them, a
+/// warning lists them, and `inspect --json` reports the same count.
+#[test]
+fn fit_warns_about_all_zero_classes() {
+    let dir = tmp("fit-zero");
+    let list = dir.join("photos.txt");
+    std::fs::write(&list, s(&root().join(PHOTOS[0])).to_string() + "\n").unwrap();
+    let out = dir.join("stem.chip");
+    let m = model();
+    let run = chip(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&list), "--out", s(&out), "--gates", "8"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let v: Value = serde_json::from_str(ok(&["inspect", "--fit", s(&out), "--json"]).trim()).unwrap();
+    let zero = v["zero_classes"].as_u64().unwrap();
+    let fit = chip::fitfile::LayerFit::load(&out).unwrap();
+    let recount = (0..1000).filter(|&c| fit.row(c).iter().all(|&w| w == 0.0)).count() as u64;
+    assert_eq!(zero, recount);
+    // One photo: the classes it gives (almost) no probability are never loyal, so their rows are zero.
+    assert!(zero > 0, "no all-zero class: {stderr}");
+    assert!(stderr.contains(&format!("({zero} all zero)")), "{stderr}");
+    assert!(stderr.contains(&format!("chip: warning: {zero} of 1000 solved classes have all-zero weights")), "{stderr}");
+}
+
+/// Usage errors exit 1 like every other error (the README's promise); --help exits 0; a negative
+/// class index is named as such; an absurd thread count is refused.
+#[test]
+fn usage_errors_exit_1_and_minor_messages() {
+    for args in [&["fit", "--no-such-option"][..], &["layers"], &["no-such-command"], &["layers", "--model", "x.onnx", "--device", "tpu"]] {
+        let out = chip(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "chip {args:?}: {stderr}");
+        assert!(stderr.contains("error") && !stderr.contains("panicked"), "{stderr}");
+    }
+    let help = chip(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage"));
+    let fit = head_fit();
+    let m = model();
+    let out = tmp("minor");
+    let photo = s(&root().join(PHOTOS[0])).to_string();
+    for arg in ["--class=-1", "--class=3,-1"] {
+        let o = chip(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), arg, &photo]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("'-1' is not a class index (a number ≥ 0)"), "{stderr}");
+    }
+    fails(&["layers", "--model", s(&m), "--threads", "1099511627776"], "1099511627776 intra-op threads is too many");
+}

@@ -543,3 +543,36 @@ fn efficientnet_stem_reduced() {
     assert_eq!(stem(&model).channels, 32);
     real_fit(Layer::First, 16, 64);
 }
+
+/// λ_rel ≥ 1 (every weight zero) and a σ² under which every gate but the all-open one has
+/// proximity 0 are refused before any image is processed, naming the option.
+#[test]
+fn useless_parameters_are_refused_before_any_image() {
+    let p = testmodels::planted_cnn(3, 8, 2, true, 1);
+    let model = load(&p.model);
+    let data = random_images(&model, 2, 2);
+    let calls = AtomicUsize::new(0);
+    let progress = |_: Progress| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        true
+    };
+    let base = FitParams { gates: 8, ..Default::default() };
+    for lambda in [1.0, 2.0, 1e308, f64::INFINITY, -0.5] {
+        let mut params = base.clone();
+        params.admm.lambda_rel = lambda;
+        let msg = fit_layer(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &progress).unwrap_err().to_string();
+        assert!(msg.contains("lambda_rel") && msg.contains("< 1"), "λ {lambda}: {msg}");
+    }
+    let params = FitParams { sigma2_rel: 1e-30, ..base.clone() };
+    let msg = fit_layer(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &progress).unwrap_err().to_string();
+    assert!(msg.contains("sigma2_rel 1e-30") && msg.contains(&p.layer), "{msg}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "images were processed before the check");
+    // The edge of the check: σ² that leaves exp(-1/σ²) a normal number passes.
+    chip::gates::check_sigma2(1.0 / 700.0, "l", 1).unwrap();
+    chip::gates::check_sigma2(1.0 / 700.0, "l", 2).unwrap();
+    assert!(chip::gates::check_sigma2(1.0 / 710.0 / 8.0, "l", 8).is_err());
+    // λ just under 1 still fits.
+    let mut params = base;
+    params.admm.lambda_rel = 0.999;
+    fit_layer(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &no_progress).unwrap();
+}

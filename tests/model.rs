@@ -357,3 +357,30 @@ fn lite0_agrees_with_the_python_reference_index() {
         assert!((row[top] as f64 - p_ref).abs() < 0.15, "{}: {} vs {p_ref}", e["file"], row[top]);
     }
 }
+
+/// A model whose output is not [batch, classes] (a per-pixel map, or a pooled [N, C, 1, 1]) is
+/// refused at load with its shape, instead of being read as a classifier of C·H·W classes.
+#[test]
+fn outputs_that_are_not_batch_by_classes_are_refused() {
+    for (pooled, shape, hint) in [(false, "[1, 2, 16, 16]", false), (true, "[1, 2, 1, 1]", true)] {
+        let bytes = testmodels::segmenter(2, pooled, 3).to_bytes().unwrap();
+        match Model::from_bytes(bytes, &opts()) {
+            Err(Error::Model(msg)) => {
+                assert!(msg.contains("'mask'") && msg.contains(shape) && msg.contains("[batch, classes]"), "{msg}");
+                assert_eq!(msg.contains("Flatten"), hint, "{msg}");
+            }
+            other => panic!("expected Error::Model, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn absurd_thread_counts_are_refused() {
+    let bytes = testmodels::plain_cnn(3, 1).to_bytes().unwrap();
+    let options = RuntimeOptions { threads: 1 << 40, ..opts() };
+    match Model::from_bytes(bytes.clone(), &options) {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("1099511627776 intra-op threads") && msg.contains("1024"), "{msg}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    Model::from_bytes(bytes, &RuntimeOptions { threads: 2, ..opts() }).unwrap();
+}

@@ -3,6 +3,7 @@ use chip::preprocess::{Preprocess, MAX_SIDE};
 use chip::Error;
 use image::{ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
 
 fn encode<P, C>(img: ImageBuffer<P, C>) -> Vec<u8>
 where
@@ -305,5 +306,61 @@ fn invalid_settings_are_refused() {
         raw(2, MAX_SIDE as usize + 1),
     ] {
         assert!(matches!(p.from_rgb8(&img), Err(Error::InvalidArgument(_))), "{p:?}");
+    }
+}
+
+fn encoded(fmt: ImageFormat) -> Vec<u8> {
+    // Noise, so that every part of the file carries pixels.
+    let mut rng = chip::gates::Rng::new(7);
+    let img = image::RgbImage::from_fn(64, 48, |_, _| {
+        let v = rng.next_u64();
+        Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+    });
+    let mut buf = Cursor::new(Vec::new());
+    image::DynamicImage::from(img).write_to(&mut buf, fmt).unwrap();
+    buf.into_inner()
+}
+
+/// An image cut short is an error in every format (the JPEG decoder alone used to fill the missing
+/// part with grey and succeed); the whole file still decodes.
+#[test]
+fn truncated_images_of_every_format_are_refused() {
+    for fmt in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::WebP] {
+        let bytes = encoded(fmt);
+        raw(4, 4).decode(&bytes).unwrap_or_else(|e| panic!("{fmt:?} whole: {e}"));
+        for cut in [bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 1] {
+            let r = raw(4, 4).decode(&bytes[..cut]);
+            assert!(r.is_err(), "{fmt:?} cut to {cut} of {} bytes decoded", bytes.len());
+        }
+    }
+}
+
+/// Real photos: each decodes whole, also with trailing bytes after the end marker (as some cameras
+/// write), and fails cut anywhere from the first scan on.
+#[test]
+fn truncated_real_jpeg_photos_are_refused() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/images");
+    let mut photos: Vec<PathBuf> = ["aib", "mpl"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(dir.join(d)).expect("data/images (run scripts/setup.sh)"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    photos.sort();
+    assert!(photos.len() >= 20, "{photos:?}");
+    for p in &photos {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(chip::preprocess::jpeg_is_complete(&bytes), "{}", p.display());
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0u8; 64]);
+        assert!(chip::preprocess::jpeg_is_complete(&padded), "{} with padding", p.display());
+    }
+    for p in photos.iter().take(5) {
+        let bytes = std::fs::read(p).unwrap();
+        raw(8, 8).decode(&bytes).unwrap();
+        for cut in [bytes.len() / 2, bytes.len() * 3 / 4, bytes.len() - 2] {
+            let (_, msg) = image_error(raw(8, 8).decode(&bytes[..cut]));
+            assert!(msg.contains("Jpeg"), "{} cut to {cut}: {msg}", p.display());
+        }
     }
 }

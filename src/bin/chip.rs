@@ -32,7 +32,7 @@ struct RuntimeArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "cpu", value_parser = parse_device)]
     device: Device,
-    /// Intra-op threads per ONNX Runtime session (0: its own choice).
+    /// Intra-op threads per ONNX Runtime session (0: its own choice; at most 1024).
     #[arg(long, global = true, default_value_t = 0)]
     threads: usize,
 }
@@ -243,7 +243,10 @@ struct ClassList(Vec<usize>);
 fn parse_class_list(s: &str) -> std::result::Result<ClassList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{t}' is not a class index"));
+        let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{t}' is not a class index (a number ≥ 0)"));
+        if part.starts_with('-') {
+            return Err(format!("'{part}' is not a class index (a number ≥ 0)"));
+        }
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (num(a)?, num(b)?);
@@ -287,7 +290,14 @@ fn main() -> std::process::ExitCode {
         eprintln!("chip: internal error: {msg}{at}");
         std::process::exit(1);
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors exit 1 like every other error; --help and --version exit 0.
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -363,8 +373,11 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     if a.gates == 0 {
         return Err(Error::invalid("--gates must be at least 1"));
     }
-    if !(a.lambda.is_finite() && a.lambda >= 0.0) {
-        return Err(Error::invalid(format!("--lambda {} must be a finite number ≥ 0", a.lambda)));
+    if !(a.lambda.is_finite() && (0.0..1.0).contains(&a.lambda)) {
+        return Err(Error::invalid(format!(
+            "--lambda {:?} must be ≥ 0 and < 1 (it is relative to the smallest lambda that zeroes a class)",
+            a.lambda
+        )));
     }
     if !(a.sigma2.is_finite() && a.sigma2 > 0.0) {
         return Err(Error::invalid(format!("--sigma2 {} must be a finite number > 0", a.sigma2)));
@@ -372,9 +385,18 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     if !a.images.exists() {
         return Err(Error::io(&a.images, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder or list file")));
     }
+    // The fit can take minutes: a place it cannot write to fails now, not after.
+    chip::error::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     // Fail on a bad layer name before any image is read.
-    model.layer(&a.layer)?;
+    let channels = model.layer(&a.layer)?.channels;
+    if chip::gates::check_sigma2(a.sigma2, &a.layer, channels).is_err() {
+        return Err(Error::invalid(format!(
+            "--sigma2 {:?} is too small for layer '{}' ({channels} channels): every gate with a closed channel \
+             would get proximity 0 and every weight would be zero",
+            a.sigma2, a.layer
+        )));
+    }
     if let Some(ClassList(c)) = &a.classes {
         if let Some(bad) = c.iter().find(|&&c| c >= model.classes) {
             return Err(Error::invalid(format!("class {bad} is out of range: the model has {} classes", model.classes)));
@@ -423,11 +445,20 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     let m = &fit.meta;
     let rows: Vec<usize> = if m.solved_classes.is_empty() { (0..m.classes).collect() } else { m.solved_classes.clone() };
     let sparsity = chip::inspect::sparsity(&fit.weights, m.channels, &rows);
+    let zero = chip::inspect::zero_rows(&fit.weights, m.channels, &rows);
     eprintln!(
-        "fitted layer '{}' ({}x{}x{}) on {} images x {} gates ({}), {} classes solved, {:.1}% zero weights, in {:.1}s -> {}",
-        m.layer, m.channels, m.height, m.width, m.images, m.gates, m.objective.describe(), rows.len(), 100.0 * sparsity,
+        "fitted layer '{}' ({}x{}x{}) on {} images x {} gates ({}), {} classes solved ({} all zero), {:.1}% zero weights, in {:.1}s -> {}",
+        m.layer, m.channels, m.height, m.width, m.images, m.gates, m.objective.describe(), rows.len(), zero.len(), 100.0 * sparsity,
         t0.elapsed().as_secs_f64(), a.out.display()
     );
+    if !zero.is_empty() {
+        let list: Vec<String> = zero.iter().take(10).map(|c| c.to_string()).collect();
+        eprintln!(
+            "chip: warning: {} of {} solved classes have all-zero weights (their maps will be empty): {}{}; \
+             the photos may not show them, or --lambda is too large",
+            zero.len(), rows.len(), list.join(", "), if zero.len() > 10 { ", ..." } else { "" }
+        );
+    }
     Ok(())
 }
 
@@ -873,7 +904,8 @@ fn inspect(a: InspectArgs) -> Result<()> {
         emit(&json!({
             "layer": m.layer, "channels": m.channels, "height": m.height, "width": m.width, "classes": m.classes,
             "images": m.images, "gates": m.gates, "sigma2_rel": m.sigma2_rel, "lambda_rel": m.admm.lambda_rel, "seed": m.seed,
-            "solved_classes": solved.len(), "sparsity": sparsity, "overlap": overlap, "per_class": classes,
+            "solved_classes": solved.len(), "zero_classes": chip::inspect::zero_rows(&fit.weights, m.channels, &solved).len(),
+            "sparsity": sparsity, "overlap": overlap, "per_class": classes,
         }).to_string());
         return Ok(());
     }
@@ -882,7 +914,8 @@ fn inspect(a: InspectArgs) -> Result<()> {
         m.layer, m.channels, m.height, m.width, m.classes, solved.len()
     ));
     emit(&format!("fitted on {} images x {} gates, sigma2 {} x K, lambda {} x lambda_max, seed {}", m.images, m.gates, m.sigma2_rel, m.admm.lambda_rel, m.seed));
-    emit(&format!("sparsity over solved classes: {:.1}% zero", 100.0 * sparsity));
+    let zero = chip::inspect::zero_rows(&fit.weights, m.channels, &solved).len();
+    emit(&format!("sparsity over solved classes: {:.1}% zero; {zero} solved classes all zero", 100.0 * sparsity));
     if let Some(o) = &overlap {
         emit(&format!("channel overlap between classes: top-10 {:.3}, significant (> max/1000) {:.3}", o.top10_mean, o.significant_mean));
     }
