@@ -44,6 +44,7 @@ fn dense_fit(model: &Model, layer: &LayerInfo) -> LayerFit {
             admm: Default::default(),
             objective: Default::default(),
             augment: 0,
+            mosaics: 0,
             solved_classes: (0..model.classes).collect(),
         },
         weights,

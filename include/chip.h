@@ -160,6 +160,16 @@ typedef int32_t chip_progress_kind;
 #endif // __cplusplus
 
 /**
+ * The regression target of a fit (see chip_fit_options). The CHIP paper's objective is
+ * CHIP_TARGET_PROBABILITY without intercept.
+ */
+typedef enum chip_target {
+  CHIP_TARGET_PROBABILITY = 0,
+  CHIP_TARGET_LOGIT = 1,
+  CHIP_TARGET_LOG_PROBABILITY = 2,
+} chip_target;
+
+/**
  * A model with fitted layers, ready to explain images. chip_explain_* may be called on one explainer
  * from many threads at once; chip_explainer_free must not race with any other use.
  */
@@ -282,6 +292,27 @@ typedef struct chip_fit_options {
    * Passed unchanged to `progress`.
    */
   void *user_data;
+  /**
+   * A chip_target: what each class's linear model regresses (default
+   * CHIP_TARGET_LOG_PROBABILITY). An int, so that a wrong value is an error rather than undefined.
+   */
+  int target;
+  /**
+   * Nonzero (default): an unpenalised per-class intercept.
+   */
+  int intercept;
+  /**
+   * Nonzero: weights constrained to be >= 0 (default 0).
+   */
+  int nonneg;
+  /**
+   * Augmented views (random resized crops and flips) per image (default 0).
+   */
+  size_t augment;
+  /**
+   * 2x2 mosaics per image, tiled from four of the fit's images (default 2).
+   */
+  size_t mosaics;
 } chip_fit_options;
 
 /**

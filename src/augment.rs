@@ -102,6 +102,52 @@ pub fn expand(batch: &[f32], n: usize, channels: usize, height: usize, width: us
     out
 }
 
+/// For each of `count` mosaics, four image indices below `images` (top left, top right, bottom left,
+/// bottom right), drawn with `seed`: distinct when there are at least four images, else with repeats.
+pub fn mosaic_picks(images: usize, count: usize, seed: u64) -> Vec<[usize; 4]> {
+    let mut r = Rng::new(seed ^ 0x4d4f_5341_4943);
+    if images == 0 {
+        return Vec::new();
+    }
+    if images < 4 {
+        let mut pick = || r.below(images as u64) as usize;
+        return (0..count).map(|_| [pick(), pick(), pick(), pick()]).collect();
+    }
+    let mut idx: Vec<usize> = (0..images).collect();
+    (0..count)
+        .map(|_| {
+            for i in 0..4 {
+                let j = i + r.below((images - i) as u64) as usize;
+                idx.swap(i, j);
+            }
+            [idx[0], idx[1], idx[2], idx[3]]
+        })
+        .collect()
+}
+
+/// A 2×2 mosaic of four C×H×W images (concatenated in `tiles`), each shrunk to its quarter by the
+/// half-pixel bilinear resize (a 2×2 mean for even sizes), so the mosaic has the input's size.
+pub fn mosaic(tiles: &[f32], channels: usize, height: usize, width: usize) -> Vec<f32> {
+    let plane = height * width;
+    assert_eq!(tiles.len(), 4 * channels * plane, "mosaic: four images expected");
+    let (h0, w0) = (height / 2, width / 2);
+    let mut out = vec![0f32; channels * plane];
+    for t in 0..4 {
+        let th = if t / 2 == 0 { h0 } else { height - h0 };
+        let tw = if t % 2 == 0 { w0 } else { width - w0 };
+        let (y0, x0) = (if t / 2 == 0 { 0 } else { h0 }, if t % 2 == 0 { 0 } else { w0 });
+        for c in 0..channels {
+            let src = &tiles[(t * channels + c) * plane..(t * channels + c + 1) * plane];
+            let small = crate::maps::resize_bilinear(src, height, width, th, tw);
+            for y in 0..th {
+                let dst = &mut out[c * plane + (y0 + y) * width + x0..c * plane + (y0 + y) * width + x0 + tw];
+                dst.copy_from_slice(&small[y * tw..(y + 1) * tw]);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +195,48 @@ mod tests {
             assert!(area >= MIN_AREA * 0.99 - 1e-9 && area <= MAX_AREA + 1e-9, "area {area}");
         }
         assert!(a.iter().any(|v| v.flip) && a.iter().any(|v| !v.flip));
+    }
+
+    #[test]
+    fn mosaic_tiles_are_the_images_halved() {
+        // Four constant images land in their quadrants; a 2×2 checker averages to its mean.
+        let (c, h, w) = (2, 4, 6);
+        let plane = h * w;
+        let mut tiles = Vec::new();
+        for t in 0..4 {
+            tiles.extend((0..c * plane).map(|i| (t * 10 + i / plane) as f32));
+        }
+        let m = mosaic(&tiles, c, h, w);
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let t = (y / 2) * 2 + x / 3;
+                    assert_eq!(m[ch * plane + y * w + x], (t * 10 + ch) as f32, "({ch},{y},{x})");
+                }
+            }
+        }
+        let checker: Vec<f32> = (0..16).map(|i| if (i / 4 + i % 4) % 2 == 0 { 1.0 } else { 3.0 }).collect();
+        let m = mosaic(&[checker.clone(), checker.clone(), checker.clone(), checker].concat(), 1, 4, 4);
+        assert!(m.iter().all(|&v| v == 2.0), "{m:?}");
+    }
+
+    #[test]
+    fn mosaic_picks_are_distinct_and_seeded() {
+        let p = mosaic_picks(10, 200, 3);
+        assert_eq!(p.len(), 200);
+        for q in &p {
+            let mut s = q.to_vec();
+            s.sort_unstable();
+            s.dedup();
+            assert_eq!(s.len(), 4);
+            assert!(q.iter().all(|&i| i < 10));
+        }
+        assert_eq!(p, mosaic_picks(10, 200, 3));
+        assert_ne!(p, mosaic_picks(10, 200, 4));
+        assert!(mosaic_picks(0, 5, 0).is_empty());
+        assert!(mosaic_picks(3, 5, 0).iter().all(|q| q.iter().all(|&i| i < 3)));
+        // Every image takes part.
+        assert!((0..10).all(|i| p.iter().any(|q| q.contains(&i))));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::fit::{FitParams, Images, Progress};
 use crate::fitfile::LayerFit;
 use crate::localize::BBox;
 use crate::model::Model;
+use crate::objective::{Objective, Target};
 use crate::runtime::{Device, RuntimeOptions};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -139,6 +140,27 @@ pub struct chip_fit_options {
     pub progress: chip_progress_callback,
     /// Passed unchanged to `progress`.
     pub user_data: *mut c_void,
+    /// A chip_target: what each class's linear model regresses (default
+    /// CHIP_TARGET_LOG_PROBABILITY). An int, so that a wrong value is an error rather than undefined.
+    pub target: c_int,
+    /// Nonzero (default): an unpenalised per-class intercept.
+    pub intercept: c_int,
+    /// Nonzero: weights constrained to be >= 0 (default 0).
+    pub nonneg: c_int,
+    /// Augmented views (random resized crops and flips) per image (default 0).
+    pub augment: usize,
+    /// 2x2 mosaics per image, tiled from four of the fit's images (default 2).
+    pub mosaics: usize,
+}
+
+/// The regression target of a fit (see chip_fit_options). The CHIP paper's objective is
+/// CHIP_TARGET_PROBABILITY without intercept.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum chip_target {
+    CHIP_TARGET_PROBABILITY = 0,
+    CHIP_TARGET_LOGIT = 1,
+    CHIP_TARGET_LOG_PROBABILITY = 2,
 }
 
 /// Options of chip_explain_*. Fill with chip_explain_options_default().
@@ -473,6 +495,15 @@ fn fit_options_default() -> chip_fit_options {
         class_count: 0,
         progress: None,
         user_data: std::ptr::null_mut(),
+        target: match d.objective.target {
+            Target::Probability => chip_target::CHIP_TARGET_PROBABILITY,
+            Target::Logit => chip_target::CHIP_TARGET_LOGIT,
+            Target::LogProbability => chip_target::CHIP_TARGET_LOG_PROBABILITY,
+        } as c_int,
+        intercept: c_int::from(d.objective.intercept),
+        nonneg: c_int::from(d.objective.nonneg),
+        augment: d.augment,
+        mosaics: d.mosaics,
     }
 }
 
@@ -539,6 +570,18 @@ unsafe fn fit_params(opts: *const chip_fit_options) -> FfiResult<(FitParams, chi
         seed: o.seed,
         gate_batch: o.gate_batch,
         image_batch: o.image_batch,
+        objective: Objective {
+            target: match o.target {
+                0 => Target::Probability,
+                1 => Target::Logit,
+                2 => Target::LogProbability,
+                t => return Err(Error::invalid(format!("chip_fit_options.target {t} is not a chip_target")).into()),
+            },
+            intercept: o.intercept != 0,
+            nonneg: o.nonneg != 0,
+        },
+        augment: o.augment,
+        mosaics: o.mosaics,
         ..FitParams::default()
     };
     p.admm.lambda_rel = o.lambda_rel;

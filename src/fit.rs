@@ -6,6 +6,7 @@ use crate::fitfile::{FitMeta, LayerFit};
 use crate::gates::GateSet;
 use crate::model::{Model, OutputKind};
 use crate::objective::Objective;
+use crate::objective::Target;
 use crate::stats::Stats;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +27,9 @@ pub struct FitParams {
     /// Augmented views per image (random resized crops and flips, see [`crate::augment`]), fitted
     /// besides the image itself; 0 fits the images as they are.
     pub augment: usize,
+    /// 2×2 mosaics per image, tiled from four of the fit's images (see [`crate::augment::mosaic`]):
+    /// images with several classes, where a class's target falls when other classes' channels stay on.
+    pub mosaics: usize,
     /// Solve only these classes (all when None).
     pub classes: Option<Vec<usize>>,
 }
@@ -41,6 +45,7 @@ impl Default for FitParams {
             admm: AdmmParams::default(),
             objective: Objective::DEFAULT,
             augment: 0,
+            mosaics: 2,
             classes: None,
         }
     }
@@ -169,12 +174,281 @@ enum Source<'a> {
     Tensor(&'a [f32]),
 }
 
+impl Source<'_> {
+    /// Preprocessed images `range` of the source, appended to `out`.
+    fn load(&self, model: &Model, range: std::ops::Range<usize>, image_len: usize, out: &mut Vec<f32>) -> Result<()> {
+        match self {
+            Source::Tensor(d) => out.extend_from_slice(&d[range.start * image_len..range.end * image_len]),
+            Source::Files(files) => {
+                for p in &files[range] {
+                    let prepared = model.preprocess.load(p)?;
+                    if prepared.data.len() != image_len {
+                        return Err(Error::Image {
+                            what: p.display().to_string(),
+                            msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
+                        });
+                    }
+                    out.extend_from_slice(&prepared.data);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A statistics pass resolved once: the layer, the split and its ports, the gates, the target.
+struct Plan<'m> {
+    model: &'m Model,
+    layer: String,
+    /// Layer channels, height, width.
+    k: usize,
+    h: usize,
+    w: usize,
+    split: std::sync::Arc<crate::model::SplitRunner>,
+    gates: GateSet,
+    gate_batch: usize,
+    suffix_inputs: Vec<String>,
+    /// For each suffix input, its index among the prefix outputs.
+    crossing_pos: Vec<usize>,
+    /// The layer's index among the suffix inputs.
+    layer_input: usize,
+    out_index: usize,
+    target: Target,
+    is_logits: bool,
+}
+
+/// Buffers reused across batches, the statistics and the running totals of a pass.
+struct Pass {
+    tiled: Vec<Vec<f32>>,
+    shapes: Vec<Vec<usize>>,
+    g: Vec<f32>,
+    z: Vec<f32>,
+    stats: Stats,
+    t: FitTimings,
+    runs_done: usize,
+    total_runs: usize,
+    rows_done: usize,
+    total_rows: usize,
+}
+
+impl<'m> Plan<'m> {
+    fn new(model: &'m Model, layer: &str, params: &FitParams) -> Result<Self> {
+        let info = model.layer(layer)?;
+        let (k, h, w) = (info.channels, info.height, info.width);
+        crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
+        let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
+        let split = model.split(layer)?;
+        let prefix_outputs = split.prefix.output_names().to_vec();
+        let suffix_inputs = split.suffix.input_names().to_vec();
+        let suffix_outputs = split.suffix.output_names().to_vec();
+        // Every suffix input must come out of the prefix; the layer is crossing[0].
+        let crossing_pos: Vec<usize> = suffix_inputs
+            .iter()
+            .map(|name| {
+                prefix_outputs.iter().position(|p| p == name).ok_or_else(|| {
+                    Error::Model(format!("split at '{layer}': suffix input '{name}' is not an output of the prefix"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let layer_input = suffix_inputs
+            .iter()
+            .position(|n| n == &split.crossing[0])
+            .ok_or_else(|| Error::Model(format!("split at '{layer}': the layer is not an input of the suffix")))?;
+        let out_index = suffix_outputs.iter().position(|n| n == &model.output).ok_or_else(|| {
+            Error::Model(format!("split at '{layer}': the suffix does not produce the output '{}'", model.output))
+        })?;
+        Ok(Plan {
+            model,
+            layer: layer.to_string(),
+            k,
+            h,
+            w,
+            gate_batch: params.gate_batch.min(gates.count),
+            gates,
+            split,
+            suffix_inputs,
+            crossing_pos,
+            layer_input,
+            out_index,
+            target: params.objective.target,
+            is_logits: model.output_kind == OutputKind::Logits,
+        })
+    }
+
+    fn pass(&self, total_rows: usize) -> Pass {
+        let n_in = self.suffix_inputs.len();
+        Pass {
+            tiled: vec![Vec::new(); n_in],
+            shapes: vec![Vec::new(); n_in],
+            g: vec![0f32; self.gates.count * self.model.classes],
+            z: vec![0f32; self.k],
+            stats: Stats::new(&self.gates, self.model.classes, self.target),
+            t: FitTimings::default(),
+            runs_done: 0,
+            total_runs: total_rows * self.gates.count.div_ceil(self.gate_batch),
+            rows_done: 0,
+            total_rows,
+        }
+    }
+
+    /// Adds `b` preprocessed images (b×C×H×W) to the pass: the prefix once, the ungated suffix for
+    /// f, the gated suffix per gate batch for g. `name(i)` names image i of the batch in errors.
+    fn run_batch(&self, pass: &mut Pass, data: &[f32], b: usize, name: &dyn Fn(usize) -> String, progress: ProgressFn) -> Result<()> {
+        let (model, layer, k, h, w) = (self.model, self.layer.as_str(), self.k, self.h, self.w);
+        let hw = h * w;
+        let classes = model.classes;
+        let (ih, iw) = model.input_size();
+        let ic = model.input.channels;
+        let n_gates = self.gates.count;
+        let gate_batch = self.gate_batch;
+        let t = &mut pass.t;
+
+        let t0 = Instant::now();
+        let prefix_out = self.split.prefix.run(&[(model.input.name.as_str(), &[b, ic, ih, iw], data)])?;
+        t.prefix += t0.elapsed();
+
+        // Each crossing tensor as produced, batch first.
+        let crossing: Vec<&(Vec<usize>, Vec<f32>)> = self.crossing_pos.iter().map(|&i| &prefix_out[i]).collect();
+        for (i, (shape, values)) in crossing.iter().enumerate() {
+            if shape.first() != Some(&b) || values.len() % b != 0 {
+                return Err(Error::Model(format!(
+                    "split at '{layer}': crossing tensor '{}' has shape {:?}, expected batch {b} first",
+                    self.suffix_inputs[i], shape
+                )));
+            }
+        }
+        let (lshape, lact) = crossing[self.layer_input];
+        if lshape.len() != 4 || lshape[1] != k || lshape[2] != h || lshape[3] != w {
+            return Err(Error::Model(format!("layer '{layer}' has shape {:?} in the fit, expected [{b}, {k}, {h}, {w}]", lshape)));
+        }
+        if let Some(i) = lact.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("activations of layer '{layer}' ({})", name(i / (k * hw)))));
+        }
+
+        // Original probabilities from the ungated suffix: the same graph as the gated runs, so an
+        // all-open gate reproduces f exactly.
+        let t0 = Instant::now();
+        let orig_inputs: Vec<(&str, &[usize], &[f32])> = self
+            .suffix_inputs
+            .iter()
+            .zip(&crossing)
+            .map(|(name, (s, v))| (name.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        let mut orig = self.split.suffix.run(&orig_inputs)?.swap_remove(self.out_index).1;
+        if orig.len() != b * classes {
+            return Err(Error::Model(format!("model output has {} values for {b} images, expected {}", orig.len(), b * classes)));
+        }
+        model.to_probabilities(&mut orig);
+        t.original += t0.elapsed();
+        if let Some(i) = orig.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("model output ({})", name(i / classes))));
+        }
+
+        for i in 0..b {
+            let act = &lact[i * k * hw..(i + 1) * k * hw];
+            for (c, zc) in pass.z.iter_mut().enumerate() {
+                let s: f64 = act[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum();
+                *zc = (s / hw as f64) as f32;
+            }
+            let f_s = &orig[i * classes..(i + 1) * classes];
+
+            // Tile the other crossing tensors once per image; every gate batch reuses them.
+            let t0 = Instant::now();
+            for (j, (shape, values)) in crossing.iter().enumerate() {
+                let per = values.len() / b;
+                let buf = &mut pass.tiled[j];
+                buf.resize(gate_batch * per, 0.0);
+                let mut s = shape.clone();
+                s[0] = gate_batch;
+                pass.shapes[j] = s;
+                if j != self.layer_input {
+                    let one = &values[i * per..(i + 1) * per];
+                    for row in buf.chunks_exact_mut(per) {
+                        row.copy_from_slice(one);
+                    }
+                }
+            }
+            t.build += t0.elapsed();
+
+            for n0 in (0..n_gates).step_by(gate_batch) {
+                let rows = gate_batch.min(n_gates - n0);
+                let t0 = Instant::now();
+                let layer_buf = &mut pass.tiled[self.layer_input];
+                for r in 0..rows {
+                    let gate = self.gates.gate(n0 + r);
+                    let dst = &mut layer_buf[r * k * hw..(r + 1) * k * hw];
+                    for (c, (d, src)) in dst.chunks_exact_mut(hw).zip(act.chunks_exact(hw)).enumerate() {
+                        if gate[c] != 0 { d.copy_from_slice(src) } else { d.fill(0.0) }
+                    }
+                }
+                t.build += t0.elapsed();
+
+                let t0 = Instant::now();
+                let run_shapes: Vec<Vec<usize>> = pass
+                    .shapes
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        s[0] = rows;
+                        s
+                    })
+                    .collect();
+                let inputs: Vec<(&str, &[usize], &[f32])> = self
+                    .suffix_inputs
+                    .iter()
+                    .zip(&run_shapes)
+                    .zip(&pass.tiled)
+                    .map(|((name, s), buf)| {
+                        let per = buf.len() / gate_batch;
+                        (name.as_str(), s.as_slice(), &buf[..rows * per])
+                    })
+                    .collect();
+                let out = self.split.suffix.run(&inputs)?;
+                let raw = &out[self.out_index].1;
+                if raw.len() != rows * classes {
+                    return Err(Error::Model(format!(
+                        "suffix output has {} values for {rows} gates, expected {}",
+                        raw.len(),
+                        rows * classes
+                    )));
+                }
+                let dst = &mut pass.g[n0 * classes..(n0 + rows) * classes];
+                dst.copy_from_slice(raw);
+                for row in dst.chunks_exact_mut(classes) {
+                    self.target.apply(row, self.is_logits);
+                }
+                t.suffix += t0.elapsed();
+                t.suffix_runs += 1;
+                t.gate_rows += rows;
+                pass.runs_done += 1;
+                if !progress(Progress::SuffixRuns { done: pass.runs_done, total: pass.total_runs }) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            if let Some(idx) = pass.g.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!("gated model output ({}, gate {})", name(i), idx / classes)));
+            }
+
+            let t0 = Instant::now();
+            pass.stats.add_image(&self.gates, &pass.z, f_s, &pass.g)?;
+            t.stats += t0.elapsed();
+            pass.rows_done += 1;
+            t.images = pass.rows_done;
+            if !progress(Progress::Images { done: pass.rows_done, total: pass.total_rows }) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Gathers the statistics of one layer (shardable: merge the results of several calls).
 pub fn collect_stats(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<Stats> {
     collect_stats_timed(model, layer, images, params, progress).map(|(s, _)| s)
 }
 
-/// [`collect_stats`] that also reports where the time went.
+/// [`collect_stats`] that also reports where the time went. The images (each followed by its
+/// augmented views) stream through the plan in batches, then the mosaics built from them.
 pub fn collect_stats_timed(
     model: &Model,
     layer: &str,
@@ -183,10 +457,7 @@ pub fn collect_stats_timed(
     progress: ProgressFn,
 ) -> Result<(Stats, FitTimings)> {
     check_params(params)?;
-    let info = model.layer(layer)?;
-    let (k, h, w) = (info.channels, info.height, info.width);
-    crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
-    let hw = h * w;
+    let plan = Plan::new(model, layer, params)?;
     let (ih, iw) = model.input_size();
     let ic = model.input.channels;
     let image_len = ic * ih * iw;
@@ -223,227 +494,47 @@ pub fn collect_stats_timed(
             (Source::Tensor(data), *n)
         }
     };
-
-    let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
-    let split = model.split(layer)?;
-    let classes = model.classes;
-    let mut stats = Stats::new(&gates, classes, params.objective.target);
-    let target = params.objective.target;
-    let is_logits = model.output_kind == OutputKind::Logits;
+    let n_mosaics = params.mosaics * n_images;
     let rows_per_image = 1 + params.augment;
-    let mut t = FitTimings::default();
-
-    let n_gates = gates.count;
-    let gate_batch = params.gate_batch.min(n_gates);
-    let gate_batches = n_gates.div_ceil(gate_batch);
-    let total_runs = n_images * rows_per_image * gate_batches;
-    let mut runs_done = 0usize;
-
-    let prefix_outputs = split.prefix.output_names().to_vec();
-    let suffix_inputs = split.suffix.input_names().to_vec();
-    let suffix_outputs = split.suffix.output_names().to_vec();
-    // Every suffix input must come out of the prefix; the layer is crossing[0].
-    let crossing_pos: Vec<usize> = suffix_inputs
-        .iter()
-        .map(|name| {
-            prefix_outputs.iter().position(|p| p == name).ok_or_else(|| {
-                Error::Model(format!("split at '{layer}': suffix input '{name}' is not an output of the prefix"))
-            })
-        })
-        .collect::<Result<_>>()?;
-    let layer_input = suffix_inputs
-        .iter()
-        .position(|n| n == &split.crossing[0])
-        .ok_or_else(|| Error::Model(format!("split at '{layer}': the layer is not an input of the suffix")))?;
-    let out_index = suffix_outputs
-        .iter()
-        .position(|n| n == &model.output)
-        .ok_or_else(|| Error::Model(format!("split at '{layer}': the suffix does not produce the output '{}'", model.output)))?;
-    let input_name = model.input.name.clone();
-
-    // Buffers reused across images and gate batches: one tiled copy per crossing tensor.
-    let mut tiled: Vec<Vec<f32>> = vec![Vec::new(); suffix_inputs.len()];
-    let mut shapes: Vec<Vec<usize>> = vec![Vec::new(); suffix_inputs.len()];
-    let mut g = vec![0f32; n_gates * classes];
-    let mut z = vec![0f32; k];
+    let mut pass = plan.pass(n_images * rows_per_image + n_mosaics);
     let mut batch = Vec::<f32>::new();
-    let mut images_done = 0usize;
 
     let mut start = 0usize;
-    let mut expanded: Vec<f32>;
     while start < n_images {
         let photos = params.image_batch.min(n_images - start);
         let t0 = Instant::now();
-        let data: &[f32] = match &source {
-            Source::Tensor(d) => &d[start * image_len..(start + photos) * image_len],
-            Source::Files(files) => {
-                batch.clear();
-                for p in &files[start..start + photos] {
-                    let prepared = model.preprocess.load(p)?;
-                    if prepared.data.len() != image_len {
-                        return Err(Error::Image {
-                            what: p.display().to_string(),
-                            msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
-                        });
-                    }
-                    batch.extend_from_slice(&prepared.data);
-                }
-                &batch
-            }
-        };
+        batch.clear();
+        source.load(model, start..start + photos, image_len, &mut batch)?;
         // Rows of this batch: each photo, then its augmented views.
-        let b = photos * rows_per_image;
-        let data: &[f32] = if params.augment > 0 {
-            expanded = crate::augment::expand(data, photos, ic, ih, iw, params.augment, params.seed);
-            &expanded
-        } else {
-            data
+        if params.augment > 0 {
+            batch = crate::augment::expand(&batch, photos, ic, ih, iw, params.augment, params.seed);
+        }
+        pass.t.load += t0.elapsed();
+        let name = |i: usize| {
+            let (photo, view) = (start + i / rows_per_image, i % rows_per_image);
+            if view == 0 { format!("image {photo}") } else { format!("image {photo}, view {view}") }
         };
-        t.load += t0.elapsed();
-
-        let t0 = Instant::now();
-        let prefix_out = split.prefix.run(&[(input_name.as_str(), &[b, ic, ih, iw], data)])?;
-        t.prefix += t0.elapsed();
-
-        // Each crossing tensor as produced, batch first.
-        let crossing: Vec<&(Vec<usize>, Vec<f32>)> = crossing_pos.iter().map(|&i| &prefix_out[i]).collect();
-        for (i, (shape, values)) in crossing.iter().enumerate() {
-            if shape.first() != Some(&b) || values.len() % b != 0 {
-                return Err(Error::Model(format!(
-                    "split at '{layer}': crossing tensor '{}' has shape {:?}, expected batch {b} first",
-                    suffix_inputs[i], shape
-                )));
-            }
-        }
-        let (lshape, lact) = crossing[layer_input];
-        if lshape.len() != 4 || lshape[1] != k || lshape[2] != h || lshape[3] != w {
-            return Err(Error::Model(format!(
-                "layer '{layer}' has shape {:?} in the fit, expected [{b}, {k}, {h}, {w}]",
-                lshape
-            )));
-        }
-        if let Some(i) = lact.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("activations of layer '{layer}' (image {})", start + i / (k * hw) / rows_per_image)));
-        }
-
-        // Original probabilities from the ungated suffix: the same graph as the gated runs, so an
-        // all-open gate reproduces f exactly.
-        let t0 = Instant::now();
-        let orig_inputs: Vec<(&str, &[usize], &[f32])> = suffix_inputs
-            .iter()
-            .zip(&crossing)
-            .map(|(name, (s, v))| (name.as_str(), s.as_slice(), v.as_slice()))
-            .collect();
-        let mut orig = split.suffix.run(&orig_inputs)?.swap_remove(out_index).1;
-        if orig.len() != b * classes {
-            return Err(Error::Model(format!("model output has {} values for {b} images, expected {}", orig.len(), b * classes)));
-        }
-        model.to_probabilities(&mut orig);
-        t.original += t0.elapsed();
-        if let Some(i) = orig.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("model output (image {})", start + i / classes / rows_per_image)));
-        }
-
-        for i in 0..b {
-            let act = &lact[i * k * hw..(i + 1) * k * hw];
-            for (c, zc) in z.iter_mut().enumerate() {
-                let s: f64 = act[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum();
-                *zc = (s / hw as f64) as f32;
-            }
-            let f_s = &orig[i * classes..(i + 1) * classes];
-
-            // Tile the other crossing tensors once per image; every gate batch reuses them.
-            let t0 = Instant::now();
-            for (j, (shape, values)) in crossing.iter().enumerate() {
-                let per = values.len() / b;
-                let buf = &mut tiled[j];
-                buf.resize(gate_batch * per, 0.0);
-                let mut s = shape.clone();
-                s[0] = gate_batch;
-                shapes[j] = s;
-                if j != layer_input {
-                    let one = &values[i * per..(i + 1) * per];
-                    for row in buf.chunks_exact_mut(per) {
-                        row.copy_from_slice(one);
-                    }
-                }
-            }
-            t.build += t0.elapsed();
-
-            for gb in 0..gate_batches {
-                let n0 = gb * gate_batch;
-                let rows = gate_batch.min(n_gates - n0);
-                let t0 = Instant::now();
-                let layer_buf = &mut tiled[layer_input];
-                for r in 0..rows {
-                    let gate = gates.gate(n0 + r);
-                    let dst = &mut layer_buf[r * k * hw..(r + 1) * k * hw];
-                    for (c, (d, src)) in dst.chunks_exact_mut(hw).zip(act.chunks_exact(hw)).enumerate() {
-                        if gate[c] != 0 { d.copy_from_slice(src) } else { d.fill(0.0) }
-                    }
-                }
-                t.build += t0.elapsed();
-
-                let t0 = Instant::now();
-                let run_shapes: Vec<Vec<usize>> = shapes
-                    .iter()
-                    .map(|s| {
-                        let mut s = s.clone();
-                        s[0] = rows;
-                        s
-                    })
-                    .collect();
-                let inputs: Vec<(&str, &[usize], &[f32])> = suffix_inputs
-                    .iter()
-                    .zip(&run_shapes)
-                    .zip(&tiled)
-                    .map(|((name, s), buf)| {
-                        let per = buf.len() / gate_batch;
-                        (name.as_str(), s.as_slice(), &buf[..rows * per])
-                    })
-                    .collect();
-                let out = split.suffix.run(&inputs)?;
-                let raw = &out[out_index].1;
-                if raw.len() != rows * classes {
-                    return Err(Error::Model(format!(
-                        "suffix output has {} values for {rows} gates, expected {}",
-                        raw.len(),
-                        rows * classes
-                    )));
-                }
-                let dst = &mut g[n0 * classes..(n0 + rows) * classes];
-                dst.copy_from_slice(raw);
-                for row in dst.chunks_exact_mut(classes) {
-                    target.apply(row, is_logits);
-                }
-                t.suffix += t0.elapsed();
-                t.suffix_runs += 1;
-                t.gate_rows += rows;
-                runs_done += 1;
-                if !progress(Progress::SuffixRuns { done: runs_done, total: total_runs }) {
-                    return Err(Error::Cancelled);
-                }
-            }
-            if let Some(idx) = g.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite(format!(
-                    "gated model output (image {}, gate {})",
-                    start + i / rows_per_image,
-                    idx / classes
-                )));
-            }
-
-            let t0 = Instant::now();
-            stats.add_image(&gates, &z, f_s, &g)?;
-            t.stats += t0.elapsed();
-            images_done += 1;
-            t.images = images_done;
-            if !progress(Progress::Images { done: images_done, total: n_images * rows_per_image }) {
-                return Err(Error::Cancelled);
-            }
-        }
+        plan.run_batch(&mut pass, &batch, photos * rows_per_image, &name, progress)?;
         start += photos;
     }
-    Ok((stats, t))
+
+    let picks = crate::augment::mosaic_picks(n_images, n_mosaics, params.seed);
+    let mut tiles = Vec::<f32>::new();
+    for (first, chunk) in picks.chunks(params.image_batch).enumerate().map(|(i, c)| (i * params.image_batch, c)) {
+        let t0 = Instant::now();
+        batch.clear();
+        for pick in chunk {
+            tiles.clear();
+            for &i in pick {
+                source.load(model, i..i + 1, image_len, &mut tiles)?;
+            }
+            batch.extend(crate::augment::mosaic(&tiles, ic, ih, iw));
+        }
+        pass.t.load += t0.elapsed();
+        let name = |i: usize| format!("mosaic {} of images {:?}", first + i, chunk[i]);
+        plan.run_batch(&mut pass, &batch, chunk.len(), &name, progress)?;
+    }
+    Ok((pass.stats, pass.t))
 }
 
 /// Solves statistics into a fitted layer.
@@ -502,6 +593,7 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, prog
         admm: params.admm.clone(),
         objective: params.objective,
         augment: params.augment,
+        mosaics: params.mosaics,
         solved_classes: solved,
     };
     Ok(LayerFit { meta, weights })

@@ -29,6 +29,9 @@ pub struct FitMeta {
     /// Augmented views per image in the fit.
     #[serde(default)]
     pub augment: usize,
+    /// 2×2 mosaics per image in the fit.
+    #[serde(default)]
+    pub mosaics: usize,
     /// Classes that were solved (rows of the others are zero).
     pub solved_classes: Vec<usize>,
 }

@@ -181,6 +181,7 @@ pub fn cam_fit(model: &crate::model::Model, layer: &str) -> Result<crate::fitfil
         admm: Default::default(),
         objective: crate::objective::Objective { target: crate::objective::Target::Logit, intercept: true, nonneg: false },
         augment: 0,
+        mosaics: 0,
         solved_classes: Vec::new(),
     };
     Ok(crate::fitfile::LayerFit { meta, weights: head.weight })

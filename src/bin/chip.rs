@@ -109,6 +109,9 @@ struct FitArgs {
     /// Augmented views per image (seeded random resized crops and flips), fitted besides each image.
     #[arg(long, default_value_t = 0)]
     augment: usize,
+    /// 2×2 mosaics per image, each tiled from four of the fit's images (seeded).
+    #[arg(long, default_value_t = FitParams::default().mosaics)]
+    mosaics: usize,
 }
 
 #[derive(Args)]
@@ -416,6 +419,7 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
         image_batch: a.image_batch.max(1),
         objective,
         augment: a.augment,
+        mosaics: a.mosaics,
         ..FitParams::default()
     };
     params.admm.lambda_rel = a.lambda;
