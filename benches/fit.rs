@@ -3,7 +3,7 @@
 //! the whole network once per gate.
 //!
 //! cargo bench --bench fit -- [--images N] [--gates N] [--gate-batch N] [--image-batch N]
-//!                            [--layers head,stem] [--all-classes]
+//!                            [--layers head,stem] [--all-classes] [--augment N] [--mosaics N]
 //! The same settings can come from CHIP_BENCH_IMAGES, CHIP_BENCH_GATES, CHIP_BENCH_GATE_BATCH,
 //! CHIP_BENCH_IMAGE_BATCH, CHIP_BENCH_LAYERS.
 use chip::fit::{collect_stats_timed, list_images, no_progress, solve, FitParams, Images};
@@ -20,6 +20,8 @@ struct Args {
     image_batch: usize,
     layers: Vec<String>,
     all_classes: bool,
+    augment: usize,
+    mosaics: usize,
 }
 
 fn parse_args() -> Args {
@@ -34,6 +36,8 @@ fn parse_args() -> Args {
         image_batch: num(env("CHIP_BENCH_IMAGE_BATCH"), 8, "CHIP_BENCH_IMAGE_BATCH"),
         layers: env("CHIP_BENCH_LAYERS").unwrap_or_else(|| "head,stem".into()).split(',').map(String::from).collect(),
         all_classes: false,
+        augment: 0,
+        mosaics: FitParams::default().mosaics,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,6 +49,8 @@ fn parse_args() -> Args {
             "--image-batch" => a.image_batch = num(Some(value()), 0, "--image-batch"),
             "--layers" => a.layers = value().split(',').map(String::from).collect(),
             "--all-classes" => a.all_classes = true,
+            "--augment" => a.augment = num(Some(value()), 0, "--augment"),
+            "--mosaics" => a.mosaics = num(Some(value()), 0, "--mosaics"),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -114,8 +120,8 @@ fn main() {
     top.dedup();
     let first = model.preprocess.load(&files[0]).expect("photo").data;
     println!(
-        "EfficientNet-Lite0, {} photos × {} gates, gate batch {}, image batch {}, {} ({} logical CPUs)",
-        files.len(), args.gates, args.gate_batch, args.image_batch,
+        "EfficientNet-Lite0, {} photos (+{} views each, +{} mosaics per photo) × {} gates, gate batch {}, image batch {}, {} ({} logical CPUs)",
+        files.len(), args.augment, args.mosaics, args.gates, args.gate_batch, args.image_batch,
         if args.all_classes { format!("all {} classes", model.classes) } else { format!("{} top-1 classes", top.len()) },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
@@ -133,6 +139,8 @@ fn main() {
             gate_batch: args.gate_batch,
             image_batch: args.image_batch,
             classes: if args.all_classes { None } else { Some(top.clone()) },
+            augment: args.augment,
+            mosaics: args.mosaics,
             ..Default::default()
         };
         let t0 = Instant::now();
@@ -176,11 +184,11 @@ fn main() {
         let full_rows = throughput(b, Duration::from_secs(3), || {
             model.predict(&full, b).expect("predict");
         });
-        let naive = (files.len() * args.gates) as f64 / full_rows;
+        let naive = (t.images * args.gates) as f64 / full_rows;
         rows.push(Row {
             layer: format!("{} ({})", which, info.name),
             shape: format!("{}×{}×{}", info.channels, info.height, info.width),
-            work: format!("{}×{}", files.len(), args.gates),
+            work: format!("{}×{}", t.images, args.gates),
             fit_rows: t.gate_rows as f64 / t.suffix.as_secs_f64(),
             plain_rows,
             full_rows,
@@ -195,15 +203,15 @@ fn main() {
     }
 
     println!();
-    println!("| layer | K×H×W | images×gates | load s | prefix s | f_s s | build s | suffix s | stats s | solve s (classes) | statistics total s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| layer | K×H×W | rows×gates | load s | prefix s | f_s s | build s | suffix s | stats s | solve s (classes) | statistics total s | whole fit s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let t = &r.t;
         println!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.2} ({}) | {:.2} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.2} ({}) | {:.2} | {:.1} |",
             r.layer, r.shape, r.work, t.load.as_secs_f64(), t.prefix.as_secs_f64(), t.original.as_secs_f64(),
             t.build.as_secs_f64(), t.suffix.as_secs_f64(), t.stats.as_secs_f64(), r.solve.as_secs_f64(), r.classes,
-            t.total().as_secs_f64()
+            t.total().as_secs_f64(), (t.total() + r.solve).as_secs_f64()
         );
     }
     println!();

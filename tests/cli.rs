@@ -324,3 +324,74 @@ fn usage_errors_exit_1_and_minor_messages() {
     }
     fails(&["layers", "--model", s(&m), "--threads", "1099511627776"], "1099511627776 intra-op threads is too many");
 }
+
+/// `chip mosaic` then `chip eval` with the baselines on two ground-truth photos and two mosaics:
+/// the table's figures against values computed here by hand for the maps whose scores are known.
+#[test]
+fn eval_scores_the_baselines_against_hand_computed_values() {
+    let dir = std::env::temp_dir().join(format!("chip-eval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("photos.txt");
+    let photos: Vec<String> = (0..8).map(|i| root().join(format!("data/images/aib/{i}.jpg")).display().to_string()).collect();
+    std::fs::write(&list, photos.join("\n")).unwrap();
+    let mosaics = dir.join("mosaics");
+    ok(&["mosaic", "--model", model().to_str().unwrap(), "--images", list.to_str().unwrap(), "--count", "2", "--seed", "3", "--out", mosaics.to_str().unwrap()]);
+    let listed: Value = serde_json::from_slice(&std::fs::read(mosaics.join("mosaics.json")).unwrap()).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    for m in listed.as_array().unwrap() {
+        let mut c: Vec<u64> = m["classes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        c.sort_unstable();
+        c.dedup();
+        assert_eq!(c.len(), 4, "a mosaic's four tiles have four different top-1 classes: {m}");
+        assert!(mosaics.join(m["file"].as_str().unwrap()).is_file());
+    }
+    // Two ground-truth entries: photo 1 (one box) and photo 0 (one box).
+    let all: Vec<Value> = serde_json::from_slice(&std::fs::read(root().join("tests/data/aib_boxes_dev.json")).unwrap()).unwrap();
+    let gt: Vec<Value> = all.into_iter().filter(|e| e["file"] == "0.jpg" || e["file"] == "1.jpg").collect();
+    let gt_path = dir.join("gt.json");
+    std::fs::write(&gt_path, serde_json::to_vec(&gt).unwrap()).unwrap();
+    let out = ok(&[
+        "eval", "--model", model().to_str().unwrap(), "--baselines", "--gt", gt_path.to_str().unwrap(),
+        "--images", root().join("data/images/aib").to_str().unwrap(), "--mosaics", mosaics.join("mosaics.json").to_str().unwrap(),
+        "--steps", "4", "--resamples", "200", "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reference"], "CAM");
+    assert_eq!(v["units"]["gt_entries"], 2);
+    assert_eq!(v["units"]["mosaic_tiles"], 8);
+    let method = |name: &str| v["methods"].as_array().unwrap().iter().find(|m| m["method"] == name).unwrap().clone();
+    let metric = |name: &str, k: &str| method(name)["metrics"][k]["value"]["mean"].as_f64().unwrap();
+    // The constant map: energy in the box is the box's share of the photo; every tile holds a quarter.
+    let share = |e: &Value| {
+        let b = &e["boxes"][0];
+        let area = (b[2].as_f64().unwrap() - b[0].as_f64().unwrap() + 1.0) * (b[3].as_f64().unwrap() - b[1].as_f64().unwrap() + 1.0);
+        area / (e["width"].as_f64().unwrap() * e["height"].as_f64().unwrap())
+    };
+    let expected = (share(&gt[0]) + share(&gt[1])) / 2.0;
+    assert!((metric("constant", "energy_in_box") - expected).abs() < 1e-9, "{} vs {expected}", metric("constant", "energy_in_box"));
+    assert!((metric("constant", "grid_share") - 0.25).abs() < 1e-9);
+    // The centre prior is symmetric about the middle of the (even-sized) input: a quarter per tile too.
+    assert!((metric("centre prior", "grid_share") - 0.25).abs() < 1e-6);
+    // CAM is the reference: its paired differences are absent, the others' present with intervals.
+    assert!(method("CAM")["metrics"]["grid_share"]["vs_reference"].is_null());
+    let d = &method("constant")["metrics"]["energy_in_box"]["vs_reference"];
+    assert!(d["low"].as_f64().unwrap() <= d["mean"].as_f64().unwrap() && d["mean"].as_f64().unwrap() <= d["high"].as_f64().unwrap());
+    // Deletion and insertion areas are probabilities' areas.
+    for name in ["CAM", "centre prior", "constant"] {
+        for k in ["deletion_auc", "insertion_auc"] {
+            let x = metric(name, k);
+            assert!((0.0..=1.0).contains(&x), "{name} {k} {x}");
+        }
+    }
+    // The table form prints every method and the paired block.
+    let table = ok(&[
+        "eval", "--model", model().to_str().unwrap(), "--baselines", "--gt", gt_path.to_str().unwrap(),
+        "--images", root().join("data/images/aib").to_str().unwrap(), "--steps", "2", "--resamples", "50",
+    ]);
+    assert!(table.contains("centre prior") && table.contains("paired difference to CAM"), "{table}");
+    fails(&["eval", "--model", model().to_str().unwrap(), "--gt", gt_path.to_str().unwrap(), "--images", "data/images/aib"], "nothing to evaluate");
+    fails(&["eval", "--model", model().to_str().unwrap(), "--method", "x", "--gt", gt_path.to_str().unwrap(), "--images", "data/images/aib"], "is not NAME=FIT");
+    fails(&["eval", "--model", model().to_str().unwrap(), "--baselines", "--reference", "nope", "--gt", gt_path.to_str().unwrap(), "--images", "data/images/aib"], "--reference 'nope'");
+    let _ = std::fs::remove_dir_all(&dir);
+}
