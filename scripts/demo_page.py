@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build the demo page (index.html) from the output of `chip explain --json` and `chip eval-loc --json`.
+"""Build the demo page (index.html) from the output of `chip explain --json`, `chip eval-loc --json` and
+`chip eval --json`.
 
 Standard library only. Each photo gets its top-3 classes, the CHIP map of the deepest fitted layer,
 the Refined CHIP map and the shallow layer's map (overlays written by `chip explain`, predicted box
@@ -59,6 +60,36 @@ def report_table(title, ev):
             "<th>top-1 loc. acc.</th><th>mean IoU</th><th>pointing game</th></tr>%s</table>" % (html.escape(title), "".join(rows)))
 
 
+QUALITY_COLUMNS = [
+    ("gt_known_loc", "GT-known loc. &uarr;"), ("pointing", "pointing &uarr;"), ("energy_in_box", "energy in box &uarr;"),
+    ("grid_share", "mosaic tile share &uarr;"), ("deletion_auc", "deletion AUC &darr;"), ("insertion_auc", "insertion AUC &uarr;"),
+]
+
+
+def quality_table(title, ev):
+    """The three-axis table of `chip eval --json`: mean [95% interval], and the paired difference to the reference."""
+    cols = [(k, n) for k, n in QUALITY_COLUMNS if any(m["metrics"].get(k) for m in ev["methods"])]
+    head = "".join("<th>%s</th>" % n for _, n in cols)
+    rows = []
+    for m in ev["methods"]:
+        cells = []
+        for k, _ in cols:
+            f = m["metrics"].get(k)
+            if not f:
+                cells.append("<td>-</td>")
+                continue
+            v, d = f["value"], f.get("vs_reference")
+            txt = "%.3f <small>[%.3f, %.3f]</small>" % (v["mean"], v["low"], v["high"])
+            if d:
+                txt += "<br><small>&Delta; %+.3f [%+.3f, %+.3f]</small>" % (d["mean"], d["low"], d["high"])
+            cells.append("<td>%s</td>" % txt)
+        rows.append("<tr><td>%s</td>%s</tr>" % (html.escape(m["method"]), "".join(cells)))
+    u = ev["units"]
+    note = ("%d ground-truth entries, %d mosaic tiles, %d photos for deletion/insertion; 95%% bootstrap intervals; "
+            "&Delta;: paired difference to %s" % (u["gt_entries"], u["mosaic_tiles"], u["faithfulness_photos"], html.escape(str(ev["reference"]))))
+    return "<h2>%s</h2><table><tr><th>method</th>%s</tr>%s</table><p>%s</p>" % (html.escape(title), head, "".join(rows), note)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--explain", required=True, help="JSON lines from chip explain --json")
@@ -66,6 +97,7 @@ def main():
     ap.add_argument("--images-root", required=True, help="folder the ground-truth paths are relative to")
     ap.add_argument("--gt", action="append", default=[], help="PREFIX=GT.json (prefix added to the file names)")
     ap.add_argument("--eval", action="append", default=[], help="PREFIX=TITLE=EVAL.json from chip eval-loc --json")
+    ap.add_argument("--quality", action="append", default=[], help="TITLE=EVAL.json from chip eval --json")
     ap.add_argument("--title", default="CHIP explanations")
     ap.add_argument("--note", default="")
     a = ap.parse_args()
@@ -84,6 +116,12 @@ def main():
         evals.append((title, ev))
         for item in ev["images"]:
             iou_by_file.setdefault((prefix + item["file"], item["class"]), {}).update(item["iou"])
+
+    quality = []
+    for spec in a.quality:
+        title, path = spec.split("=", 1)
+        with open(path) as f:
+            quality.append(quality_table(title, json.load(f)))
 
     cards = []
     with open(a.explain) as f:
@@ -145,7 +183,7 @@ localization threshold; dashed red boxes are ground truth.</p>
 %(tables)s
 %(cards)s
 </body></html>
-""" % {"title": html.escape(a.title), "note": a.note, "tables": "".join(report_table(t, e) for t, e in evals),
+""" % {"title": html.escape(a.title), "note": a.note, "tables": "".join(quality) + "".join(report_table(t, e) for t, e in evals),
        "cards": "\n".join(cards)}
     path = os.path.join(a.out, "index.html")
     tmp = path + ".tmp"

@@ -27,7 +27,7 @@ pub struct AdmmParams {
 }
 
 impl Default for AdmmParams {
-    fn default() -> Self { AdmmParams { lambda_rel: 0.05, rho: None, max_iter: 2000, abs_tol: 1e-9, rel_tol: 1e-6 } }
+    fn default() -> Self { AdmmParams { lambda_rel: 0.001, rho: None, max_iter: 2000, abs_tol: 1e-9, rel_tol: 1e-6 } }
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

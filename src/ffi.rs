@@ -117,7 +117,7 @@ pub struct chip_fit_options {
     pub struct_size: usize,
     /// Number of random gate vectors (default 256).
     pub gates: usize,
-    /// Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05);
+    /// Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.001);
     /// must be in [0, 1).
     pub lambda_rel: f64,
     /// sigma^2 of the gate proximity, relative to the number of channels (default 0.5); refused when

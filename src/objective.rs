@@ -68,7 +68,7 @@ impl Objective {
     /// The CHIP paper's model: probability target, no intercept, no sign constraint.
     pub const PAPER: Objective = Objective { target: Target::Probability, intercept: false, nonneg: false };
     /// libchip's default, chosen on the development data (README.md, "Choosing the objective").
-    pub const DEFAULT: Objective = Objective { target: Target::Logit, intercept: true, nonneg: false };
+    pub const DEFAULT: Objective = Objective { target: Target::LogProbability, intercept: true, nonneg: false };
 
     /// Named presets: `default` and `paper`.
     pub fn preset(name: &str) -> Result<Self> {

@@ -93,7 +93,7 @@ struct FitArgs {
     /// Images per prefix run.
     #[arg(long, default_value_t = FitParams::default().image_batch)]
     image_batch: usize,
-    /// The regression: `default` (logit target with an intercept) or `paper` (the CHIP paper's:
+    /// The regression: `default` (log-probability target with an intercept) or `paper` (the CHIP paper's:
     /// probability target, no intercept). --target, --intercept and --nonneg override its parts.
     #[arg(long, default_value = "default")]
     objective: String,
@@ -204,8 +204,12 @@ struct QualityArgs {
     resamples: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Print the report as JSON (per-unit scores included) instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (atomically), besides printing the table.
+    #[arg(long, value_name = "PATH")]
+    save_json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -815,23 +819,28 @@ fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let summary = quality::summarize(&scores, reference, a.resamples, a.seed);
+    let methods_json: Vec<Value> = scores
+        .iter()
+        .zip(&summary)
+        .map(|(s, figs)| {
+            let m: serde_json::Map<String, Value> = figs.iter().map(|(k, f)| (k.clone(), json!(f))).collect();
+            json!({ "method": s.method, "metrics": m, "best_threshold": s.localization.as_ref().map(|l| l.best_threshold),
+                    "mean_iou": s.localization.as_ref().map(|l| l.mean_iou), "scores": s })
+        })
+        .collect();
+    let report = json!({
+        "reference": reference.map(|r| names[r]), "resamples": a.resamples,
+        "units": { "gt_entries": scores.first().map_or(0, |s| s.box_hits.len()),
+                   "mosaic_tiles": scores.first().map_or(0, |s| s.grid_share.len()),
+                   "faithfulness_photos": scores.first().map_or(0, |s| s.deletion.len()) },
+        "methods": methods_json,
+    })
+    .to_string();
+    if let Some(p) = &a.save_json {
+        chip::error::write_atomic(p, report.as_bytes())?;
+    }
     if a.json {
-        let methods: Vec<Value> = scores
-            .iter()
-            .zip(&summary)
-            .map(|(s, figs)| {
-                let m: serde_json::Map<String, Value> = figs.iter().map(|(k, f)| (k.clone(), json!(f))).collect();
-                json!({ "method": s.method, "metrics": m, "best_threshold": s.localization.as_ref().map(|l| l.best_threshold),
-                        "mean_iou": s.localization.as_ref().map(|l| l.mean_iou), "scores": s })
-            })
-            .collect();
-        emit(&json!({
-            "reference": reference.map(|r| names[r]), "resamples": a.resamples,
-            "units": { "gt_entries": scores.first().map_or(0, |s| s.box_hits.len()),
-                       "mosaic_tiles": scores.first().map_or(0, |s| s.grid_share.len()),
-                       "faithfulness_photos": scores.first().map_or(0, |s| s.deletion.len()) },
-            "methods": methods,
-        }).to_string());
+        emit(&report);
         return Ok(());
     }
     let used: Vec<usize> = (0..METRICS.len()).filter(|&j| summary.iter().any(|f| f[j].1.is_some())).collect();
