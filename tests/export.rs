@@ -378,3 +378,57 @@ fn cli_export_and_python_onnxruntime() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The C API writes what the library builds and refuses with the usual status codes.
+#[test]
+fn c_api_export() {
+    use chip::ffi::*;
+    use std::ffi::{CStr, CString};
+    let f = fixture();
+    let dir = tmp("c");
+    let cs = |p: &Path| CString::new(p.to_str().unwrap()).unwrap();
+    let (stem, head, alien, out) = (dir.join("stem.chip"), dir.join("head.chip"), dir.join("alien.chip"), dir.join("m.onnx"));
+    f.stem.save(&stem).unwrap();
+    f.head.save(&head).unwrap();
+    let mut other = f.head.clone();
+    other.meta.model_fingerprint = "a".repeat(64);
+    other.save(&alien).unwrap();
+    let last_error = || unsafe { CStr::from_ptr(chip_last_error()) }.to_str().unwrap().to_string();
+    unsafe {
+        let mut model = std::ptr::null_mut();
+        let lib = runtime().ort_lib.map(|p| cs(&p));
+        let mut mo = std::mem::zeroed::<chip_model_options>();
+        assert_eq!(chip_model_options_default(&mut mo), chip_status::CHIP_STATUS_OK);
+        mo.ort_lib = lib.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        assert_eq!(chip_load_model(cs(&model_path()).as_ptr(), &mo, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut fits = [std::ptr::null_mut(); 3];
+        for (slot, p) in fits.iter_mut().zip([&stem, &head, &alien]) {
+            assert_eq!(chip_layer_fit_load(cs(p).as_ptr(), slot), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        }
+        let ptrs: Vec<*const chip_layer_fit> = fits.iter().map(|&p| p as *const _).collect();
+        let mut o = std::mem::zeroed::<chip_export_options>();
+        assert_eq!(chip_export_options_default(&mut o), chip_status::CHIP_STATUS_OK);
+        assert_eq!(o.class_input, 0);
+        o.class_input = 1;
+        let path = cs(&out);
+        assert_eq!(chip_export(model, ptrs.as_ptr(), 2, &o, path.as_ptr()), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let built = export::export(&f.model, &[f.stem.clone(), f.head.clone()], &ExportOptions { class_input: true }).unwrap();
+        assert!(std::fs::read(&out).unwrap() == built.to_bytes().unwrap(), "the C API wrote another model than the library builds");
+        std::fs::remove_file(&out).unwrap();
+
+        assert_eq!(chip_export(model, ptrs.as_ptr(), 0, std::ptr::null(), path.as_ptr()), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("at least one fit"), "{}", last_error());
+        assert_eq!(chip_export(model, ptrs[1..].as_ptr(), 2, std::ptr::null(), path.as_ptr()), chip_status::CHIP_STATUS_FIT_MISMATCH);
+        assert!(last_error().contains("another model"), "{}", last_error());
+        assert_eq!(chip_export(model, ptrs.as_ptr(), 2, std::ptr::null(), std::ptr::null()), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_export(std::ptr::null(), ptrs.as_ptr(), 2, std::ptr::null(), path.as_ptr()), chip_status::CHIP_STATUS_NULL_POINTER);
+        o.struct_size = 3;
+        assert_eq!(chip_export(model, ptrs.as_ptr(), 2, &o, path.as_ptr()), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(!out.exists(), "a refused export left a file");
+        for p in fits {
+            chip_layer_fit_free(p);
+        }
+        chip_model_free(model);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
