@@ -2,13 +2,15 @@
 //! Prints one table row per (layers, batch): median wall time of `Model::predict`, of the
 //! augmented model run alone, of `Explainer::explain` (top-1 class, maps at the photos' own sizes,
 //! boxes) and of explain with maps at the input size; explain/predict as a median of paired wall
-//! times and as a ratio of process CPU time. `CHIP_ORT_SPINNING=1` measures with ONNX Runtime's
+//! times and as a ratio of process CPU time. Interleaved with them: the model written by
+//! `chip export` (maps of the top-1 inside the graph) against the original model, both run as they
+//! are by ONNX Runtime, as the same two ratios. `CHIP_ORT_SPINNING=1` measures with ONNX Runtime's
 //! threads spinning after each run; compare in separate runs, since spinning threads left behind
 //! by one closure slow whatever runs next in the same process.
 use chip::explain::{ExplainOptions, Explainer};
 use chip::fitfile::{FitMeta, LayerFit};
 use chip::model::{LayerInfo, Model};
-use chip::runtime::RuntimeOptions;
+use chip::runtime::{Runner, RuntimeOptions, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,26 +68,28 @@ fn cpu_s() -> f64 {
 }
 
 /// Runs the closures in turn `reps` times after one warm-up round, so a changing machine load
-/// hits all of them alike. Returns each one's median wall time in ms, the median ratio of the
-/// third to the first in wall time, and the same ratio in process CPU time (which other programs
-/// on a busy machine disturb less).
-fn interleaved(reps: usize, fs: &mut [&mut dyn FnMut()]) -> (Vec<f64>, f64, f64) {
+/// hits all of them alike. Returns each one's wall times in ms and its process CPU seconds in all
+/// (CPU time is disturbed less by other programs on a busy machine).
+fn interleaved(reps: usize, fs: &mut [&mut dyn FnMut()]) -> (Vec<Vec<f64>>, Vec<f64>) {
     for f in fs.iter_mut() {
         f();
     }
     let mut t = vec![Vec::with_capacity(reps); fs.len()];
-    let mut c = vec![Vec::with_capacity(reps); fs.len()];
+    let mut c = vec![0.0; fs.len()];
     for _ in 0..reps {
         for (i, f) in fs.iter_mut().enumerate() {
             let (t0, c0) = (Instant::now(), cpu_s());
             f();
             t[i].push(t0.elapsed().as_secs_f64() * 1e3);
-            c[i].push(cpu_s() - c0);
+            c[i] += cpu_s() - c0;
         }
     }
-    let ratios: Vec<f64> = t[2].iter().zip(&t[0]).map(|(e, p)| e / p).collect();
-    let cpu_ratio = c[2].iter().sum::<f64>() / c[0].iter().sum::<f64>();
-    (t.into_iter().map(median).collect(), median(ratios), cpu_ratio)
+    (t, c)
+}
+
+/// The median of the paired wall-time ratios a/b.
+fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(x, y)| x / y).collect())
 }
 
 fn main() {
@@ -105,14 +109,18 @@ fn main() {
         if spin { "on" } else { "off" }
     );
     println!(
-        "{:<16} {:>5} {:>11} {:>13} {:>11} {:>11} {:>7} {:>9}",
-        "layers", "batch", "predict ms", "augmented ms", "explain ms", "input-size", "ratio", "cpu ratio"
+        "{:<16} {:>5} {:>11} {:>13} {:>11} {:>11} {:>7} {:>9} {:>11} {:>11} {:>7} {:>9}",
+        "layers", "batch", "predict ms", "augmented ms", "explain ms", "input-size", "ratio", "cpu ratio",
+        "original ms", "exported ms", "export", "cpu ratio"
     );
+    let original = Runner::new(std::fs::read(root().join("data/models/efficientnet_lite0.onnx")).unwrap(), &rt).unwrap();
     let configs: Vec<(&str, Vec<LayerFit>)> = vec![
         ("conv head", vec![dense_fit(&model, &head)]),
         ("stem+conv head", vec![dense_fit(&model, &stem), dense_fit(&model, &head)]),
     ];
     for (name, fits) in configs {
+        let onnx = chip::export::export(&model, &fits, &Default::default()).unwrap();
+        let exported = Runner::new(onnx.to_bytes().unwrap(), &rt).unwrap();
         let explainer = Explainer::new(model.clone(), fits).unwrap();
         for n in [1usize, 16] {
             let batch: Vec<f32> = prepared[..n].iter().flat_map(|p| p.data.iter().copied()).collect();
@@ -122,7 +130,9 @@ fn main() {
             // explanation with maps at the photos' sizes; and with maps at the input size.
             let names = explainer.layer_names();
             let small = ExplainOptions { original_size: false, ..opts.clone() };
-            let (t, ratio, cpu_ratio) = interleaved(
+            let (h, w) = model.input_size();
+            let input = [(model.input.name.as_str(), Tensor::F32(vec![n, 3, h, w], batch.clone()))];
+            let (t, cpu) = interleaved(
                 reps,
                 &mut [
                     &mut || {
@@ -137,10 +147,20 @@ fn main() {
                     &mut || {
                         std::hint::black_box(explainer.explain(&batch, &sizes, &small).unwrap());
                     },
+                    &mut || {
+                        std::hint::black_box(original.run_tensors(&input).unwrap());
+                    },
+                    &mut || {
+                        std::hint::black_box(exported.run_tensors(&input).unwrap());
+                    },
                 ],
             );
-            let (tp, ta, te, ti) = (t[0], t[1], t[2], t[3]);
-            println!("{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3} {:>9.3}", name, n, tp, ta, te, ti, ratio, cpu_ratio);
+            let m: Vec<f64> = t.iter().map(|v| median(v.clone())).collect();
+            println!(
+                "{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3} {:>9.3} {:>11.2} {:>11.2} {:>7.3} {:>9.3}",
+                name, n, m[0], m[1], m[2], m[3], paired_ratio(&t[2], &t[0]), cpu[2] / cpu[0],
+                m[4], m[5], paired_ratio(&t[5], &t[4]), cpu[5] / cpu[4]
+            );
         }
     }
 }

@@ -196,6 +196,21 @@ typedef struct chip_layer_fit chip_layer_fit;
 typedef struct chip_model chip_model;
 
 /**
+ * Options of chip_export. Fill with chip_export_options_default().
+ */
+typedef struct chip_export_options {
+  /**
+   * sizeof(chip_export_options); set by chip_export_options_default().
+   */
+  size_t struct_size;
+  /**
+   * Nonzero: add the int64 input `chip_target_class` [N]; a value >= 0 explains that class instead
+   * of the top-1 (default 0).
+   */
+  int class_input;
+} chip_export_options;
+
+/**
  * Where a model runs: one of the CHIP_DEVICE_* values.
  */
 typedef int32_t chip_device;
@@ -396,6 +411,11 @@ const char *chip_last_error(void);
 /**
  * Fills `opts` with the defaults, struct_size included.
  */
+chip_status chip_export_options_default(struct chip_export_options *opts);
+
+/**
+ * Fills `opts` with the defaults, struct_size included.
+ */
 chip_status chip_model_options_default(struct chip_model_options *opts);
 
 /**
@@ -585,6 +605,21 @@ chip_status chip_explainer_new(const struct chip_model *model,
                                const struct chip_layer_fit *const *fits,
                                size_t count,
                                struct chip_explainer **out_explainer);
+
+/**
+ * Writes the model with CHIP maps computed inside its ONNX graph to `path` (atomically: a failure
+ * leaves no file behind). The file keeps the model's inputs and outputs and adds the outputs
+ * `chip_class` (int64 [N], the top-1), `chip_maps` (float [N, count, H, W], one map per fit in the
+ * given order, at the model's input size) and, with two or more fits, `chip_refined` (float [N, H, W]);
+ * any ONNX runtime computes them with no libchip. `opts` may be NULL for the defaults.
+ * Fails with CHIP_STATUS_FIT_MISMATCH when a fit belongs to another model or layer shape, and
+ * CHIP_STATUS_INVALID_ARGUMENT for count 0 or two fits of one layer.
+ */
+chip_status chip_export(const struct chip_model *model,
+                        const struct chip_layer_fit *const *fits,
+                        size_t count,
+                        const struct chip_export_options *opts,
+                        const char *path);
 
 /**
  * Frees an explainer; NULL is ignored.

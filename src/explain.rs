@@ -76,17 +76,7 @@ impl Explainer {
                 return Err(Error::invalid(format!("two fits of layer '{}'; give one per layer", f.meta.layer)));
             }
         }
-        // Refined CHIP multiplies the first and the last fitted conv layer of the network, whatever
-        // order the fits were given in.
-        let refine_pair = if fits.len() >= 2 {
-            let order: Vec<String> = model.layers()?.into_iter().map(|l| l.name).collect();
-            let pos = |f: &LayerFit| order.iter().position(|n| *n == f.meta.layer).unwrap_or(usize::MAX);
-            let first = (0..fits.len()).min_by_key(|&i| (pos(&fits[i]), i)).unwrap_or(0);
-            let last = (0..fits.len()).max_by_key(|&i| (pos(&fits[i]), usize::MAX - i)).unwrap_or(0);
-            if first == last { None } else { Some((first, last)) }
-        } else {
-            None
-        };
+        let refine_pair = refine_pair(&model, &fits)?;
         Ok(Explainer { model, fits, refine_pair })
     }
 
@@ -247,6 +237,19 @@ impl Explainer {
         }
         Ok(ImageExplanation { probabilities: probs.to_vec(), top, classes: out, orig_width: ow, orig_height: oh })
     }
+}
+
+/// Indices into `fits` of the layers Refined CHIP multiplies: the first and the last fitted layer of
+/// the network, whatever order the fits were given in. None with fewer than two layers.
+pub fn refine_pair(model: &Model, fits: &[LayerFit]) -> Result<Option<(usize, usize)>> {
+    if fits.len() < 2 {
+        return Ok(None);
+    }
+    let order: Vec<String> = model.layers()?.into_iter().map(|l| l.name).collect();
+    let pos = |f: &LayerFit| order.iter().position(|n| *n == f.meta.layer).unwrap_or(usize::MAX);
+    let first = (0..fits.len()).min_by_key(|&i| (pos(&fits[i]), i)).unwrap_or(0);
+    let last = (0..fits.len()).max_by_key(|&i| (pos(&fits[i]), usize::MAX - i)).unwrap_or(0);
+    Ok(if first == last { None } else { Some((first, last)) })
 }
 
 /// Whether a fit solved a class (rows of unsolved classes are zero).

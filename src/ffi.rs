@@ -183,6 +183,17 @@ pub struct chip_explain_options {
     pub original_size: c_int,
 }
 
+/// Options of chip_export. Fill with chip_export_options_default().
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct chip_export_options {
+    /// sizeof(chip_export_options); set by chip_export_options_default().
+    pub struct_size: usize,
+    /// Nonzero: add the int64 input `chip_target_class` [N]; a value >= 0 explains that class instead
+    /// of the top-1 (default 0).
+    pub class_input: c_int,
+}
+
 /// A bounding box with inclusive pixel corners, x to the right, y down.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -522,6 +533,19 @@ fn explain_options_default() -> chip_explain_options {
         threshold: d.threshold,
         original_size: d.original_size as c_int,
     }
+}
+
+fn export_options_default() -> chip_export_options {
+    chip_export_options { struct_size: std::mem::size_of::<chip_export_options>(), class_input: 0 }
+}
+
+/// Fills `opts` with the defaults, struct_size included.
+#[no_mangle]
+pub unsafe extern "C" fn chip_export_options_default(opts: *mut chip_export_options) -> chip_status {
+    guard(|| {
+        *deref_mut(opts, "opts")? = export_options_default();
+        Ok(())
+    })
 }
 
 /// Fills `opts` with the defaults, struct_size included.
@@ -1102,6 +1126,39 @@ pub unsafe extern "C" fn chip_explainer_new(
             .collect::<FfiResult<Vec<_>>>()?;
         let e = Explainer::new(m.inner.clone(), fits)?;
         *out = Box::into_raw(Box::new(chip_explainer { inner: e }));
+        Ok(())
+    })
+}
+
+/// Writes the model with CHIP maps computed inside its ONNX graph to `path` (atomically: a failure
+/// leaves no file behind). The file keeps the model's inputs and outputs and adds the outputs
+/// `chip_class` (int64 [N], the top-1), `chip_maps` (float [N, count, H, W], one map per fit in the
+/// given order, at the model's input size) and, with two or more fits, `chip_refined` (float [N, H, W]);
+/// any ONNX runtime computes them with no libchip. `opts` may be NULL for the defaults.
+/// Fails with CHIP_STATUS_FIT_MISMATCH when a fit belongs to another model or layer shape, and
+/// CHIP_STATUS_INVALID_ARGUMENT for count 0 or two fits of one layer.
+#[no_mangle]
+pub unsafe extern "C" fn chip_export(
+    model: *const chip_model,
+    fits: *const *const chip_layer_fit,
+    count: usize,
+    opts: *const chip_export_options,
+    path: *const c_char,
+) -> chip_status {
+    guard(|| {
+        let m = deref(model, "model")?;
+        if fits.is_null() && count > 0 {
+            return fail(CHIP_STATUS_NULL_POINTER, "fits is NULL");
+        }
+        let fits = slice_arg(fits, count, "fits")?
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| deref(f, &format!("fits[{i}]")).map(|f| f.inner.clone()))
+            .collect::<FfiResult<Vec<_>>>()?;
+        let o = read_options(opts, export_options_default(), std::mem::size_of::<chip_export_options>(), "chip_export_options")?;
+        let path = str_arg(path, "path")?;
+        let options = crate::export::ExportOptions { class_input: flag(o.class_input) };
+        crate::export::export_to_file(&m.inner, &fits, &options, std::path::Path::new(path))?;
         Ok(())
     })
 }

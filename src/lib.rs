@@ -39,6 +39,7 @@ pub mod preprocess;
 pub mod fit;
 pub mod fitfile;
 pub mod explain;
+pub mod export;
 pub mod eval;
 pub mod quality;
 pub mod render;

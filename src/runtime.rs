@@ -255,6 +255,13 @@ fn ports(outlets: &[ort::value::Outlet]) -> Vec<Port> {
         .collect()
 }
 
+/// A tensor of one of the element types [`Runner::run_tensors`] takes and gives: shape, values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tensor {
+    F32(Vec<usize>, Vec<f32>),
+    I64(Vec<usize>, Vec<i64>),
+}
+
 /// One ONNX model ready to run from many threads: a small pool of ort sessions (ort's run needs
 /// `&mut`), created on demand.
 pub struct Runner {
@@ -328,6 +335,43 @@ impl Runner {
             None => make_session(&self.env, &self.bytes, &self.options)?,
         };
         let result = run_session(&mut session, values, &self.output_names);
+        self.pool.lock().push(session);
+        result
+    }
+
+    /// Runs with inputs of any of the [`Tensor`] types (an exported model's int64 class input, ...);
+    /// returns every output in output order. Inputs are checked by ONNX Runtime only.
+    pub fn run_tensors(&self, inputs: &[(&str, Tensor)]) -> Result<Vec<Tensor>> {
+        let mut values = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            let v = match t {
+                Tensor::F32(shape, data) => ort::session::SessionInputValue::from(TensorRef::from_array_view((shape.clone(), data.as_slice()))?),
+                Tensor::I64(shape, data) => ort::session::SessionInputValue::from(TensorRef::from_array_view((shape.clone(), data.as_slice()))?),
+            };
+            values.push((name.to_string(), v));
+        }
+        let mut session = match self.pool.lock().pop() {
+            Some(s) => s,
+            None => make_session(&self.env, &self.bytes, &self.options)?,
+        };
+        let result = (|| {
+            let outputs = session.run(values)?;
+            let mut result = Vec::with_capacity(self.output_names.len());
+            for name in &self.output_names {
+                let value = outputs
+                    .get(name)
+                    .ok_or_else(|| Error::Ort(format!("output '{name}' missing from the run's results")))?;
+                let dims = |s: &ort::value::Shape| s.iter().map(|&d| d.max(0) as usize).collect::<Vec<usize>>();
+                if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+                    result.push(Tensor::F32(dims(shape), data.to_vec()));
+                } else if let Ok((shape, data)) = value.try_extract_tensor::<i64>() {
+                    result.push(Tensor::I64(dims(shape), data.to_vec()));
+                } else {
+                    return Err(Error::Ort(format!("output '{name}' is neither a float32 nor an int64 tensor")));
+                }
+            }
+            Ok(result)
+        })();
         self.pool.lock().push(session);
         result
     }

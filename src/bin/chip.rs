@@ -59,6 +59,9 @@ enum Command {
     Mosaic(MosaicArgs),
     /// Show a fit's top channels, sparsity and channel overlap between classes.
     Inspect(InspectArgs),
+    /// Write the model with CHIP maps computed inside the ONNX graph (outputs chip_class, chip_maps,
+    /// chip_refined), to be served by any ONNX runtime.
+    Export(ExportArgs),
 }
 
 #[derive(Args)]
@@ -228,6 +231,20 @@ struct MosaicArgs {
 }
 
 #[derive(Args)]
+struct ExportArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// A fit of this model (repeat for several layers; maps come in this order).
+    #[arg(long = "fit", required = true)]
+    fits: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Add an int64 input chip_target_class [N]: a value >= 0 explains that class instead of the top-1.
+    #[arg(long)]
+    class_input: bool,
+}
+
+#[derive(Args)]
 struct InspectArgs {
     #[arg(long)]
     fit: PathBuf,
@@ -324,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => quality(a, &rt),
         Command::Mosaic(a) => mosaic(a, &rt),
         Command::Inspect(a) => inspect(a),
+        Command::Export(a) => export(a, &rt),
     }
 }
 
@@ -886,6 +904,17 @@ fn mosaic(a: MosaicArgs, rt: &RuntimeOptions) -> Result<()> {
 }
 
 // ----------------------------------------------------------------------------------- inspect --
+
+fn export(a: ExportArgs, rt: &RuntimeOptions) -> Result<()> {
+    chip::error::check_writable(&a.out)?;
+    let fits: Vec<LayerFit> = a.fits.iter().map(|p| LayerFit::load(p)).collect::<Result<_>>()?;
+    let model = Model::load(&a.model, rt)?;
+    let options = chip::export::ExportOptions { class_input: a.class_input };
+    chip::export::export_to_file(&model, &fits, &options, &a.out)?;
+    let layers: Vec<&str> = fits.iter().map(|f| f.meta.layer.as_str()).collect();
+    emit(&format!("wrote {} (maps of {})", a.out.display(), layers.join(", ")));
+    Ok(())
+}
 
 fn inspect(a: InspectArgs) -> Result<()> {
     let fit = LayerFit::load(&a.fit)?;
