@@ -265,7 +265,7 @@ typedef struct chip_fit_options {
    */
   size_t gates;
   /**
-   * Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.05);
+   * Sparsity weight lambda relative to the smallest lambda that zeroes a class (default 0.001);
    * must be in [0, 1).
    */
   double lambda_rel;
