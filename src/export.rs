@@ -298,7 +298,7 @@ mod tests {
         let meta = FitMeta {
             layer: "l".into(), channels, height: 1, width: 1, classes, model_fingerprint: String::new(),
             gates: 1, sigma2_rel: 0.5, seed: 0, images: 1, admm: Default::default(),
-            objective: crate::objective::paper(), augment: 0, solved_classes: solved,
+            objective: crate::objective::paper(), augment: 0, mosaics: 0, solved_classes: solved,
         };
         let weights = (0..classes * channels).map(|i| i as f32 + 1.0).collect();
         LayerFit { meta, weights }
