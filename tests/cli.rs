@@ -285,7 +285,7 @@ fn fit_warns_about_all_zero_classes() {
     std::fs::write(&list, s(&root().join(PHOTOS[0])).to_string() + "\n").unwrap();
     let out = dir.join("stem.chip");
     let m = model();
-    let run = chip(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&list), "--out", s(&out), "--gates", "8"]);
+    let run = chip(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&list), "--out", s(&out), "--gates", "8", "--mosaics", "0"]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let v: Value = serde_json::from_str(ok(&["inspect", "--fit", s(&out), "--json"]).trim()).unwrap();
