@@ -186,6 +186,7 @@ pub fn collect_stats_timed(
     let info = model.layer(layer)?;
     let (k, h, w) = (info.channels, info.height, info.width);
     crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
+    crate::gates::check_count(params.gates, k)?;
     let hw = h * w;
     let (ih, iw) = model.input_size();
     let ic = model.input.channels;
