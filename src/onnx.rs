@@ -101,6 +101,18 @@ impl OnnxModel {
         if g.output.is_empty() {
             return Err(model_err("the model graph has no outputs"));
         }
+        // ONNX dimensions are ≥ 0 (-1 is read as unknown); ONNX Runtime passes others on unchecked.
+        for (what, v) in g.input.iter().map(|v| ("input", v)).chain(g.output.iter().map(|v| ("output", v))) {
+            if let Some(type_proto::Value::TensorType(t)) = v.type_.as_ref().and_then(|t| t.value.as_ref()) {
+                let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+                if let Some(d) = dims.iter().filter(|d| d.has_dim_value()).map(|d| d.dim_value()).find(|&d| d < -1) {
+                    return Err(model_err(format!("{what} '{}' has dimension {d} (dimensions are ≥ 0, or -1 for unknown)", v.name)));
+                }
+            }
+        }
+        if let Some((t, d)) = g.initializer.iter().find_map(|t| t.dims.iter().find(|&&d| d < 0).map(|&d| (t, d))) {
+            return Err(model_err(format!("weight '{}' has dimension {d} (dimensions are ≥ 0)", t.name)));
+        }
         // Every tensor has one definition (ONNX's single assignment); surgery relies on it.
         let mut defined: HashSet<&str> =
             g.input.iter().map(|v| v.name.as_str()).chain(g.initializer.iter().map(|t| t.name.as_str())).collect();

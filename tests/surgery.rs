@@ -505,6 +505,16 @@ fn malformed_graphs_are_refused_before_surgery() {
     });
     expect_model_err(OnnxModel::from_bytes(&twice), "tensor 'relu2' is defined twice");
 
+    // Negative dimensions, which ONNX Runtime passes on and its Rust binding panics on.
+    let negative = edit(&|g| g.initializer[0].dims[0] = -3);
+    expect_model_err(OnnxModel::from_bytes(&negative), "has dimension -3 (dimensions are ≥ 0)");
+    let negative = edit(&|g| {
+        if let Some(type_proto::Value::TensorType(t)) = g.output[0].type_.as_mut().and_then(|t| t.value.as_mut()) {
+            t.shape.as_mut().unwrap().dim[1].set_dim_value(-5);
+        }
+    });
+    expect_model_err(OnnxModel::from_bytes(&negative), "output 'logits' has dimension -5");
+
     // A branch no output depends on: its layer would get all-zero importances.
     let dead = OnnxModel::from_bytes(&edit(&|g| {
         let mut relu = g.node.iter().find(|n| n.output[0] == "relu2").unwrap().clone();
