@@ -7,6 +7,7 @@ CHIP_TRITON_FUZZ_REQUESTS sets the number of random requests (default 150), CHIP
 """
 import json
 import os
+import re
 import struct
 import urllib.error
 import urllib.request
@@ -52,7 +53,8 @@ def random_array(rng, shape, dtype):
         v = rng.standard_normal(n) * float(rng.choice([1, 1e3, 1e30]))
         if n > 0 and rng.random() < 0.3:
             v[rng.integers(0, n, size=max(1, n // 100))] = rng.choice([np.nan, np.inf, -np.inf])
-        return v.astype(dtype).reshape(shape)
+        with np.errstate(over="ignore"):  # 1e30 becomes inf in FP16: wanted
+            return v.astype(dtype).reshape(shape)
     info = np.iinfo(dtype)
     return rng.integers(info.min, info.max, size=n, dtype=dtype, endpoint=True).reshape(shape)
 
@@ -116,7 +118,7 @@ def raw_http(server, rng, photos):
         with urllib.request.urlopen(req, timeout=60) as r:
             return f"raw ok {r.status}"
     except urllib.error.HTTPError as e:
-        return f"raw http {e.code}"
+        return f"raw http {e.code} " + json.loads(e.read() or b"{}").get("error", "")[:60]
 
 
 def random_request(server, client, mod, rng, photos):
@@ -170,7 +172,7 @@ def test_random_requests_never_take_the_server_down(server, reference, photos):
     for i in range(REQUESTS):
         client, mod = clients["http" if i % 2 == 0 else "grpc"]
         what = random_request(server, client, mod, rng, photos)
-        key = what.split(":")[0][:40]
+        key = re.sub(r"\d+", "N", what)[:48]
         outcomes[key] = outcomes.get(key, 0) + 1
         assert server.proc.poll() is None, f"tritonserver died after request {i} ({what}):\n{server.log_text()[-4000:]}"
         got = infer(client, mod, [bytes_input(mod, [photos[0]])])
