@@ -71,18 +71,20 @@ fn fuzz_capi() {
 #[test]
 fn regressions_stay_fixed() {
     let dir = root().join("tests/data/fuzz/regressions");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
-    let mut count = 0;
+    let entries = std::fs::read_dir(&dir).expect("tests/data/fuzz/regressions");
+    let (mut count, mut failed) = (0, Vec::new());
     for e in entries.flatten() {
         let path = e.path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let t = target(name.split('-').next().unwrap()).unwrap_or_else(|| panic!("{name}: no target of that name"));
         let data = std::fs::read(&path).unwrap();
         if let Err(msg) = run_one(t.as_ref(), &data) {
-            panic!("{name}: {msg}");
+            failed.push(format!("{name}: {msg}"));
         }
         count += 1;
     }
+    assert!(failed.is_empty(), "{} of {count} regression inputs fail:\n{}", failed.len(), failed.join("\n"));
+    assert!(count >= 6, "only {count} regression inputs in {}", dir.display());
     eprintln!("{count} regression inputs replayed");
 }
 
