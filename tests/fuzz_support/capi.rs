@@ -91,9 +91,25 @@ struct Handles {
 unsafe impl Send for Handles {}
 unsafe impl Sync for Handles {}
 
+static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
+
+/// Scratch folders are `chip-fuzz-capi-<pid>`; those of processes that are gone are removed (the
+/// handles live as long as the process, so a process cannot remove its own).
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("chip-fuzz-capi-").and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: signal 0 only asks whether the process exists.
+        if pid > 0 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 fn handles() -> &'static Handles {
-    static H: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
-    H.get_or_init(|| unsafe {
+    HANDLES.get_or_init(|| unsafe {
+        remove_stale_scratch();
         let f = fixture();
         let mut model = null_mut();
         let s = chip_load_model_bytes(f.model_bytes.as_ptr(), f.model_bytes.len(), null(), &mut model);
