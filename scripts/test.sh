@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: provisioning, the Rust suite (unit, integration, ABI), the C/C++ suite under ctest
+# Every test: provisioning, the Rust suite (unit, integration, ABI, a bounded run of every fuzz
+# target, the kill -9 test), the C/C++ suite under ctest
 # (plain, valgrind, AddressSanitizer), the Go and Java bindings, and the Triton backend on a real server.
 set -euo pipefail
 cd "$(dirname "$0")/.."

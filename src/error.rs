@@ -208,6 +208,13 @@ fn remove_stale_temporaries(dir: &std::path::Path, prefix: &str) {
     }
 }
 
+/// MemAvailable of /proc/meminfo in bytes, where there is one.
+pub(crate) fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+    kb.checked_mul(1024)
+}
+
 fn process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;

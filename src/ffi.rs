@@ -978,7 +978,7 @@ fn check_map_memory(e: &Explainer, sizes: &[(u32, u32)], options: &ExplainOption
             format!("the maps of this call need {:.1} GiB: {why}; explain fewer or smaller images or classes", gib(bytes)),
         )
     };
-    if let Some(avail) = available_memory() {
+    if let Some(avail) = crate::error::available_memory() {
         if bytes > avail as u128 {
             return too_much(format!("only {:.1} GiB of memory is available", gib(avail as u128)));
         }
@@ -991,12 +991,6 @@ fn check_map_memory(e: &Explainer, sizes: &[(u32, u32)], options: &ExplainOption
     Ok(())
 }
 
-/// MemAvailable of /proc/meminfo in bytes, where there is one.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
-    kb.checked_mul(1024)
-}
 
 /// n = 0 is refused by name before any other check of the image arguments.
 fn check_count(n: usize) -> FfiResult {

@@ -236,6 +236,7 @@ impl<'m> Plan<'m> {
         let info = model.layer(layer)?;
         let (k, h, w) = (info.channels, info.height, info.width);
         crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
+        crate::gates::check_count(params.gates, k)?;
         let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
         let split = model.split(layer)?;
         let prefix_outputs = split.prefix.output_names().to_vec();

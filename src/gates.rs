@@ -58,6 +58,24 @@ pub fn check_sigma2(sigma2_rel: f64, layer: &str, channels: usize) -> crate::Res
     Ok(())
 }
 
+/// Refuses a gate count whose gate set (K bytes and one f64 per gate) cannot be allocated: the
+/// count comes from the caller, and a failed allocation would abort the process.
+pub fn check_count(count: usize, channels: usize) -> crate::Result<()> {
+    let bytes = channels.checked_add(8).and_then(|per_gate| per_gate.checked_mul(count));
+    let too_many = |why: &str| {
+        Err(crate::Error::invalid(format!("{count} gates of {channels} channels {why}; use fewer gates")))
+    };
+    let Some(bytes) = bytes.filter(|&b| b <= isize::MAX as usize) else { return too_many("overflow the address space") };
+    if crate::error::available_memory().is_some_and(|avail| bytes as u64 > avail) {
+        return too_many(&format!("need {:.1} GiB, more than the memory available", bytes as f64 / (1u64 << 30) as f64));
+    }
+    let mut probe: Vec<u8> = Vec::new();
+    if probe.try_reserve_exact(bytes).is_err() {
+        return too_many(&format!("need {:.1} GiB, which cannot be allocated", bytes as f64 / (1u64 << 30) as f64));
+    }
+    Ok(())
+}
+
 impl GateSet {
     /// The number of open gates is uniform in 1..=K, then which ones uniform (partial Fisher–Yates).
     /// `sigma2_rel` must be positive (the caller validates it); ‖d − 1‖² is the number of closed gates.

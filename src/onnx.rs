@@ -101,6 +101,46 @@ impl OnnxModel {
         if g.output.is_empty() {
             return Err(model_err("the model graph has no outputs"));
         }
+        // ONNX dimensions are ≥ 0 (-1 is read as unknown); ONNX Runtime passes others on unchecked.
+        for (what, v) in g.input.iter().map(|v| ("input", v)).chain(g.output.iter().map(|v| ("output", v))) {
+            if let Some(type_proto::Value::TensorType(t)) = v.type_.as_ref().and_then(|t| t.value.as_ref()) {
+                let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+                if let Some(d) = dims.iter().filter(|d| d.has_dim_value()).map(|d| d.dim_value()).find(|&d| d < -1) {
+                    return Err(model_err(format!("{what} '{}' has dimension {d} (dimensions are ≥ 0, or -1 for unknown)", v.name)));
+                }
+            }
+        }
+        if let Some((t, d)) = g.initializer.iter().find_map(|t| t.dims.iter().find(|&&d| d < 0).map(|&d| (t, d))) {
+            return Err(model_err(format!("weight '{}' has dimension {d} (dimensions are ≥ 0)", t.name)));
+        }
+        // Every tensor has one definition (ONNX's single assignment); surgery relies on it.
+        let mut defined: HashSet<&str> =
+            g.input.iter().map(|v| v.name.as_str()).chain(g.initializer.iter().map(|t| t.name.as_str())).collect();
+        for n in &g.node {
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                if !defined.insert(o.as_str()) {
+                    return Err(model_err(format!(
+                        "tensor '{o}' is defined twice (output of node '{}' ({}) and an earlier definition)",
+                        n.name, n.op_type
+                    )));
+                }
+            }
+        }
+        // An output nothing computes would leave a split without nodes to run.
+        let known: HashSet<&str> = g
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter())
+            .chain(g.input.iter().map(|v| &v.name))
+            .chain(g.initializer.iter().map(|t| &t.name))
+            .map(|s| s.as_str())
+            .collect();
+        if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {
+            return Err(model_err(format!("model output '{}' is not computed by any node", o.name)));
+        }
+        if let Some(n) = node_in_cycle(g) {
+            return Err(model_err(format!("the model graph has a cycle through node '{}' ({})", n.name, n.op_type)));
+        }
         Ok(model)
     }
 
@@ -278,6 +318,23 @@ impl OnnxModel {
         let node_inputs: Vec<Vec<String>> = g.node.iter().map(node_inputs).collect();
         let inits = initializer_names(g);
 
+        // A layer no output depends on gets all-zero importances: refused, with the reason.
+        let mut reached: HashSet<&str> = HashSet::from([layer]);
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (i, n) in g.node.iter().enumerate() {
+                if node_inputs[i].iter().any(|t| reached.contains(t.as_str())) {
+                    for o in n.output.iter().filter(|o| !o.is_empty()) {
+                        grew |= reached.insert(o.as_str());
+                    }
+                }
+            }
+        }
+        if !g.output.iter().any(|o| reached.contains(o.name.as_str())) {
+            return Err(model_err(format!("no model output depends on layer '{layer}'")));
+        }
+
         // The prefix: exactly the ancestors of the layer.
         let mut in_prefix = vec![false; g.node.len()];
         let mut stack = vec![producer[layer]];
@@ -298,6 +355,10 @@ impl OnnxModel {
                 constant[i] = true;
                 constant_tensors.extend(n.output.iter().map(|s| s.as_str()));
             }
+        }
+
+        if constant[producer[layer]] {
+            return Err(model_err(format!("layer '{layer}' does not depend on the model input (it is computed from weights alone)")));
         }
 
         // Walk what the suffix needs: prefix tensors cross, constant prefix nodes are copied.
@@ -522,6 +583,43 @@ fn produced_tensors<'a>(g: &'a GraphProto, nodes: &[usize]) -> HashSet<&'a str> 
 }
 
 /// A node's inputs, including the outer-scope tensors its subgraphs (If, Loop, Scan) read.
+/// A node on a cycle (ONNX graphs are acyclic; surgery on a cyclic one has no prefix/suffix order).
+/// Kahn's algorithm: the nodes never freed of their in-graph inputs are on or behind a cycle.
+fn node_in_cycle(g: &GraphProto) -> Option<&NodeProto> {
+    let producer: HashMap<&str, usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().filter(|o| !o.is_empty()).map(move |o| (o.as_str(), i)))
+        .collect();
+    let inputs: Vec<Vec<String>> = g.node.iter().map(node_inputs).collect();
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
+    let mut waiting = vec![0usize; g.node.len()];
+    for (i, ins) in inputs.iter().enumerate() {
+        for t in ins {
+            if let Some(&p) = producer.get(t.as_str()) {
+                consumers[p].push(i);
+                waiting[i] += 1;
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..g.node.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for &c in &consumers[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    if done == g.node.len() {
+        return None;
+    }
+    waiting.iter().position(|&w| w > 0).map(|i| &g.node[i])
+}
+
 fn node_inputs(n: &NodeProto) -> Vec<String> {
     let mut v: Vec<String> = n.input.iter().filter(|s| !s.is_empty()).cloned().collect();
     for a in &n.attribute {

@@ -459,8 +459,12 @@ fn make_session(env: &Environment, bytes: &[u8], options: &RuntimeOptions) -> Re
             Error::Ort(format!("CUDA device {id} unavailable (needs ONNX Runtime built with CUDA): {e}"))
         })?;
     }
-    builder
-        .commit_from_memory(bytes)
+    // The binding panics on some shapes ONNX Runtime reports (a dimension below -1): an error, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.commit_from_memory(bytes)))
+        .map_err(|p| {
+            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+            Error::Ort(format!("cannot create a session for the model: {}", msg.unwrap_or_else(|| "the binding failed".into())))
+        })?
         .map_err(|e| Error::Ort(format!("cannot create a session for the model: {e}")))
 }
 

@@ -280,6 +280,30 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
     }
 }
 
+/// A gate count whose gate set cannot be allocated gives a status: it used to panic with
+/// "capacity overflow" (caught) or, below the overflow, abort the process on a failed allocation.
+#[test]
+fn absurd_gate_counts_are_refused() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (mut w, mut h) = (0usize, 0usize);
+        chip_model_input_size(model, &mut w, &mut h);
+        let data = vec![0.5f32; 3 * h * w];
+        let mut o = std::mem::zeroed::<chip_fit_options>();
+        for gates in [usize::MAX, usize::MAX / 2, 1 << 40] {
+            chip_fit_options_default(&mut o);
+            o.gates = gates;
+            let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+            let status = chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 1, &o, &mut fit);
+            assert_eq!(status, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{gates} gates: {}", last_error());
+            assert!(fit.is_null());
+            assert!(last_error().contains(&format!("{gates} gates")) && last_error().contains("use fewer gates"), "{}", last_error());
+        }
+        chip_model_free(model);
+    }
+}
+
 /// Caller-given sizes: original sizes beyond the decoding limit, and maps that cannot fit in
 /// memory, give a status instead of aborting the process; n = 0 is named.
 #[test]

@@ -475,6 +475,68 @@ fn corrupt_and_empty_bytes_are_rejected() {
     expect_model_err(OnnxModel::from_bytes(&[0x08, 0x07]), "no graph");
 }
 
+/// Graphs that parse but break surgery (found by fuzzing): each is refused with its reason instead
+/// of giving a split whose suffix has no nodes or defines a tensor twice.
+#[test]
+fn malformed_graphs_are_refused_before_surgery() {
+    let edit = |f: &dyn Fn(&mut onnx_protobuf::GraphProto)| {
+        let mut m = plain_cnn(3, 1);
+        f(m.proto.graph.as_mut().unwrap());
+        m.to_bytes().unwrap()
+    };
+    let gemm = |g: &mut onnx_protobuf::GraphProto| g.node.iter().position(|n| n.op_type == "Gemm").unwrap();
+    // The output's node removed: nothing computes 'logits'.
+    let dangling = edit(&|g| {
+        let i = gemm(g);
+        g.node.remove(i);
+    });
+    expect_model_err(OnnxModel::from_bytes(&dangling), "model output 'logits' is not computed by any node");
+    // relu1 fed back from relu2: a cycle.
+    let cycle = edit(&|g| {
+        let conv2 = g.node.iter().position(|n| n.output[0] == "conv2").unwrap();
+        g.node[conv2].input[0] = "relu2".into();
+    });
+    expect_model_err(OnnxModel::from_bytes(&cycle), "the model graph has a cycle");
+    // Two nodes define relu2.
+    let twice = edit(&|g| {
+        let relu = g.node.iter().find(|n| n.output[0] == "relu2").unwrap().clone();
+        let i = gemm(g);
+        g.node.insert(i, relu);
+    });
+    expect_model_err(OnnxModel::from_bytes(&twice), "tensor 'relu2' is defined twice");
+
+    // Negative dimensions, which ONNX Runtime passes on and its Rust binding panics on.
+    let negative = edit(&|g| g.initializer[0].dims[0] = -3);
+    expect_model_err(OnnxModel::from_bytes(&negative), "has dimension -3 (dimensions are ≥ 0)");
+    let negative = edit(&|g| {
+        if let Some(type_proto::Value::TensorType(t)) = g.output[0].type_.as_mut().and_then(|t| t.value.as_mut()) {
+            t.shape.as_mut().unwrap().dim[1].set_dim_value(-5);
+        }
+    });
+    expect_model_err(OnnxModel::from_bytes(&negative), "output 'logits' has dimension -5");
+
+    // A branch no output depends on: its layer would get all-zero importances.
+    let dead = OnnxModel::from_bytes(&edit(&|g| {
+        let mut relu = g.node.iter().find(|n| n.output[0] == "relu2").unwrap().clone();
+        relu.name = "dead".into();
+        relu.output[0] = "dead".into();
+        g.node.push(relu);
+    }))
+    .unwrap();
+    assert!(dead.candidates().iter().any(|c| c.tensor == "dead"));
+    let e = dead.split("dead").unwrap_err().to_string();
+    assert!(e.contains("no model output depends on layer 'dead'"), "{e}");
+    assert!(dead.split("relu2").is_ok());
+    // The first convolution fed from weights alone: its layer does not depend on the image.
+    let constant = OnnxModel::from_bytes(&edit(&|g| {
+        let w = g.node[0].input[1].clone();
+        g.node[0].input[0] = w;
+    }))
+    .unwrap();
+    let e = constant.split("conv1").unwrap_err().to_string();
+    assert!(e.contains("layer 'conv1' does not depend on the model input"), "{e}");
+}
+
 #[test]
 fn unknown_layers_are_named_with_the_candidates() {
     let m = plain_cnn(3, 1);
