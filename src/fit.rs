@@ -51,6 +51,16 @@ impl Default for FitParams {
     }
 }
 
+impl FitParams {
+    /// The CHIP paper's configuration: probability target without intercept, the images alone (no
+    /// mosaics, no views), λ 0.05·λ_max; the other parameters as in [`FitParams::default`].
+    pub fn paper() -> Self {
+        let mut p = FitParams { objective: Objective::PAPER, mosaics: 0, augment: 0, ..FitParams::default() };
+        p.admm.lambda_rel = 0.05;
+        p
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
     Images { done: usize, total: usize },

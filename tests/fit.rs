@@ -94,7 +94,7 @@ fn planted_recovery(softmax: bool) {
     // Noise in ±4: strong enough that the planted logits separate the classes; with weak inputs the
     // probabilities stay near 1/C and the intercept-free linear model leans on distractor channels.
     let data: Vec<f32> = random_images(&model, n, 3).iter().map(|v| v * 2.0).collect();
-    let params = FitParams { gates: 256, gate_batch: 64, image_batch: 8, ..Default::default() };
+    let params = FitParams { gates: 256, gate_batch: 64, image_batch: 8, ..FitParams::paper() };
     let images = Images::Tensor { data: &data, n };
     let stats = collect_stats(&model, &p.layer, &images, &params, &no_progress).unwrap();
     let fit = solve(&model, &p.layer, &stats, &params, &no_progress).unwrap();
@@ -148,7 +148,7 @@ fn statistics_agree_with_the_unsplit_model() {
     let model = load(&p.model);
     let n = 6;
     let data = random_images(&model, n, 9);
-    let params = FitParams { gates: 16, image_batch: 4, gate_batch: 5, ..Default::default() };
+    let params = FitParams { gates: 16, image_batch: 4, gate_batch: 5, ..FitParams::paper() };
     let stats = collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
     let probs = model.predict(&data, n).unwrap();
     let (_, acts) = model.run_augmented(&data, n, &[p.layer.as_str()]).unwrap();
@@ -179,7 +179,7 @@ fn shards_merge_to_the_same_fit() {
     let model = load(&p.model);
     let n = 16;
     let data = random_images(&model, n, 4);
-    let params = FitParams { gates: 128, gate_batch: 32, image_batch: 4, ..Default::default() };
+    let params = FitParams { gates: 128, gate_batch: 32, image_batch: 4, ..FitParams::paper() };
     let half = data.len() / 2;
     let all = collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
     let mut a = collect_stats(&model, &p.layer, &Images::Tensor { data: &data[..half], n: n / 2 }, &params, &no_progress).unwrap();
@@ -204,7 +204,7 @@ fn same_seed_same_weights_other_seed_other_gates() {
     let n = 6;
     let data = random_images(&model, n, 8);
     let images = Images::Tensor { data: &data, n };
-    let params = FitParams { gates: 48, gate_batch: 16, image_batch: 3, seed: 5, ..Default::default() };
+    let params = FitParams { gates: 48, gate_batch: 16, image_batch: 3, seed: 5, ..FitParams::paper() };
     let a = fit_layer(&model, &p.layer, &images, &params, &no_progress).unwrap();
     let b = fit_layer(&model, &p.layer, &images, &params, &no_progress).unwrap();
     assert_eq!(a.weights.iter().map(|w| w.to_bits()).collect::<Vec<_>>(), b.weights.iter().map(|w| w.to_bits()).collect::<Vec<_>>());
@@ -228,7 +228,7 @@ fn cancelling_stops_the_fit_and_writes_nothing() {
     let n = 4;
     let data = random_images(&model, n, 2);
     let images = Images::Tensor { data: &data, n };
-    let params = FitParams { gates: 64, gate_batch: 8, image_batch: 2, ..Default::default() };
+    let params = FitParams { gates: 64, gate_batch: 8, image_batch: 2, ..FitParams::paper() };
     let dir = tmp_dir("cancel");
     let out = dir.join("fit.chip");
     let cases: [(&str, fn(Progress) -> bool); 3] = [
@@ -268,7 +268,7 @@ fn residual_cut_inside_the_skip() {
     let n = 4;
     let data = random_images(&model, n, 6);
     let images = Images::Tensor { data: &data, n };
-    let batched = FitParams { gates: 32, gate_batch: 16, image_batch: 3, ..Default::default() };
+    let batched = FitParams { gates: 32, gate_batch: 16, image_batch: 3, ..FitParams::paper() };
     let single = FitParams { gate_batch: 1, image_batch: 1, ..batched.clone() };
     let sb = collect_stats(&model, "inner", &images, &batched, &no_progress).unwrap();
     let s1 = collect_stats(&model, "inner", &images, &single, &no_progress).unwrap();
@@ -328,7 +328,7 @@ fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_h
     let k = info.channels;
     let n = 5;
     let data = random_images(&model, n, 13);
-    let params = FitParams { gates: 40, gate_batch: 16, image_batch: 2, ..Default::default() };
+    let params = FitParams { gates: 40, gate_batch: 16, image_batch: 2, ..FitParams::paper() };
     let stats = collect_stats(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
 
     let runner = chip::runtime::Runner::new(gated_model(m, layer, k), &options()).unwrap();
@@ -393,7 +393,7 @@ fn statistics_match_a_gated_whole_model() {
 fn bad_inputs_are_refused_with_clear_errors() {
     let p = testmodels::planted_cnn(3, 8, 2, true, 1);
     let model = load(&p.model);
-    let params = FitParams { gates: 8, ..Default::default() };
+    let params = FitParams { gates: 8, ..FitParams::paper() };
     let mut data = random_images(&model, 2, 2);
     match collect_stats(&model, "nope", &Images::Tensor { data: &data, n: 2 }, &params, &no_progress) {
         Err(Error::UnknownLayer { name, .. }) => assert_eq!(name, "nope"),
@@ -493,7 +493,7 @@ fn real_fit(layer_index: Layer, photos: usize, gates: usize) {
     let mut classes = top.clone();
     classes.sort_unstable();
     classes.dedup();
-    let params = FitParams { gates, classes: Some(classes.clone()), ..Default::default() };
+    let params = FitParams { gates, classes: Some(classes.clone()), ..FitParams::paper() };
     let t0 = Instant::now();
     let (stats, timings) = fit::collect_stats_timed(&model, &info.name, &Images::Paths(files.clone()), &params, &no_progress).unwrap();
     let t_stats = t0.elapsed();
@@ -556,7 +556,7 @@ fn useless_parameters_are_refused_before_any_image() {
         calls.fetch_add(1, Ordering::SeqCst);
         true
     };
-    let base = FitParams { gates: 8, ..Default::default() };
+    let base = FitParams { gates: 8, ..FitParams::paper() };
     for lambda in [1.0, 2.0, 1e308, f64::INFINITY, -0.5] {
         let mut params = base.clone();
         params.admm.lambda_rel = lambda;

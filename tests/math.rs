@@ -116,7 +116,7 @@ fn stats_file_round_trip_and_corruption_errors() {
     let mut newer = bytes.clone();
     newer[8..12].copy_from_slice(&99u32.to_le_bytes());
     match Stats::load(&write("newer.bin", &newer)) {
-        Err(Error::FitVersion { found: 99, supported: 1, .. }) => {}
+        Err(Error::FitVersion { found: 99, supported: chip::stats::STATS_FORMAT_VERSION, .. }) => {}
         other => panic!("newer version: {other:?}"),
     }
     // Empty file and missing file.

@@ -71,6 +71,8 @@ fn paper_objective_is_the_probability_model_without_intercept() {
     let params = FitParams { gates: 64, objective: Objective::preset("paper").unwrap(), classes: Some(classes.clone()), ..Default::default() };
     let fit = fit::fit_layer(&model, &head.name, &Images::Paths(paths.clone()), &params, &fit::no_progress).unwrap();
     assert_eq!(fit.meta.objective, Objective::PAPER);
+    let paper = FitParams::paper();
+    assert_eq!((paper.objective, paper.mosaics, paper.augment, paper.admm.lambda_rel), (Objective::PAPER, 0, 0, 0.05));
     // The saved file keeps the objective.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("quality-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -81,7 +83,7 @@ fn paper_objective_is_the_probability_model_without_intercept() {
     assert_eq!(stats.target, Target::Probability);
     let other = FitParams { objective: Objective::DEFAULT, ..params };
     let err = fit::solve(&model, &head.name, &stats, &other, &fit::no_progress).unwrap_err().to_string();
-    assert!(err.contains("probability target") && err.contains("logit"), "{err}");
+    assert!(err.contains("for the probability target") && err.contains("asks for log-probability"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -96,7 +98,8 @@ fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
     let a = run(&params);
     let b = run(&params);
     assert_eq!(a.weights, b.weights);
-    assert_eq!((a.meta.images, a.meta.augment), (9, 2));
+    // 3 photos with 2 views each, and the default 2 mosaics per photo.
+    assert_eq!((a.meta.images, a.meta.augment, a.meta.mosaics), (3 * 3 + 6, 2, 2));
     // Another batching gives the same views (they depend on the photo and the seed only).
     let c = run(&FitParams { image_batch: 1, ..params.clone() });
     assert_eq!(a.weights, c.weights);
