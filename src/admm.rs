@@ -575,30 +575,12 @@ mod tests {
     }
 
     /// Coordinate descent with covariance updates, run to a fixed point.
-    fn cd_lasso(g: &[f64], b: &[f64], lambda: f64) -> Vec<f64> {
-        let k = b.len();
-        let mut w = vec![0.0; k];
-        for _ in 0..200_000 {
-            let mut change = 0.0f64;
-            for j in 0..k {
-                let gjj = g[j * k + j];
-                if gjj <= 0.0 {
-                    continue;
-                }
-                let rj = b[j] - (0..k).filter(|&i| i != j).map(|i| g[j * k + i] * w[i]).sum::<f64>();
-                let new = soft(rj, lambda) / gjj;
-                change = change.max((new - w[j]).abs());
-                w[j] = new;
-            }
-            if change < 1e-14 {
-                break;
-            }
-        }
-        w
-    }
+    fn cd_lasso(g: &[f64], b: &[f64], lambda: f64) -> Vec<f64> { coordinate_descent(g, b, lambda, false) }
 
     /// Projected coordinate descent for the lasso with w ≥ 0: w_j = max(0, r_j − λ)/G_jj.
-    fn cd_nonneg(g: &[f64], b: &[f64], lambda: f64) -> Vec<f64> {
+    fn cd_nonneg(g: &[f64], b: &[f64], lambda: f64) -> Vec<f64> { coordinate_descent(g, b, lambda, true) }
+
+    fn coordinate_descent(g: &[f64], b: &[f64], lambda: f64, nonneg: bool) -> Vec<f64> {
         let k = b.len();
         let mut w = vec![0.0; k];
         for _ in 0..200_000 {
@@ -609,7 +591,7 @@ mod tests {
                     continue;
                 }
                 let rj = b[j] - (0..k).filter(|&i| i != j).map(|i| g[j * k + i] * w[i]).sum::<f64>();
-                let new = (rj - lambda).max(0.0) / gjj;
+                let new = if nonneg { (rj - lambda).max(0.0) } else { soft(rj, lambda) } / gjj;
                 change = change.max((new - w[j]).abs());
                 w[j] = new;
             }

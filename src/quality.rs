@@ -72,6 +72,11 @@ impl Method {
     }
 }
 
+/// The most probable class (the smallest index among ties).
+fn top_class(probs: &[f32]) -> usize {
+    (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b]).then(b.cmp(&a))).unwrap_or(0)
+}
+
 /// A 2×2 mosaic: its file and the class of each tile (top left, top right, bottom left, bottom right).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Mosaic {
@@ -99,9 +104,7 @@ pub fn make_mosaics(model: &Model, photos: &[PathBuf], count: usize, seed: u64, 
     let mut top1 = Vec::with_capacity(photos.len());
     for p in photos {
         let prepared = model.preprocess.load(p)?;
-        let probs = model.predict(&prepared.data, 1)?;
-        let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b]).then(b.cmp(&a))).unwrap_or(0);
-        top1.push(best);
+        top1.push(top_class(&model.predict(&prepared.data, 1)?));
     }
     let mut distinct = top1.clone();
     distinct.sort_unstable();
@@ -208,10 +211,7 @@ pub fn score(model: &Model, methods: &[Method], data: &Dataset, options: &Option
     let faith_images: Vec<Prepared> = data.faithfulness.iter().map(|p| load(p)).collect::<Result<_>>()?;
     let faith_class: Vec<usize> = faith_images
         .iter()
-        .map(|p| {
-            let probs = model.predict(&p.data, 1)?;
-            Ok((0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b]).then(b.cmp(&a))).unwrap_or(0))
-        })
+        .map(|p| Ok(top_class(&model.predict(&p.data, 1)?)))
         .collect::<Result<_>>()?;
     let (ih, iw) = model.input_size();
     let total = methods.len() * 3;
