@@ -70,6 +70,8 @@ pub enum Images<'a> {
     Paths(Vec<PathBuf>),
     /// Preprocessed n×3×H×W floats.
     Tensor { data: &'a [f32], n: usize },
+    /// Encoded images in memory (PNG, JPEG, ...), decoded one batch at a time.
+    Encoded(Vec<&'a [u8]>),
 }
 
 /// Where the time of a statistics pass went (wall clock, summed over the pass).
@@ -172,6 +174,7 @@ fn check_params(params: &FitParams) -> Result<()> {
 enum Source<'a> {
     Files(Vec<PathBuf>),
     Tensor(&'a [f32]),
+    Encoded(&'a [&'a [u8]]),
 }
 
 impl Source<'_> {
@@ -185,6 +188,18 @@ impl Source<'_> {
                     if prepared.data.len() != image_len {
                         return Err(Error::Image {
                             what: p.display().to_string(),
+                            msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
+                        });
+                    }
+                    out.extend_from_slice(&prepared.data);
+                }
+            }
+            Source::Encoded(bufs) => {
+                for (i, b) in bufs[range.clone()].iter().enumerate() {
+                    let prepared = model.preprocess.decode(b)?;
+                    if prepared.data.len() != image_len {
+                        return Err(Error::Image {
+                            what: format!("image {}", range.start + i),
                             msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
                         });
                     }
@@ -492,6 +507,12 @@ pub fn collect_stats_timed(
                 return Err(Error::NonFinite(format!("image tensor (image {}, value {})", i / image_len, i % image_len)));
             }
             (Source::Tensor(data), *n)
+        }
+        Images::Encoded(bufs) => {
+            if bufs.is_empty() {
+                return Err(Error::invalid("no images given"));
+            }
+            (Source::Encoded(bufs), bufs.len())
         }
     };
     let n_mosaics = params.mosaics * n_images;
