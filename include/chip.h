@@ -196,6 +196,15 @@ typedef struct chip_layer_fit chip_layer_fit;
 typedef struct chip_model chip_model;
 
 /**
+ * Statistics of a fit collected on some images (a shard): additive, so the statistics of several
+ * shards merge into those of all their images, and solving them gives the fit. They remember the
+ * model, layer, gates, seed, target, views and mosaics they were collected with; merging or solving
+ * with any of these different fails with CHIP_STATUS_FIT_MISMATCH. Not thread-safe while merged into;
+ * otherwise may be read from many threads at once.
+ */
+typedef struct chip_stats chip_stats;
+
+/**
  * Options of chip_export. Fill with chip_export_options_default().
  */
 typedef struct chip_export_options {
@@ -253,7 +262,7 @@ typedef int (*chip_progress_callback)(void *user_data,
                                       size_t total);
 
 /**
- * Options of chip_fit_layer. Fill with chip_fit_options_default().
+ * Options of chip_fit_layer, chip_collect_stats and chip_solve. Fill with chip_fit_options_default().
  */
 typedef struct chip_fit_options {
   /**
@@ -369,7 +378,7 @@ typedef struct chip_explain_options {
 typedef int chip_images_kind;
 
 /**
- * The images of one chip_fit_layer or chip_explain call. Set `struct_size` to
+ * The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
  * sizeof(chip_images), `kind` and `count`, and the fields of that kind; the others are not read.
  * Nothing is copied beyond the call.
  */
@@ -621,6 +630,69 @@ chip_status chip_fit_layer_tensor(const struct chip_model *model,
                                   size_t n,
                                   const struct chip_fit_options *opts,
                                   struct chip_layer_fit **out_fit);
+
+/**
+ * Collects the statistics of `layer` on the images of one shard, with the gates, seed, target,
+ * views and mosaics of `opts` (NULL for the defaults); its lambda, rho, max_iter and classes are
+ * not used here. Merge the shards' statistics with chip_stats_merge and solve them with chip_solve.
+ * Mosaics are tiled from the images of one shard, so only with `mosaics` 0 do merged shards give
+ * the fit of chip_fit_layer over all their images; views (`augment`) depend only on the image.
+ * On failure `*out_stats` is NULL.
+ */
+chip_status chip_collect_stats(const struct chip_model *model,
+                               const char *layer,
+                               const struct chip_images *images,
+                               const struct chip_fit_options *opts,
+                               struct chip_stats **out_stats);
+
+/**
+ * Adds the statistics `other` to `into` (which then holds the images of both). Fails with
+ * CHIP_STATUS_FIT_MISMATCH, naming what differs, when they belong to another model, layer, gate
+ * set (count, seed, sigma2_rel), target, or number of views or mosaics; `into` is then unchanged.
+ */
+chip_status chip_stats_merge(struct chip_stats *into, const struct chip_stats *other);
+
+/**
+ * Solves statistics into a fit of their layer. `opts` (NULL for the defaults) gives lambda_rel,
+ * rho, max_iter, the classes, the objective (target, intercept, nonneg) and the progress callback;
+ * its target must be the one the statistics were collected with (else CHIP_STATUS_FIT_MISMATCH),
+ * and the gates, seed, sigma2 and image fields are not used (the statistics carry them). Fails with
+ * CHIP_STATUS_FIT_MISMATCH when the statistics belong to another model.
+ */
+chip_status chip_solve(const struct chip_model *model,
+                       const struct chip_stats *stats,
+                       const struct chip_fit_options *opts,
+                       struct chip_layer_fit **out_fit);
+
+/**
+ * Writes statistics to `path`: versioned and checksummed, written atomically (a failure leaves no
+ * file behind).
+ */
+chip_status chip_stats_save(const struct chip_stats *stats, const char *path);
+
+/**
+ * Reads statistics written by chip_stats_save (or `chip fit --stats-only`). A truncated or altered
+ * file gives CHIP_STATUS_FIT_FILE, a newer format version CHIP_STATUS_FIT_VERSION.
+ */
+chip_status chip_stats_load(const char *path, struct chip_stats **out_stats);
+
+/**
+ * The number of images (views and mosaics included) the statistics hold.
+ */
+chip_status chip_stats_image_count(const struct chip_stats *stats, size_t *out);
+
+/**
+ * The name of the layer the statistics were collected at (buffer convention).
+ */
+chip_status chip_stats_layer_name(const struct chip_stats *stats,
+                                  char *buf,
+                                  size_t len,
+                                  size_t *out_len);
+
+/**
+ * Frees statistics; NULL is ignored.
+ */
+void chip_stats_free(struct chip_stats *stats);
 
 /**
  * Writes a fit to `path` (atomically: a failure leaves no file behind).

@@ -109,7 +109,7 @@ pub struct chip_model_options {
     pub ort_lib: *const c_char,
 }
 
-/// Options of chip_fit_layer. Fill with chip_fit_options_default().
+/// Options of chip_fit_layer, chip_collect_stats and chip_solve. Fill with chip_fit_options_default().
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct chip_fit_options {
@@ -196,7 +196,7 @@ pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
 /// the input size. Fits ignore `sizes`.
 pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
 
-/// The images of one chip_fit_layer or chip_explain call. Set `struct_size` to
+/// The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
 /// sizeof(chip_images), `kind` and `count`, and the fields of that kind; the others are not read.
 /// Nothing is copied beyond the call.
 #[repr(C)]
@@ -245,6 +245,15 @@ pub struct chip_box {
 /// own reference, so the model may be freed while explainers made from it live on.
 pub struct chip_model {
     inner: Arc<Model>,
+}
+
+/// Statistics of a fit collected on some images (a shard): additive, so the statistics of several
+/// shards merge into those of all their images, and solving them gives the fit. They remember the
+/// model, layer, gates, seed, target, views and mosaics they were collected with; merging or solving
+/// with any of these different fails with CHIP_STATUS_FIT_MISMATCH. Not thread-safe while merged into;
+/// otherwise may be read from many threads at once.
+pub struct chip_stats {
+    inner: crate::stats::Stats,
 }
 
 /// One fitted layer (the class-by-channel importance weights). Immutable: may be read from many
@@ -1081,6 +1090,129 @@ pub unsafe extern "C" fn chip_fit_layer_tensor(
 ) -> chip_status {
     let images = chip_images { tensor: data, tensor_len: len, ..images_of(CHIP_IMAGES_TENSOR, n) };
     chip_fit_layer(model, layer, &images, opts, out_fit)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharded fits: statistics per shard, merged, then solved.
+
+/// Collects the statistics of `layer` on the images of one shard, with the gates, seed, target,
+/// views and mosaics of `opts` (NULL for the defaults); its lambda, rho, max_iter and classes are
+/// not used here. Merge the shards' statistics with chip_stats_merge and solve them with chip_solve.
+/// Mosaics are tiled from the images of one shard, so only with `mosaics` 0 do merged shards give
+/// the fit of chip_fit_layer over all their images; views (`augment`) depend only on the image.
+/// On failure `*out_stats` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn chip_collect_stats(
+    model: *const chip_model,
+    layer: *const c_char,
+    images: *const chip_images,
+    opts: *const chip_fit_options,
+    out_stats: *mut *mut chip_stats,
+) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_stats, "out_stats")?;
+        let m = deref(model, "model")?;
+        let layer = str_arg(layer, "layer")?;
+        let (params, o) = fit_params(opts)?;
+        let images = images_arg(images, &m.inner)?;
+        let stats = with_progress(&o, |p| crate::fit::collect_stats(&m.inner, layer, &images.for_fit(), &params, p))?;
+        *out = Box::into_raw(Box::new(chip_stats { inner: stats }));
+        Ok(())
+    })
+}
+
+/// Adds the statistics `other` to `into` (which then holds the images of both). Fails with
+/// CHIP_STATUS_FIT_MISMATCH, naming what differs, when they belong to another model, layer, gate
+/// set (count, seed, sigma2_rel), target, or number of views or mosaics; `into` is then unchanged.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_merge(into: *mut chip_stats, other: *const chip_stats) -> chip_status {
+    guard(|| {
+        if std::ptr::eq(into as *const chip_stats, other) && !other.is_null() {
+            return fail(CHIP_STATUS_INVALID_ARGUMENT, "into and other are the same statistics: their images would count twice");
+        }
+        let other = &deref(other, "other")?.inner;
+        let into = &mut deref_mut(into, "into")?.inner;
+        into.merge(other)?;
+        Ok(())
+    })
+}
+
+/// Solves statistics into a fit of their layer. `opts` (NULL for the defaults) gives lambda_rel,
+/// rho, max_iter, the classes, the objective (target, intercept, nonneg) and the progress callback;
+/// its target must be the one the statistics were collected with (else CHIP_STATUS_FIT_MISMATCH),
+/// and the gates, seed, sigma2 and image fields are not used (the statistics carry them). Fails with
+/// CHIP_STATUS_FIT_MISMATCH when the statistics belong to another model.
+#[no_mangle]
+pub unsafe extern "C" fn chip_solve(
+    model: *const chip_model,
+    stats: *const chip_stats,
+    opts: *const chip_fit_options,
+    out_fit: *mut *mut chip_layer_fit,
+) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_fit, "out_fit")?;
+        let m = deref(model, "model")?;
+        let st = &deref(stats, "stats")?.inner;
+        let (params, o) = fit_params(opts)?;
+        let fit = with_progress(&o, |p| crate::fit::solve(&m.inner, &st.layer, st, &params, p))?;
+        *out = Box::into_raw(Box::new(chip_layer_fit { inner: fit }));
+        Ok(())
+    })
+}
+
+/// Writes statistics to `path`: versioned and checksummed, written atomically (a failure leaves no
+/// file behind).
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_save(stats: *const chip_stats, path: *const c_char) -> chip_status {
+    guard(|| {
+        let st = deref(stats, "stats")?;
+        let path = str_arg(path, "path")?;
+        st.inner.save(std::path::Path::new(path))?;
+        Ok(())
+    })
+}
+
+/// Reads statistics written by chip_stats_save (or `chip fit --stats-only`). A truncated or altered
+/// file gives CHIP_STATUS_FIT_FILE, a newer format version CHIP_STATUS_FIT_VERSION.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_load(path: *const c_char, out_stats: *mut *mut chip_stats) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_stats, "out_stats")?;
+        let path = str_arg(path, "path")?;
+        let st = crate::stats::Stats::load(std::path::Path::new(path))?;
+        *out = Box::into_raw(Box::new(chip_stats { inner: st }));
+        Ok(())
+    })
+}
+
+/// The number of images (views and mosaics included) the statistics hold.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_image_count(stats: *const chip_stats, out: *mut usize) -> chip_status {
+    guard(|| {
+        let st = deref(stats, "stats")?;
+        *deref_mut(out, "out")? = st.inner.images;
+        Ok(())
+    })
+}
+
+/// The name of the layer the statistics were collected at (buffer convention).
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_layer_name(
+    stats: *const chip_stats,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> chip_status {
+    guard(|| {
+        let st = deref(stats, "stats")?;
+        write_str(&st.inner.layer, buf, len, out_len, "name")
+    })
+}
+
+/// Frees statistics; NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_free(stats: *mut chip_stats) {
+    free_handle(stats)
 }
 
 /// The maps of one call are sized by the caller; a request that cannot be allocated would abort

@@ -555,12 +555,31 @@ pub fn collect_stats_timed(
         let name = |i: usize| format!("mosaic {} of images {:?}", first + i, chunk[i]);
         plan.run_batch(&mut pass, &batch, chunk.len(), &name, progress)?;
     }
-    Ok((pass.stats, pass.t))
+    // What the statistics belong to, so that shards of another model or layer are refused.
+    let mut stats = pass.stats;
+    stats.model_fingerprint = model.fingerprint.clone();
+    stats.layer = layer.to_string();
+    stats.augment = params.augment;
+    stats.mosaics = params.mosaics;
+    Ok((stats, pass.t))
 }
 
 /// Solves statistics into a fitted layer.
 pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> {
     let info = model.layer(layer)?;
+    if stats.layer != layer {
+        return Err(Error::FitMismatch(format!(
+            "statistics were collected at layer '{}', not '{layer}'",
+            stats.layer
+        )));
+    }
+    if stats.model_fingerprint != model.fingerprint {
+        return Err(Error::FitMismatch(format!(
+            "statistics were collected on another model (fingerprint {}, this model's is {})",
+            crate::stats::short(&stats.model_fingerprint),
+            crate::stats::short(&model.fingerprint)
+        )));
+    }
     if stats.channels != info.channels {
         return Err(Error::FitMismatch(format!(
             "statistics have {} channels, layer '{layer}' has {}",
@@ -613,8 +632,9 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, prog
         images: stats.images,
         admm: params.admm.clone(),
         objective: params.objective,
-        augment: params.augment,
-        mosaics: params.mosaics,
+        // Views and mosaics are what the statistics were collected with.
+        augment: stats.augment,
+        mosaics: stats.mosaics,
         solved_classes: solved,
     };
     Ok(LayerFit { meta, weights })
