@@ -170,13 +170,13 @@ typedef enum chip_target {
 } chip_target;
 
 /**
- * A model with fitted layers, ready to explain images. chip_explain_* may be called on one explainer
+ * A model with fitted layers, ready to explain images. chip_explain may be called on one explainer
  * from many threads at once; chip_explainer_free must not race with any other use.
  */
 typedef struct chip_explainer chip_explainer;
 
 /**
- * The result of one chip_explain_* call: per image the probabilities, top classes and, per explained
+ * The result of one chip_explain call: per image the probabilities, top classes and, per explained
  * class, one map per fitted layer (plus the refined map when asked) with its box. Immutable: may be
  * read from many threads at once; chip_explanation_free must not race with any other use.
  */
@@ -194,6 +194,15 @@ typedef struct chip_layer_fit chip_layer_fit;
  * own reference, so the model may be freed while explainers made from it live on.
  */
 typedef struct chip_model chip_model;
+
+/**
+ * Statistics of a fit collected on some images (a shard): additive, so the statistics of several
+ * shards merge into those of all their images, and solving them gives the fit. They remember the
+ * model, layer, gates, seed, target, views and mosaics they were collected with; merging or solving
+ * with any of these different fails with CHIP_STATUS_FIT_MISMATCH. Not thread-safe while merged into;
+ * otherwise may be read from many threads at once.
+ */
+typedef struct chip_stats chip_stats;
 
 /**
  * Options of chip_export. Fill with chip_export_options_default().
@@ -253,7 +262,7 @@ typedef int (*chip_progress_callback)(void *user_data,
                                       size_t total);
 
 /**
- * Options of chip_fit_layer_paths and chip_fit_layer_tensor. Fill with chip_fit_options_default().
+ * Options of chip_fit_layer, chip_collect_stats and chip_solve. Fill with chip_fit_options_default().
  */
 typedef struct chip_fit_options {
   /**
@@ -331,7 +340,7 @@ typedef struct chip_fit_options {
 } chip_fit_options;
 
 /**
- * Options of chip_explain_*. Fill with chip_explain_options_default().
+ * Options of chip_explain. Fill with chip_explain_options_default().
  */
 typedef struct chip_explain_options {
   /**
@@ -363,6 +372,47 @@ typedef struct chip_explain_options {
 } chip_explain_options;
 
 /**
+ * Which kind of images a chip_images descriptor holds: one of the CHIP_IMAGES_* values. 0 is no
+ * kind, so a zeroed descriptor is refused.
+ */
+typedef int chip_images_kind;
+
+/**
+ * The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
+ * sizeof(chip_images), `kind` and `count`, and the fields of that kind; the others are not read.
+ * Nothing is copied beyond the call.
+ */
+typedef struct chip_images {
+  /**
+   * sizeof(chip_images).
+   */
+  size_t struct_size;
+  /**
+   * A CHIP_IMAGES_* value.
+   */
+  chip_images_kind kind;
+  /**
+   * The number of images (at least 1).
+   */
+  size_t count;
+  /**
+   * CHIP_IMAGES_FILES: `count` paths.
+   */
+  const char *const *paths;
+  /**
+   * CHIP_IMAGES_ENCODED: `count` buffers and their lengths in bytes.
+   */
+  const uint8_t *const *data;
+  const size_t *lens;
+  /**
+   * CHIP_IMAGES_TENSOR: the floats, their number, and the original sizes or NULL.
+   */
+  const float *tensor;
+  size_t tensor_len;
+  const uint32_t *sizes;
+} chip_images;
+
+/**
  * A bounding box with inclusive pixel corners, x to the right, y down.
  */
 typedef struct chip_box {
@@ -381,6 +431,24 @@ typedef struct chip_box {
  * The CUDA execution provider (needs an ONNX Runtime build with CUDA); `device_id` picks the GPU.
  */
 #define CHIP_DEVICE_CUDA 1
+
+/**
+ * `count` image files: `paths` holds `count` UTF-8 paths.
+ */
+#define CHIP_IMAGES_FILES 1
+
+/**
+ * `count` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at `data[i]`.
+ */
+#define CHIP_IMAGES_ENCODED 2
+
+/**
+ * `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
+ * model's input size (see chip_model_preprocess_file); `sizes` holds count (width, height) pairs,
+ * the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
+ * the input size. Fits ignore `sizes`.
+ */
+#define CHIP_IMAGES_TENSOR 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -457,7 +525,7 @@ void chip_model_free(struct chip_model *model);
 chip_status chip_model_num_classes(const struct chip_model *model, size_t *out);
 
 /**
- * The model's input size in pixels (the size chip_explain_tensor and chip_fit_layer_tensor expect).
+ * The model's input size in pixels (the size of CHIP_IMAGES_TENSOR images).
  */
 chip_status chip_model_input_size(const struct chip_model *model,
                                   size_t *out_width,
@@ -495,7 +563,7 @@ chip_status chip_model_layer_info(const struct chip_model *model,
 
 /**
  * Decodes and preprocesses an image file as the model expects: 3 x H x W floats at the model's input
- * size (buffer convention), for chip_explain_tensor and chip_fit_layer_tensor. `out_width` and
+ * size (buffer convention), for CHIP_IMAGES_TENSOR descriptors. `out_width` and
  * `out_height` (each may be NULL) receive the original image size.
  */
 chip_status chip_model_preprocess_file(const struct chip_model *model,
@@ -531,8 +599,18 @@ chip_status chip_model_predict(const struct chip_model *model,
                                size_t *out_len);
 
 /**
- * Fits `layer` on `count` image files (UTF-8 paths). `opts` may be NULL for the defaults. The call
- * runs images x gates forward passes and may take long; see chip_fit_options.progress.
+ * Fits `layer` on the images of `images` (any kind; tensor sizes are not used). `opts` may be NULL
+ * for the defaults. The call runs images x gates forward passes and may take long; see
+ * chip_fit_options.progress. On failure `*out_fit` is NULL.
+ */
+chip_status chip_fit_layer(const struct chip_model *model,
+                           const char *layer,
+                           const struct chip_images *images,
+                           const struct chip_fit_options *opts,
+                           struct chip_layer_fit **out_fit);
+
+/**
+ * As chip_fit_layer with a CHIP_IMAGES_FILES descriptor of `count` image files (UTF-8 paths).
  */
 chip_status chip_fit_layer_paths(const struct chip_model *model,
                                  const char *layer,
@@ -542,8 +620,8 @@ chip_status chip_fit_layer_paths(const struct chip_model *model,
                                  struct chip_layer_fit **out_fit);
 
 /**
- * Fits `layer` on `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's
- * input size.
+ * As chip_fit_layer with a CHIP_IMAGES_TENSOR descriptor: `data` holds `len` floats, n x 3 x H x W
+ * (NCHW) at the model's input size.
  */
 chip_status chip_fit_layer_tensor(const struct chip_model *model,
                                   const char *layer,
@@ -552,6 +630,69 @@ chip_status chip_fit_layer_tensor(const struct chip_model *model,
                                   size_t n,
                                   const struct chip_fit_options *opts,
                                   struct chip_layer_fit **out_fit);
+
+/**
+ * Collects the statistics of `layer` on the images of one shard, with the gates, seed, target,
+ * views and mosaics of `opts` (NULL for the defaults); its lambda, rho, max_iter and classes are
+ * not used here. Merge the shards' statistics with chip_stats_merge and solve them with chip_solve.
+ * Mosaics are tiled from the images of one shard, so only with `mosaics` 0 do merged shards give
+ * the fit of chip_fit_layer over all their images; views (`augment`) depend only on the image.
+ * On failure `*out_stats` is NULL.
+ */
+chip_status chip_collect_stats(const struct chip_model *model,
+                               const char *layer,
+                               const struct chip_images *images,
+                               const struct chip_fit_options *opts,
+                               struct chip_stats **out_stats);
+
+/**
+ * Adds the statistics `other` to `into` (which then holds the images of both). Fails with
+ * CHIP_STATUS_FIT_MISMATCH, naming what differs, when they belong to another model, layer, gate
+ * set (count, seed, sigma2_rel), target, or number of views or mosaics; `into` is then unchanged.
+ */
+chip_status chip_stats_merge(struct chip_stats *into, const struct chip_stats *other);
+
+/**
+ * Solves statistics into a fit of their layer. `opts` (NULL for the defaults) gives lambda_rel,
+ * rho, max_iter, the classes, the objective (target, intercept, nonneg) and the progress callback;
+ * its target must be the one the statistics were collected with (else CHIP_STATUS_FIT_MISMATCH),
+ * and the gates, seed, sigma2 and image fields are not used (the statistics carry them). Fails with
+ * CHIP_STATUS_FIT_MISMATCH when the statistics belong to another model.
+ */
+chip_status chip_solve(const struct chip_model *model,
+                       const struct chip_stats *stats,
+                       const struct chip_fit_options *opts,
+                       struct chip_layer_fit **out_fit);
+
+/**
+ * Writes statistics to `path`: versioned and checksummed, written atomically (a failure leaves no
+ * file behind).
+ */
+chip_status chip_stats_save(const struct chip_stats *stats, const char *path);
+
+/**
+ * Reads statistics written by chip_stats_save (or `chip fit --stats-only`). A truncated or altered
+ * file gives CHIP_STATUS_FIT_FILE, a newer format version CHIP_STATUS_FIT_VERSION.
+ */
+chip_status chip_stats_load(const char *path, struct chip_stats **out_stats);
+
+/**
+ * The number of images (views and mosaics included) the statistics hold.
+ */
+chip_status chip_stats_image_count(const struct chip_stats *stats, size_t *out);
+
+/**
+ * The name of the layer the statistics were collected at (buffer convention).
+ */
+chip_status chip_stats_layer_name(const struct chip_stats *stats,
+                                  char *buf,
+                                  size_t len,
+                                  size_t *out_len);
+
+/**
+ * Frees statistics; NULL is ignored.
+ */
+void chip_stats_free(struct chip_stats *stats);
 
 /**
  * Writes a fit to `path` (atomically: a failure leaves no file behind).
@@ -641,10 +782,18 @@ chip_status chip_explainer_layer_name(const struct chip_explainer *explainer,
                                       size_t *out_len);
 
 /**
- * Explains `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's input
- * size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to
- * (each side 1..=16384, as for decoded images), or is NULL for the input size. Maps that would not
- * fit in memory give CHIP_STATUS_INVALID_ARGUMENT. `opts` may be NULL for the defaults.
+ * Explains the images of `images` (any kind). `opts` may be NULL for the defaults. Maps that
+ * would not fit in memory give CHIP_STATUS_INVALID_ARGUMENT. On failure `*out_explanation` is NULL.
+ */
+chip_status chip_explain(const struct chip_explainer *explainer,
+                         const struct chip_images *images,
+                         const struct chip_explain_options *opts,
+                         struct chip_explanation **out_explanation);
+
+/**
+ * As chip_explain with a CHIP_IMAGES_TENSOR descriptor: `data` holds `len` floats, n x 3 x H x W
+ * (NCHW) at the model's input size; `sizes` holds n (width, height) pairs, the original image sizes
+ * the maps are scaled to (each side 1..=16384), or is NULL for the input size.
  */
 chip_status chip_explain_tensor(const struct chip_explainer *explainer,
                                 const float *data,
@@ -655,8 +804,8 @@ chip_status chip_explain_tensor(const struct chip_explainer *explainer,
                                 struct chip_explanation **out_explanation);
 
 /**
- * Explains `n` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at
- * `images[i]`.
+ * As chip_explain with a CHIP_IMAGES_ENCODED descriptor: image i is `lens[i]` bytes at `images[i]`
+ * (PNG, JPEG, BMP, TIFF, WebP).
  */
 chip_status chip_explain_encoded(const struct chip_explainer *explainer,
                                  const uint8_t *const *images,
@@ -666,7 +815,7 @@ chip_status chip_explain_encoded(const struct chip_explainer *explainer,
                                  struct chip_explanation **out_explanation);
 
 /**
- * Explains `n` image files (UTF-8 paths).
+ * As chip_explain with a CHIP_IMAGES_FILES descriptor of `n` image files (UTF-8 paths).
  */
 chip_status chip_explain_files(const struct chip_explainer *explainer,
                                const char *const *paths,

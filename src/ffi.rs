@@ -109,7 +109,7 @@ pub struct chip_model_options {
     pub ort_lib: *const c_char,
 }
 
-/// Options of chip_fit_layer_paths and chip_fit_layer_tensor. Fill with chip_fit_options_default().
+/// Options of chip_fit_layer, chip_collect_stats and chip_solve. Fill with chip_fit_options_default().
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct chip_fit_options {
@@ -163,7 +163,7 @@ pub enum chip_target {
     CHIP_TARGET_LOG_PROBABILITY = 2,
 }
 
-/// Options of chip_explain_*. Fill with chip_explain_options_default().
+/// Options of chip_explain. Fill with chip_explain_options_default().
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct chip_explain_options {
@@ -181,6 +181,42 @@ pub struct chip_explain_options {
     pub threshold: f32,
     /// Nonzero (default): maps at the original image size; 0: at the model's input size.
     pub original_size: c_int,
+}
+
+/// Which kind of images a chip_images descriptor holds: one of the CHIP_IMAGES_* values. 0 is no
+/// kind, so a zeroed descriptor is refused.
+pub type chip_images_kind = c_int;
+/// `count` image files: `paths` holds `count` UTF-8 paths.
+pub const CHIP_IMAGES_FILES: chip_images_kind = 1;
+/// `count` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at `data[i]`.
+pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
+/// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
+/// model's input size (see chip_model_preprocess_file); `sizes` holds count (width, height) pairs,
+/// the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
+/// the input size. Fits ignore `sizes`.
+pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
+
+/// The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
+/// sizeof(chip_images), `kind` and `count`, and the fields of that kind; the others are not read.
+/// Nothing is copied beyond the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct chip_images {
+    /// sizeof(chip_images).
+    pub struct_size: usize,
+    /// A CHIP_IMAGES_* value.
+    pub kind: chip_images_kind,
+    /// The number of images (at least 1).
+    pub count: usize,
+    /// CHIP_IMAGES_FILES: `count` paths.
+    pub paths: *const *const c_char,
+    /// CHIP_IMAGES_ENCODED: `count` buffers and their lengths in bytes.
+    pub data: *const *const u8,
+    pub lens: *const usize,
+    /// CHIP_IMAGES_TENSOR: the floats, their number, and the original sizes or NULL.
+    pub tensor: *const f32,
+    pub tensor_len: usize,
+    pub sizes: *const u32,
 }
 
 /// Options of chip_export. Fill with chip_export_options_default().
@@ -211,19 +247,28 @@ pub struct chip_model {
     inner: Arc<Model>,
 }
 
+/// Statistics of a fit collected on some images (a shard): additive, so the statistics of several
+/// shards merge into those of all their images, and solving them gives the fit. They remember the
+/// model, layer, gates, seed, target, views and mosaics they were collected with; merging or solving
+/// with any of these different fails with CHIP_STATUS_FIT_MISMATCH. Not thread-safe while merged into;
+/// otherwise may be read from many threads at once.
+pub struct chip_stats {
+    inner: crate::stats::Stats,
+}
+
 /// One fitted layer (the class-by-channel importance weights). Immutable: may be read from many
 /// threads at once; chip_layer_fit_free must not race with any other use. Explainers copy it.
 pub struct chip_layer_fit {
     inner: LayerFit,
 }
 
-/// A model with fitted layers, ready to explain images. chip_explain_* may be called on one explainer
+/// A model with fitted layers, ready to explain images. chip_explain may be called on one explainer
 /// from many threads at once; chip_explainer_free must not race with any other use.
 pub struct chip_explainer {
     inner: Explainer,
 }
 
-/// The result of one chip_explain_* call: per image the probabilities, top classes and, per explained
+/// The result of one chip_explain call: per image the probabilities, top classes and, per explained
 /// class, one map per fitted layer (plus the refined map when asked) with its box. Immutable: may be
 /// read from many threads at once; chip_explanation_free must not race with any other use.
 pub struct chip_explanation {
@@ -689,7 +734,7 @@ pub unsafe extern "C" fn chip_model_num_classes(model: *const chip_model, out: *
     })
 }
 
-/// The model's input size in pixels (the size chip_explain_tensor and chip_fit_layer_tensor expect).
+/// The model's input size in pixels (the size of CHIP_IMAGES_TENSOR images).
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_input_size(
     model: *const chip_model,
@@ -783,7 +828,7 @@ unsafe fn write_prepared(
 }
 
 /// Decodes and preprocesses an image file as the model expects: 3 x H x W floats at the model's input
-/// size (buffer convention), for chip_explain_tensor and chip_fit_layer_tensor. `out_width` and
+/// size (buffer convention), for CHIP_IMAGES_TENSOR descriptors. `out_width` and
 /// `out_height` (each may be NULL) receive the original image size.
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_preprocess_file(
@@ -843,7 +888,7 @@ pub unsafe extern "C" fn chip_model_predict(
         if data.is_null() {
             return fail(CHIP_STATUS_NULL_POINTER, "data is NULL");
         }
-        check_tensor_len(&m.inner, len, n)?;
+        check_tensor_len(&m.inner, len, n, "data")?;
         let need = n.saturating_mul(m.inner.classes);
         // The buffer is checked before the model runs.
         put(out_len, need);
@@ -889,34 +934,135 @@ impl CallbackState {
     }
 }
 
-unsafe fn run_fit(
+/// Runs `f` with the caller's progress callback of `o`, or with none.
+fn with_progress<T>(o: &chip_fit_options, f: impl FnOnce(crate::fit::ProgressFn) -> crate::error::Result<T>) -> crate::error::Result<T> {
+    match o.progress {
+        Some(cb) => {
+            let state = CallbackState { cb, user: o.user_data, cancelled: parking_lot::Mutex::new(false) };
+            f(&|p: Progress| state.report(p))
+        }
+        None => f(&crate::fit::no_progress),
+    }
+}
+
+/// A checked chip_images descriptor.
+enum ImageArgs<'a> {
+    Files(Vec<PathBuf>),
+    Encoded(Vec<&'a [u8]>),
+    Tensor { data: &'a [f32], n: usize, sizes: *const u32 },
+}
+
+impl<'a> ImageArgs<'a> {
+    fn for_fit(&self) -> Images<'_> {
+        match self {
+            ImageArgs::Files(p) => Images::Paths(p.clone()),
+            ImageArgs::Encoded(b) => Images::Encoded(b.clone()),
+            ImageArgs::Tensor { data, n, .. } => Images::Tensor { data, n: *n },
+        }
+    }
+}
+
+/// A descriptor of all zeros but its size, kind and count, for the wrappers to fill in.
+fn images_of(kind: chip_images_kind, count: usize) -> chip_images {
+    chip_images {
+        struct_size: std::mem::size_of::<chip_images>(),
+        kind,
+        count,
+        paths: std::ptr::null(),
+        data: std::ptr::null(),
+        lens: std::ptr::null(),
+        tensor: std::ptr::null(),
+        tensor_len: 0,
+        sizes: std::ptr::null(),
+    }
+}
+
+/// Checks a descriptor: its size, kind and count, then every pointer its kind reads.
+unsafe fn images_arg<'a>(p: *const chip_images, model: &Model) -> FfiResult<ImageArgs<'a>> {
+    if p.is_null() {
+        return fail(CHIP_STATUS_NULL_POINTER, "images is NULL");
+    }
+    // The size is read alone first: a smaller struct from a caller must not be read past its end.
+    let size = std::ptr::read_unaligned(p as *const usize);
+    let want = std::mem::size_of::<chip_images>();
+    if size != want {
+        return fail(CHIP_STATUS_INVALID_ARGUMENT, format!("images->struct_size is {size}, expected sizeof(chip_images) = {want}"));
+    }
+    let d = &*p;
+    if !matches!(d.kind, CHIP_IMAGES_FILES | CHIP_IMAGES_ENCODED | CHIP_IMAGES_TENSOR) {
+        return fail(
+            CHIP_STATUS_INVALID_ARGUMENT,
+            format!("images->kind {} is not CHIP_IMAGES_FILES (1), CHIP_IMAGES_ENCODED (2) or CHIP_IMAGES_TENSOR (3)", d.kind),
+        );
+    }
+    let n = d.count;
+    if n == 0 {
+        return fail(CHIP_STATUS_INVALID_ARGUMENT, "images->count is 0: give at least one image");
+    }
+    match d.kind {
+        CHIP_IMAGES_FILES => {
+            if d.paths.is_null() {
+                return fail(CHIP_STATUS_NULL_POINTER, "images->paths is NULL");
+            }
+            Ok(ImageArgs::Files(paths_arg(d.paths, n, "images->paths")?))
+        }
+        CHIP_IMAGES_ENCODED => {
+            if d.data.is_null() {
+                return fail(CHIP_STATUS_NULL_POINTER, "images->data is NULL");
+            }
+            if d.lens.is_null() {
+                return fail(CHIP_STATUS_NULL_POINTER, "images->lens is NULL");
+            }
+            let ptrs = slice_arg(d.data, n, "images->data")?;
+            let lens = slice_arg(d.lens, n, "images->lens")?;
+            let bufs = ptrs
+                .iter()
+                .zip(lens)
+                .enumerate()
+                .map(|(i, (&p, &l))| {
+                    if p.is_null() {
+                        fail(CHIP_STATUS_NULL_POINTER, format!("images->data[{i}] is NULL"))
+                    } else {
+                        slice_arg(p, l, &format!("images->data[{i}]"))
+                    }
+                })
+                .collect::<FfiResult<Vec<&[u8]>>>()?;
+            Ok(ImageArgs::Encoded(bufs))
+        }
+        _ => {
+            if d.tensor.is_null() {
+                return fail(CHIP_STATUS_NULL_POINTER, "images->tensor is NULL");
+            }
+            check_tensor_len(model, d.tensor_len, n, "images->tensor")?;
+            Ok(ImageArgs::Tensor { data: slice_arg(d.tensor, d.tensor_len, "images->tensor")?, n, sizes: d.sizes })
+        }
+    }
+}
+
+/// Fits `layer` on the images of `images` (any kind; tensor sizes are not used). `opts` may be NULL
+/// for the defaults. The call runs images x gates forward passes and may take long; see
+/// chip_fit_options.progress. On failure `*out_fit` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn chip_fit_layer(
     model: *const chip_model,
     layer: *const c_char,
+    images: *const chip_images,
     opts: *const chip_fit_options,
     out_fit: *mut *mut chip_layer_fit,
-    images: impl FnOnce() -> FfiResult<Images<'static>>,
 ) -> chip_status {
     guard(|| {
         let out = out_handle(out_fit, "out_fit")?;
         let m = deref(model, "model")?;
         let layer = str_arg(layer, "layer")?;
         let (params, o) = fit_params(opts)?;
-        let images = images()?;
-        let fit = match o.progress {
-            Some(cb) => {
-                let state = CallbackState { cb, user: o.user_data, cancelled: parking_lot::Mutex::new(false) };
-                let f = |p: Progress| state.report(p);
-                crate::fit::fit_layer(&m.inner, layer, &images, &params, &f)?
-            }
-            None => crate::fit::fit_layer(&m.inner, layer, &images, &params, &crate::fit::no_progress)?,
-        };
+        let images = images_arg(images, &m.inner)?;
+        let fit = with_progress(&o, |p| crate::fit::fit_layer(&m.inner, layer, &images.for_fit(), &params, p))?;
         *out = Box::into_raw(Box::new(chip_layer_fit { inner: fit }));
         Ok(())
     })
 }
 
-/// Fits `layer` on `count` image files (UTF-8 paths). `opts` may be NULL for the defaults. The call
-/// runs images x gates forward passes and may take long; see chip_fit_options.progress.
+/// As chip_fit_layer with a CHIP_IMAGES_FILES descriptor of `count` image files (UTF-8 paths).
 #[no_mangle]
 pub unsafe extern "C" fn chip_fit_layer_paths(
     model: *const chip_model,
@@ -926,16 +1072,12 @@ pub unsafe extern "C" fn chip_fit_layer_paths(
     opts: *const chip_fit_options,
     out_fit: *mut *mut chip_layer_fit,
 ) -> chip_status {
-    run_fit(model, layer, opts, out_fit, || {
-        if paths.is_null() {
-            return fail(CHIP_STATUS_NULL_POINTER, "paths is NULL");
-        }
-        Ok(Images::Paths(paths_arg(paths, count, "paths")?))
-    })
+    let images = chip_images { paths, ..images_of(CHIP_IMAGES_FILES, count) };
+    chip_fit_layer(model, layer, &images, opts, out_fit)
 }
 
-/// Fits `layer` on `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's
-/// input size.
+/// As chip_fit_layer with a CHIP_IMAGES_TENSOR descriptor: `data` holds `len` floats, n x 3 x H x W
+/// (NCHW) at the model's input size.
 #[no_mangle]
 pub unsafe extern "C" fn chip_fit_layer_tensor(
     model: *const chip_model,
@@ -946,15 +1088,131 @@ pub unsafe extern "C" fn chip_fit_layer_tensor(
     opts: *const chip_fit_options,
     out_fit: *mut *mut chip_layer_fit,
 ) -> chip_status {
-    run_fit(model, layer, opts, out_fit, || {
-        check_count(n)?;
-        if data.is_null() {
-            return fail(CHIP_STATUS_NULL_POINTER, "data is NULL");
-        }
+    let images = chip_images { tensor: data, tensor_len: len, ..images_of(CHIP_IMAGES_TENSOR, n) };
+    chip_fit_layer(model, layer, &images, opts, out_fit)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharded fits: statistics per shard, merged, then solved.
+
+/// Collects the statistics of `layer` on the images of one shard, with the gates, seed, target,
+/// views and mosaics of `opts` (NULL for the defaults); its lambda, rho, max_iter and classes are
+/// not used here. Merge the shards' statistics with chip_stats_merge and solve them with chip_solve.
+/// Mosaics are tiled from the images of one shard, so only with `mosaics` 0 do merged shards give
+/// the fit of chip_fit_layer over all their images; views (`augment`) depend only on the image.
+/// On failure `*out_stats` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn chip_collect_stats(
+    model: *const chip_model,
+    layer: *const c_char,
+    images: *const chip_images,
+    opts: *const chip_fit_options,
+    out_stats: *mut *mut chip_stats,
+) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_stats, "out_stats")?;
         let m = deref(model, "model")?;
-        check_tensor_len(&m.inner, len, n)?;
-        Ok(Images::Tensor { data: slice_arg(data, len, "data")?, n })
+        let layer = str_arg(layer, "layer")?;
+        let (params, o) = fit_params(opts)?;
+        let images = images_arg(images, &m.inner)?;
+        let stats = with_progress(&o, |p| crate::fit::collect_stats(&m.inner, layer, &images.for_fit(), &params, p))?;
+        *out = Box::into_raw(Box::new(chip_stats { inner: stats }));
+        Ok(())
     })
+}
+
+/// Adds the statistics `other` to `into` (which then holds the images of both). Fails with
+/// CHIP_STATUS_FIT_MISMATCH, naming what differs, when they belong to another model, layer, gate
+/// set (count, seed, sigma2_rel), target, or number of views or mosaics; `into` is then unchanged.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_merge(into: *mut chip_stats, other: *const chip_stats) -> chip_status {
+    guard(|| {
+        if std::ptr::eq(into as *const chip_stats, other) && !other.is_null() {
+            return fail(CHIP_STATUS_INVALID_ARGUMENT, "into and other are the same statistics: their images would count twice");
+        }
+        let other = &deref(other, "other")?.inner;
+        let into = &mut deref_mut(into, "into")?.inner;
+        into.merge(other)?;
+        Ok(())
+    })
+}
+
+/// Solves statistics into a fit of their layer. `opts` (NULL for the defaults) gives lambda_rel,
+/// rho, max_iter, the classes, the objective (target, intercept, nonneg) and the progress callback;
+/// its target must be the one the statistics were collected with (else CHIP_STATUS_FIT_MISMATCH),
+/// and the gates, seed, sigma2 and image fields are not used (the statistics carry them). Fails with
+/// CHIP_STATUS_FIT_MISMATCH when the statistics belong to another model.
+#[no_mangle]
+pub unsafe extern "C" fn chip_solve(
+    model: *const chip_model,
+    stats: *const chip_stats,
+    opts: *const chip_fit_options,
+    out_fit: *mut *mut chip_layer_fit,
+) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_fit, "out_fit")?;
+        let m = deref(model, "model")?;
+        let st = &deref(stats, "stats")?.inner;
+        let (params, o) = fit_params(opts)?;
+        let fit = with_progress(&o, |p| crate::fit::solve(&m.inner, &st.layer, st, &params, p))?;
+        *out = Box::into_raw(Box::new(chip_layer_fit { inner: fit }));
+        Ok(())
+    })
+}
+
+/// Writes statistics to `path`: versioned and checksummed, written atomically (a failure leaves no
+/// file behind).
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_save(stats: *const chip_stats, path: *const c_char) -> chip_status {
+    guard(|| {
+        let st = deref(stats, "stats")?;
+        let path = str_arg(path, "path")?;
+        st.inner.save(std::path::Path::new(path))?;
+        Ok(())
+    })
+}
+
+/// Reads statistics written by chip_stats_save (or `chip fit --stats-only`). A truncated or altered
+/// file gives CHIP_STATUS_FIT_FILE, a newer format version CHIP_STATUS_FIT_VERSION.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_load(path: *const c_char, out_stats: *mut *mut chip_stats) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_stats, "out_stats")?;
+        let path = str_arg(path, "path")?;
+        let st = crate::stats::Stats::load(std::path::Path::new(path))?;
+        *out = Box::into_raw(Box::new(chip_stats { inner: st }));
+        Ok(())
+    })
+}
+
+/// The number of images (views and mosaics included) the statistics hold.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_image_count(stats: *const chip_stats, out: *mut usize) -> chip_status {
+    guard(|| {
+        let st = deref(stats, "stats")?;
+        *deref_mut(out, "out")? = st.inner.images;
+        Ok(())
+    })
+}
+
+/// The name of the layer the statistics were collected at (buffer convention).
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_layer_name(
+    stats: *const chip_stats,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> chip_status {
+    guard(|| {
+        let st = deref(stats, "stats")?;
+        write_str(&st.inner.layer, buf, len, out_len, "name")
+    })
+}
+
+/// Frees statistics; NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn chip_stats_free(stats: *mut chip_stats) {
+    free_handle(stats)
 }
 
 /// The maps of one call are sized by the caller; a request that cannot be allocated would abort
@@ -992,21 +1250,13 @@ fn check_map_memory(e: &Explainer, sizes: &[(u32, u32)], options: &ExplainOption
 }
 
 
-/// n = 0 is refused by name before any other check of the image arguments.
-fn check_count(n: usize) -> FfiResult {
-    if n == 0 {
-        return fail(CHIP_STATUS_INVALID_ARGUMENT, "n is 0: give at least one image");
-    }
-    Ok(())
-}
-
-fn check_tensor_len(m: &Model, len: usize, n: usize) -> FfiResult {
+fn check_tensor_len(m: &Model, len: usize, n: usize, name: &str) -> FfiResult {
     let (h, w) = m.input_size();
     let need = n.checked_mul(3 * h * w);
     if need != Some(len) {
         return fail(
             CHIP_STATUS_INVALID_ARGUMENT,
-            format!("data holds {len} floats but {n} images of 3×{h}×{w} need {}", n.saturating_mul(3 * h * w)),
+            format!("{name} holds {len} floats but {n} images of 3×{h}×{w} need {}", n.saturating_mul(3 * h * w)),
         );
     }
     Ok(())
@@ -1196,10 +1446,56 @@ fn explanation_out(out: &mut *mut chip_explanation, e: &Explainer, images: Vec<I
     *out = Box::into_raw(Box::new(chip_explanation { images, layers: e.fits.len() }));
 }
 
-/// Explains `n` preprocessed images: `data` holds `len` floats, n x 3 x H x W (NCHW) at the model's input
-/// size. `sizes` holds n (width, height) pairs, the original image sizes the maps are scaled to
-/// (each side 1..=16384, as for decoded images), or is NULL for the input size. Maps that would not
-/// fit in memory give CHIP_STATUS_INVALID_ARGUMENT. `opts` may be NULL for the defaults.
+/// Explains the images of `images` (any kind). `opts` may be NULL for the defaults. Maps that
+/// would not fit in memory give CHIP_STATUS_INVALID_ARGUMENT. On failure `*out_explanation` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explain(
+    explainer: *const chip_explainer,
+    images: *const chip_images,
+    opts: *const chip_explain_options,
+    out_explanation: *mut *mut chip_explanation,
+) -> chip_status {
+    guard(|| {
+        let out = out_handle(out_explanation, "out_explanation")?;
+        let e = &deref(explainer, "explainer")?.inner;
+        let images = images_arg(images, &e.model)?;
+        let options = explain_options(opts)?;
+        let result = match images {
+            ImageArgs::Files(paths) => e.explain_files(&paths, &options)?,
+            ImageArgs::Encoded(bufs) => e.explain_encoded(&bufs, &options)?,
+            ImageArgs::Tensor { data, n, sizes } => {
+                let sizes = tensor_sizes(e, sizes, n)?;
+                check_map_memory(e, &sizes, &options)?;
+                e.explain(data, &sizes, &options)?
+            }
+        };
+        explanation_out(out, e, result);
+        Ok(())
+    })
+}
+
+/// The original sizes of a tensor's images: `n` (width, height) pairs, or the input size for NULL.
+unsafe fn tensor_sizes(e: &Explainer, sizes: *const u32, n: usize) -> FfiResult<Vec<(u32, u32)>> {
+    let sizes: Vec<(u32, u32)> = if sizes.is_null() {
+        let (h, w) = e.model.input_size();
+        vec![(w as u32, h as u32); n]
+    } else {
+        let s = slice_arg(sizes, n.saturating_mul(2), "images->sizes")?;
+        s.chunks_exact(2).map(|c| (c[0], c[1])).collect()
+    };
+    let max = crate::preprocess::MAX_SIDE;
+    if let Some((i, (w, h))) = sizes.iter().enumerate().find(|(_, &(w, h))| w == 0 || h == 0 || w > max || h > max) {
+        return fail(
+            CHIP_STATUS_INVALID_ARGUMENT,
+            format!("sizes[{i}] is {w}x{h}; each side must be within 1..={max}, as for decoded images"),
+        );
+    }
+    Ok(sizes)
+}
+
+/// As chip_explain with a CHIP_IMAGES_TENSOR descriptor: `data` holds `len` floats, n x 3 x H x W
+/// (NCHW) at the model's input size; `sizes` holds n (width, height) pairs, the original image sizes
+/// the maps are scaled to (each side 1..=16384), or is NULL for the input size.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_tensor(
     explainer: *const chip_explainer,
@@ -1210,39 +1506,12 @@ pub unsafe extern "C" fn chip_explain_tensor(
     opts: *const chip_explain_options,
     out_explanation: *mut *mut chip_explanation,
 ) -> chip_status {
-    guard(|| {
-        let out = out_handle(out_explanation, "out_explanation")?;
-        let e = &deref(explainer, "explainer")?.inner;
-        check_count(n)?;
-        if data.is_null() {
-            return fail(CHIP_STATUS_NULL_POINTER, "data is NULL");
-        }
-        check_tensor_len(&e.model, len, n)?;
-        let data = slice_arg(data, len, "data")?;
-        let sizes: Vec<(u32, u32)> = if sizes.is_null() {
-            let (h, w) = e.model.input_size();
-            vec![(w as u32, h as u32); n]
-        } else {
-            let s = slice_arg(sizes, n.saturating_mul(2), "sizes")?;
-            s.chunks_exact(2).map(|c| (c[0], c[1])).collect()
-        };
-        let max = crate::preprocess::MAX_SIDE;
-        if let Some((i, (w, h))) = sizes.iter().enumerate().find(|(_, &(w, h))| w == 0 || h == 0 || w > max || h > max) {
-            return fail(
-                CHIP_STATUS_INVALID_ARGUMENT,
-                format!("sizes[{i}] is {w}x{h}; each side must be within 1..={max}, as for decoded images"),
-            );
-        }
-        let options = explain_options(opts)?;
-        check_map_memory(e, &sizes, &options)?;
-        let images = e.explain(data, &sizes, &options)?;
-        explanation_out(out, e, images);
-        Ok(())
-    })
+    let images = chip_images { tensor: data, tensor_len: len, sizes, ..images_of(CHIP_IMAGES_TENSOR, n) };
+    chip_explain(explainer, &images, opts, out_explanation)
 }
 
-/// Explains `n` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at
-/// `images[i]`.
+/// As chip_explain with a CHIP_IMAGES_ENCODED descriptor: image i is `lens[i]` bytes at `images[i]`
+/// (PNG, JPEG, BMP, TIFF, WebP).
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_encoded(
     explainer: *const chip_explainer,
@@ -1252,37 +1521,11 @@ pub unsafe extern "C" fn chip_explain_encoded(
     opts: *const chip_explain_options,
     out_explanation: *mut *mut chip_explanation,
 ) -> chip_status {
-    guard(|| {
-        let out = out_handle(out_explanation, "out_explanation")?;
-        let e = &deref(explainer, "explainer")?.inner;
-        if images.is_null() {
-            return fail(CHIP_STATUS_NULL_POINTER, "images is NULL");
-        }
-        if lens.is_null() {
-            return fail(CHIP_STATUS_NULL_POINTER, "lens is NULL");
-        }
-        let ptrs = slice_arg(images, n, "images")?;
-        let lens = slice_arg(lens, n, "lens")?;
-        let bufs = ptrs
-            .iter()
-            .zip(lens)
-            .enumerate()
-            .map(|(i, (&p, &l))| {
-                if p.is_null() {
-                    fail(CHIP_STATUS_NULL_POINTER, format!("images[{i}] is NULL"))
-                } else {
-                    slice_arg(p, l, &format!("images[{i}]"))
-                }
-            })
-            .collect::<FfiResult<Vec<&[u8]>>>()?;
-        let options = explain_options(opts)?;
-        let result = e.explain_encoded(&bufs, &options)?;
-        explanation_out(out, e, result);
-        Ok(())
-    })
+    let desc = chip_images { data: images, lens, ..images_of(CHIP_IMAGES_ENCODED, n) };
+    chip_explain(explainer, &desc, opts, out_explanation)
 }
 
-/// Explains `n` image files (UTF-8 paths).
+/// As chip_explain with a CHIP_IMAGES_FILES descriptor of `n` image files (UTF-8 paths).
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_files(
     explainer: *const chip_explainer,
@@ -1291,18 +1534,8 @@ pub unsafe extern "C" fn chip_explain_files(
     opts: *const chip_explain_options,
     out_explanation: *mut *mut chip_explanation,
 ) -> chip_status {
-    guard(|| {
-        let out = out_handle(out_explanation, "out_explanation")?;
-        let e = &deref(explainer, "explainer")?.inner;
-        if paths.is_null() {
-            return fail(CHIP_STATUS_NULL_POINTER, "paths is NULL");
-        }
-        let paths = paths_arg(paths, n, "paths")?;
-        let options = explain_options(opts)?;
-        let result = e.explain_files(&paths, &options)?;
-        explanation_out(out, e, result);
-        Ok(())
-    })
+    let images = chip_images { paths, ..images_of(CHIP_IMAGES_FILES, n) };
+    chip_explain(explainer, &images, opts, out_explanation)
 }
 
 /// Frees an explanation; NULL is ignored.

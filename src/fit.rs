@@ -80,6 +80,8 @@ pub enum Images<'a> {
     Paths(Vec<PathBuf>),
     /// Preprocessed n×3×H×W floats.
     Tensor { data: &'a [f32], n: usize },
+    /// Encoded images in memory (PNG, JPEG, ...), decoded one batch at a time.
+    Encoded(Vec<&'a [u8]>),
 }
 
 /// Where the time of a statistics pass went (wall clock, summed over the pass).
@@ -182,6 +184,7 @@ fn check_params(params: &FitParams) -> Result<()> {
 enum Source<'a> {
     Files(Vec<PathBuf>),
     Tensor(&'a [f32]),
+    Encoded(&'a [&'a [u8]]),
 }
 
 impl Source<'_> {
@@ -195,6 +198,18 @@ impl Source<'_> {
                     if prepared.data.len() != image_len {
                         return Err(Error::Image {
                             what: p.display().to_string(),
+                            msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
+                        });
+                    }
+                    out.extend_from_slice(&prepared.data);
+                }
+            }
+            Source::Encoded(bufs) => {
+                for (i, b) in bufs[range.clone()].iter().enumerate() {
+                    let prepared = model.preprocess.decode(b)?;
+                    if prepared.data.len() != image_len {
+                        return Err(Error::Image {
+                            what: format!("image {}", range.start + i),
                             msg: format!("preprocessed to {} floats, the model takes {}", prepared.data.len(), image_len),
                         });
                     }
@@ -504,6 +519,12 @@ pub fn collect_stats_timed(
             }
             (Source::Tensor(data), *n)
         }
+        Images::Encoded(bufs) => {
+            if bufs.is_empty() {
+                return Err(Error::invalid("no images given"));
+            }
+            (Source::Encoded(bufs), bufs.len())
+        }
     };
     let n_mosaics = params.mosaics * n_images;
     let rows_per_image = 1 + params.augment;
@@ -545,12 +566,31 @@ pub fn collect_stats_timed(
         let name = |i: usize| format!("mosaic {} of images {:?}", first + i, chunk[i]);
         plan.run_batch(&mut pass, &batch, chunk.len(), &name, progress)?;
     }
-    Ok((pass.stats, pass.t))
+    // What the statistics belong to, so that shards of another model or layer are refused.
+    let mut stats = pass.stats;
+    stats.model_fingerprint = model.fingerprint.clone();
+    stats.layer = layer.to_string();
+    stats.augment = params.augment;
+    stats.mosaics = params.mosaics;
+    Ok((stats, pass.t))
 }
 
 /// Solves statistics into a fitted layer.
 pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> {
     let info = model.layer(layer)?;
+    if stats.layer != layer {
+        return Err(Error::FitMismatch(format!(
+            "statistics were collected at layer '{}', not '{layer}'",
+            stats.layer
+        )));
+    }
+    if stats.model_fingerprint != model.fingerprint {
+        return Err(Error::FitMismatch(format!(
+            "statistics were collected on another model (fingerprint {}, this model's is {})",
+            crate::stats::short(&stats.model_fingerprint),
+            crate::stats::short(&model.fingerprint)
+        )));
+    }
     if stats.channels != info.channels {
         return Err(Error::FitMismatch(format!(
             "statistics have {} channels, layer '{layer}' has {}",
@@ -603,8 +643,9 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, prog
         images: stats.images,
         admm: params.admm.clone(),
         objective: params.objective,
-        augment: params.augment,
-        mosaics: params.mosaics,
+        // Views and mosaics are what the statistics were collected with.
+        augment: stats.augment,
+        mosaics: stats.mosaics,
         solved_classes: solved,
     };
     Ok(LayerFit { meta, weights })

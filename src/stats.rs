@@ -19,9 +19,12 @@ use std::path::Path;
 /// G_c uses the same rule, so both sides of the objective see the same images.
 pub const LOYALTY_TOL: f64 = 1e-6;
 
-/// File format of saved statistics: magic, version (u32 LE), header, f64 LE arrays, SHA-256 of all before it.
+/// File format of saved statistics: magic, version (u32 LE), header, identity (augment, mosaics,
+/// model fingerprint, layer name), f64 LE arrays, SHA-256 of all before it. Version 3 added the identity.
 const MAGIC: &[u8; 8] = b"CHIPSTAT";
-pub const STATS_FORMAT_VERSION: u32 = 2;
+pub const STATS_FORMAT_VERSION: u32 = 3;
+/// Longest model fingerprint or layer name a file may claim (a guard against corrupt lengths).
+const MAX_NAME: u64 = 1 << 16;
 const HEADER_LEN: usize = 8 + 4 + 8 * 8;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +37,13 @@ pub struct Stats {
     pub sigma2_rel: f64,
     /// What g is: statistics of different targets cannot be merged.
     pub target: Target,
+    /// SHA-256 of the model file and the layer the statistics were collected at ("" when built by
+    /// hand with [`Stats::new`]); shards of another model or layer are refused.
+    pub model_fingerprint: String,
+    pub layer: String,
+    /// Augmented views and mosaics per image the statistics were collected with.
+    pub augment: usize,
+    pub mosaics: usize,
     /// Σ_n h_n over the gate set.
     pub h_sum: f64,
     pub images: usize,
@@ -66,6 +76,10 @@ impl Stats {
             gate_seed: gates.seed,
             sigma2_rel: gates.sigma2_rel,
             target,
+            model_fingerprint: String::new(),
+            layer: String::new(),
+            augment: 0,
+            mosaics: 0,
             h_sum: gates.proximity.iter().sum(),
             images: 0,
             b: vec![0.0; classes * k],
@@ -145,8 +159,22 @@ impl Stats {
         Ok(())
     }
 
-    /// Adds the statistics of another shard (same gate set, channels and classes, else FitMismatch).
+    /// Adds the statistics of another shard (same model, layer, gate set, channels, classes, target,
+    /// views and mosaics, else FitMismatch naming what differs). Nothing changes on failure.
     pub fn merge(&mut self, other: &Stats) -> Result<()> {
+        if other.model_fingerprint != self.model_fingerprint {
+            return Err(Error::FitMismatch(format!(
+                "statistics of another model cannot be merged (model fingerprint {} vs {})",
+                short(&other.model_fingerprint),
+                short(&self.model_fingerprint)
+            )));
+        }
+        if other.layer != self.layer {
+            return Err(Error::FitMismatch(format!(
+                "statistics of layer '{}' cannot be merged with statistics of layer '{}'",
+                other.layer, self.layer
+            )));
+        }
         if other.channels != self.channels || other.classes != self.classes {
             return Err(Error::FitMismatch(format!(
                 "statistics with {} channels × {} classes cannot be merged into {} channels × {} classes",
@@ -167,6 +195,12 @@ impl Stats {
                 "statistics of the {} target cannot be merged with statistics of the {} target",
                 other.target.name(),
                 self.target.name()
+            )));
+        }
+        if (other.augment, other.mosaics) != (self.augment, self.mosaics) {
+            return Err(Error::FitMismatch(format!(
+                "statistics with {} views and {} mosaics per image cannot be merged with statistics with {} and {}",
+                other.augment, other.mosaics, self.augment, self.mosaics
             )));
         }
         for (a, &b) in self.b.iter_mut().zip(&other.b) {
@@ -266,6 +300,13 @@ impl Stats {
         out.extend_from_slice(&(self.images as u64).to_le_bytes());
         out.extend_from_slice(&(target_code(self.target)).to_le_bytes());
         out.extend_from_slice(&self.h_sum.to_le_bytes());
+        for v in [self.augment as u64, self.mosaics as u64] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for name in [&self.model_fingerprint, &self.layer] {
+            out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+        }
         for arr in [&self.b, &self.z, &self.f, &self.d, &self.bg] {
             for v in arr.iter() {
                 out.extend_from_slice(&v.to_le_bytes());
@@ -306,6 +347,28 @@ impl Stats {
         let images = u(5);
         let target = target_from_code(u(6)).ok_or_else(|| bad(format!("unknown target code {}", u(6))))?;
         let h_sum = f64::from_bits(u(7));
+        // The identity: two counts, then two length-prefixed UTF-8 strings.
+        let mut pos = HEADER_LEN;
+        let word = |pos: &mut usize| -> Result<u64> {
+            let w = bytes.get(*pos..*pos + 8).ok_or_else(|| bad(format!("truncated: {} bytes, inside the header", bytes.len())))?;
+            *pos += 8;
+            Ok(u64::from_le_bytes(w.try_into().unwrap()))
+        };
+        let augment = word(&mut pos)?;
+        let mosaics = word(&mut pos)?;
+        let mut names = Vec::with_capacity(2);
+        for what in ["model fingerprint", "layer name"] {
+            let len = word(&mut pos)?;
+            if len > MAX_NAME {
+                return Err(bad(format!("corrupt header ({what} of {len} bytes)")));
+            }
+            let raw = bytes
+                .get(pos..pos + len as usize)
+                .ok_or_else(|| bad(format!("truncated: {} bytes, inside the header", bytes.len())))?;
+            pos += len as usize;
+            names.push(String::from_utf8(raw.to_vec()).map_err(|_| bad(format!("corrupt header ({what} is not UTF-8)")))?);
+        }
+        let header_len = pos;
         // Checked arithmetic so a corrupt header cannot cause an overflow or a huge allocation.
         let sizes = (|| {
             let b = classes.checked_mul(channels)?;
@@ -313,7 +376,7 @@ impl Stats {
             let f = images.checked_mul(classes)?;
             let d = channels.checked_mul(channels)?;
             let total = b.checked_add(z)?.checked_add(f)?.checked_add(d)?.checked_add(classes)?.checked_mul(8)?;
-            let total = total.checked_add(HEADER_LEN as u64 + 32)?;
+            let total = total.checked_add(header_len as u64 + 32)?;
             Some(([b, z, f, d, classes], total))
         })();
         let Some((counts, total)) = sizes else {
@@ -329,7 +392,7 @@ impl Stats {
         if Sha256::digest(body).as_slice() != &bytes[bytes.len() - 32..] {
             return Err(bad("checksum mismatch: the file was altered or is corrupt".into()));
         }
-        let mut pos = HEADER_LEN;
+        let mut pos = header_len;
         let mut take = |count: u64| {
             let v: Vec<f64> = body[pos..pos + 8 * count as usize]
                 .chunks_exact(8)
@@ -350,6 +413,10 @@ impl Stats {
             gate_seed,
             sigma2_rel,
             target,
+            layer: names.pop().unwrap_or_default(),
+            model_fingerprint: names.pop().unwrap_or_default(),
+            augment: augment as usize,
+            mosaics: mosaics as usize,
             h_sum,
             images: images as usize,
             b,
@@ -368,6 +435,15 @@ impl Stats {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(&bytes, path)
+    }
+}
+
+/// The start of a fingerprint, enough to tell two apart in a message.
+pub(crate) fn short(fingerprint: &str) -> &str {
+    if fingerprint.is_empty() {
+        "(none)"
+    } else {
+        fingerprint.get(..12).unwrap_or(fingerprint)
     }
 }
 
@@ -481,7 +557,41 @@ mod tests {
         let other = Stats::new(&gates, c + 1, Target::Probability);
         assert!(matches!(h1.clone().merge(&other), Err(Error::FitMismatch(_))));
         let other = Stats::new(&GateSet::generate(k, n, 0.25, 11), c, Target::Probability);
-        assert!(matches!(h1.merge(&other), Err(Error::FitMismatch(_))));
+        assert!(matches!(h1.clone().merge(&other), Err(Error::FitMismatch(_))));
+        // Another model, layer or mosaic count is refused by name, and nothing changes.
+        let before = h1.clone();
+        for (field, change) in [
+            ("another model", &(|s: &mut Stats| s.model_fingerprint = "ab".into()) as &dyn Fn(&mut Stats)),
+            ("layer 'x'", &|s: &mut Stats| s.layer = "x".into()),
+            ("2 mosaics", &|s: &mut Stats| s.mosaics = 2),
+        ] {
+            let mut other = h2.clone();
+            change(&mut other);
+            let e = h1.merge(&other).unwrap_err();
+            assert!(matches!(&e, Error::FitMismatch(m) if m.contains(field)), "{e}");
+            assert_eq!(h1, before);
+        }
+    }
+
+    #[test]
+    fn identity_survives_the_file() {
+        let (gates, data) = problem(3, 2, 4, 2, 5);
+        let mut st = Stats::new(&gates, 2, Target::LogProbability);
+        for (z, f, g) in &data {
+            st.add_image(&gates, z, f, g).unwrap();
+        }
+        (st.model_fingerprint, st.layer, st.augment, st.mosaics) = ("f00d".into(), "/a/b:0".into(), 1, 2);
+        let bytes = st.to_bytes();
+        assert_eq!(Stats::from_bytes(&bytes, Path::new("s")).unwrap(), st);
+        // A version-2 file (before the identity) is refused as older, not misread.
+        let mut old = bytes.clone();
+        old[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let e = Stats::from_bytes(&old, Path::new("s")).unwrap_err();
+        assert!(e.to_string().contains("older"), "{e}");
+        // A corrupt name length is refused before anything is allocated.
+        let mut bad = bytes.clone();
+        bad[HEADER_LEN + 16..HEADER_LEN + 24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(Stats::from_bytes(&bad, Path::new("s")), Err(Error::FitFile { .. })));
     }
 
     #[test]

@@ -321,7 +321,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         fo.gates = 8;
         let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
         assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), std::ptr::null(), 0, 0, &fo, &mut fit), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
-        assert_eq!(last_error(), "n is 0: give at least one image");
+        assert_eq!(last_error(), "images->count is 0: give at least one image");
         assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 4, &fo, &mut fit), chip_status::CHIP_STATUS_OK, "{}", last_error());
         let mut ex: *mut chip_explainer = std::ptr::null_mut();
         let fits = [fit as *const chip_layer_fit];
@@ -329,7 +329,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         let mut e: *mut chip_explanation = std::ptr::null_mut();
 
         assert_eq!(chip_explain_tensor(ex, std::ptr::null(), 0, 0, std::ptr::null(), std::ptr::null(), &mut e), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
-        assert_eq!(last_error(), "n is 0: give at least one image");
+        assert_eq!(last_error(), "images->count is 0: give at least one image");
         for (sw, sh) in [(100_000u32, 100_000u32), (0, 5), (16_385, 10)] {
             let sizes = [sw, sh];
             let s = chip_explain_tensor(ex, data.as_ptr(), per, 1, sizes.as_ptr(), std::ptr::null(), &mut e);

@@ -395,3 +395,41 @@ fn eval_scores_the_baselines_against_hand_computed_values() {
     fails(&["eval", "--model", model().to_str().unwrap(), "--baselines", "--reference", "nope", "--gt", gt_path.to_str().unwrap(), "--images", "data/images/aib"], "--reference 'nope'");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn merged_shards_equal_one_fit() {
+    let dir = tmp("shards");
+    let list = |name: &str, photos: &[&str]| {
+        let p = dir.join(name);
+        std::fs::write(&p, photos.iter().map(|f| s(&root().join(f)).to_string() + "\n").collect::<String>()).unwrap();
+        p
+    };
+    let (all, a, b) = (list("all.txt", &PHOTOS), list("a.txt", &PHOTOS[..2]), list("b.txt", &PHOTOS[2..]));
+    let m = model();
+    let head = layers().head.as_str();
+    // Mosaics are tiled within a shard, so shards equal one fit without them.
+    let common = ["--model", s(&m), "--layer", head, "--gates", "16", "--mosaics", "0", "--classes", "281-285,967"];
+    let single = dir.join("single.chip");
+    ok(&[&["fit", "--images", s(&all), "--out", s(&single)], &common[..]].concat());
+    let (sa, sb) = (dir.join("a.stats"), dir.join("b.stats"));
+    ok(&[&["fit", "--stats-only", "--images", s(&a), "--out", s(&sa)], &common[..]].concat());
+    ok(&[&["fit", "--stats-only", "--images", s(&b), "--out", s(&sb)], &common[..]].concat());
+    assert_eq!(&std::fs::read(&sa).unwrap()[..8], b"CHIPSTAT");
+    let merged = dir.join("merged.chip");
+    ok(&["merge", s(&sa), s(&sb), "--model", s(&m), "--out", s(&merged), "--classes", "281-285,967"]);
+    // The same W and the same metadata: the same file, byte for byte.
+    assert!(std::fs::read(&single).unwrap() == std::fs::read(&merged).unwrap(), "the merged fit differs from the single fit");
+
+    // Shards that do not belong together are refused, naming what differs and the files.
+    let seed = dir.join("seed.stats");
+    ok(&[&["fit", "--stats-only", "--images", s(&b), "--out", s(&seed), "--seed", "3"], &common[..]].concat());
+    fails(&["merge", s(&sa), s(&seed), "--model", s(&m), "--out", s(&dir.join("x.chip"))], "seed 3");
+    let stem = dir.join("stem.stats");
+    ok(&["fit", "--stats-only", "--images", s(&b), "--out", s(&stem), "--model", s(&m), "--layer", &layers().stem,
+         "--gates", "16", "--mosaics", "0"]);
+    fails(&["merge", s(&sa), s(&stem), "--model", s(&m), "--out", s(&dir.join("x.chip"))], "stem.stats");
+    fails(&["merge", s(&sa), s(&stem), "--model", s(&m), "--out", s(&dir.join("x.chip"))], "layer");
+    fails(&["merge", s(&sa), "--model", s(&m), "--out", s(&dir.join("x.chip")), "--target", "logit"], "target");
+    assert!(!dir.join("x.chip").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

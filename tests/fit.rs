@@ -179,6 +179,8 @@ fn shards_merge_to_the_same_fit() {
     let model = load(&p.model);
     let n = 16;
     let data = random_images(&model, n, 4);
+    // Mosaics are tiled within a shard, so shards equal one fit only without them (the paper's
+    // configuration has none).
     let params = FitParams { gates: 128, gate_batch: 32, image_batch: 4, ..FitParams::paper() };
     let half = data.len() / 2;
     let all = collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
@@ -195,6 +197,11 @@ fn shards_merge_to_the_same_fit() {
     assert!(dw <= 1e-6, "{dw:.2e}");
     assert_eq!(w_all.meta.images, n);
     assert_eq!(w_merged.meta, w_all.meta);
+    // The statistics know their model and layer: solving them for another layer is refused.
+    assert_eq!((a.layer.as_str(), a.model_fingerprint.as_str()), (p.layer.as_str(), model.fingerprint.as_str()));
+    let other = model.layers().unwrap().iter().find(|l| l.name != p.layer).unwrap().name.clone();
+    let e = solve(&model, &other, &a, &params, &no_progress).unwrap_err();
+    assert!(matches!(&e, Error::FitMismatch(m) if m.contains("collected at layer")), "{e}");
 }
 
 #[test]

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TRY(call)                                                                                  \
     do {                                                                                           \
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
     chip_explanation *ex = NULL;
     chip_fit_options fo;
     chip_explain_options eo;
+    chip_images fit_images, photo;
     size_t classes = 0, w = 0, h = 0, per = 0, n = 0, top[3], i, k, len = 0, mw = 0, mh = 0;
     float *tensor, *probs, *map;
     const chip_layer_fit *fits[1];
@@ -71,7 +73,13 @@ int main(int argc, char **argv) {
     fo.seed = 0;
     fo.classes = top;
     fo.class_count = 3;
-    TRY(chip_fit_layer_paths(model, argv[2], (const char *const *)(argv + 5), (size_t)(argc - 5), &fo, &fit));
+    /* One descriptor type for every image source: files here, encoded bytes or a tensor elsewhere. */
+    memset(&fit_images, 0, sizeof fit_images);
+    fit_images.struct_size = sizeof fit_images;
+    fit_images.kind = CHIP_IMAGES_FILES;
+    fit_images.count = (size_t)(argc - 5);
+    fit_images.paths = (const char *const *)(argv + 5);
+    TRY(chip_fit_layer(model, argv[2], &fit_images, &fo, &fit));
     TRY(chip_layer_fit_save(fit, argv[3]));
     chip_layer_fit_free(fit);
     TRY(chip_layer_fit_load(argv[3], &loaded));
@@ -80,7 +88,12 @@ int main(int argc, char **argv) {
 
     TRY(chip_explain_options_default(&eo));
     eo.top_k = 3;
-    TRY(chip_explain_files(explainer, (const char *const *)(argv + 4), 1, &eo, &ex));
+    memset(&photo, 0, sizeof photo);
+    photo.struct_size = sizeof photo;
+    photo.kind = CHIP_IMAGES_FILES;
+    photo.count = 1;
+    photo.paths = (const char *const *)(argv + 4);
+    TRY(chip_explain(explainer, &photo, &eo, &ex));
     for (k = 0; k < 3; k++) {
         size_t c = 0;
         float p = 0;

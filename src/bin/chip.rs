@@ -48,6 +48,8 @@ enum Command {
     },
     /// Fit a layer's class-by-channel importance and write it to a .chip file.
     Fit(FitArgs),
+    /// Merge the statistics of shards (`chip fit --stats-only`) and solve them into a .chip file.
+    Merge(MergeArgs),
     /// Explain photos: overlays with boxes, optionally maps as .npy and JSON lines.
     Explain(ExplainArgs),
     /// Evaluate weakly-supervised localization against ground-truth boxes.
@@ -115,6 +117,37 @@ struct FitArgs {
     /// 2×2 mosaics per image, each tiled from four of the fit's images (seeded).
     #[arg(long, default_value_t = FitParams::default().mosaics)]
     mosaics: usize,
+    /// Write the statistics of these images (a shard) to --out instead of solving; combine shards
+    /// with `chip merge`. Mosaics are tiled within a shard: shards equal one fit with --mosaics 0.
+    #[arg(long)]
+    stats_only: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Statistics files written by `chip fit --stats-only`, all of one model, layer, gate set and seed.
+    #[arg(required = true, value_name = "STATS")]
+    stats: Vec<PathBuf>,
+    /// The model the statistics were collected on.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// λ relative to the smallest λ that gives an all-zero row.
+    #[arg(long, default_value_t = FitParams::default().admm.lambda_rel)]
+    lambda: f64,
+    /// Classes to solve, e.g. `1,5,10-20` (default: all).
+    #[arg(long, value_parser = parse_class_list)]
+    classes: Option<ClassList>,
+    /// As for `chip fit`; the target must be the one the statistics were collected for.
+    #[arg(long, default_value = "default")]
+    objective: String,
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long)]
+    intercept: Option<bool>,
+    #[arg(long)]
+    nonneg: Option<bool>,
 }
 
 #[derive(Args)]
@@ -336,6 +369,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Layers { model, json } => layers(&model, json, &rt),
         Command::Fit(a) => fit(a, &rt),
+        Command::Merge(a) => merge(a, &rt),
         Command::Explain(a) => explain(a, &rt),
         Command::EvalLoc(a) => eval_loc(a, &rt),
         Command::Eval(a) => quality(a, &rt),
@@ -398,12 +432,7 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     if a.gates == 0 {
         return Err(Error::invalid("--gates must be at least 1"));
     }
-    if !(a.lambda.is_finite() && (0.0..1.0).contains(&a.lambda)) {
-        return Err(Error::invalid(format!(
-            "--lambda {:?} must be ≥ 0 and < 1 (it is relative to the smallest lambda that zeroes a class)",
-            a.lambda
-        )));
-    }
+    check_lambda(a.lambda)?;
     if !(a.sigma2.is_finite() && a.sigma2 > 0.0) {
         return Err(Error::invalid(format!("--sigma2 {} must be a finite number > 0", a.sigma2)));
     }
@@ -422,17 +451,8 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
             a.sigma2, a.layer
         )));
     }
-    if let Some(ClassList(c)) = &a.classes {
-        if let Some(bad) = c.iter().find(|&&c| c >= model.classes) {
-            return Err(Error::invalid(format!("class {bad} is out of range: the model has {} classes", model.classes)));
-        }
-    }
-    let mut objective = chip::objective::Objective::preset(&a.objective)?;
-    if let Some(t) = &a.target {
-        objective.target = chip::objective::Target::parse(t)?;
-    }
-    objective.intercept = a.intercept.unwrap_or(objective.intercept);
-    objective.nonneg = a.nonneg.unwrap_or(objective.nonneg);
+    check_classes(&a.classes, &model)?;
+    let objective = objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?;
     let mut params = FitParams {
         gates: a.gates,
         sigma2_rel: a.sigma2,
@@ -446,9 +466,87 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     };
     params.admm.lambda_rel = a.lambda;
     params.classes = a.classes.map(|c| c.0);
+    let (pb, progress) = fit_progress();
+    let t0 = std::time::Instant::now();
+    let images = Images::Dir(a.images.clone());
+    if a.stats_only {
+        let stats = chip::fit::collect_stats(&model, &a.layer, &images, &params, &progress)?;
+        pb.finish_and_clear();
+        stats.save(&a.out)?;
+        eprintln!(
+            "statistics of layer '{}' on {} images x {} gates ({} views, {} mosaics per image), in {:.1}s -> {}",
+            stats.layer, stats.images, stats.gate_count, stats.augment, stats.mosaics, t0.elapsed().as_secs_f64(),
+            a.out.display()
+        );
+        return Ok(());
+    }
+    let fit = chip::fit::fit_layer(&model, &a.layer, &images, &params, &progress)?;
+    pb.finish_and_clear();
+    fit.save(&a.out)?;
+    report_fit(&fit, &a.out, t0);
+    Ok(())
+}
+
+fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
+    check_lambda(a.lambda)?;
+    chip::error::check_writable(&a.out)?;
+    let model = load_model(&a.model, rt)?;
+    check_classes(&a.classes, &model)?;
+    let mut params = FitParams { objective: objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?, ..FitParams::default() };
+    params.admm.lambda_rel = a.lambda;
+    params.classes = a.classes.map(|c| c.0);
+    let mut stats = chip::stats::Stats::load(&a.stats[0])?;
+    for path in &a.stats[1..] {
+        let shard = chip::stats::Stats::load(path)?;
+        stats.merge(&shard).map_err(|e| match e {
+            Error::FitMismatch(m) => Error::FitMismatch(format!("{} and {}: {m}", path.display(), a.stats[0].display())),
+            e => e,
+        })?;
+    }
+    let (pb, progress) = fit_progress();
+    let t0 = std::time::Instant::now();
+    let fit = chip::fit::solve(&model, &stats.layer, &stats, &params, &progress)?;
+    pb.finish_and_clear();
+    fit.save(&a.out)?;
+    report_fit(&fit, &a.out, t0);
+    Ok(())
+}
+
+fn check_lambda(lambda: f64) -> Result<()> {
+    if !(lambda.is_finite() && (0.0..1.0).contains(&lambda)) {
+        return Err(Error::invalid(format!(
+            "--lambda {lambda:?} must be ≥ 0 and < 1 (it is relative to the smallest lambda that zeroes a class)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_classes(classes: &Option<ClassList>, model: &Model) -> Result<()> {
+    if let Some(ClassList(c)) = classes {
+        if let Some(bad) = c.iter().find(|&&c| c >= model.classes) {
+            return Err(Error::invalid(format!("class {bad} is out of range: the model has {} classes", model.classes)));
+        }
+    }
+    Ok(())
+}
+
+/// --objective with its --target, --intercept and --nonneg overrides.
+fn objective_of(preset: &str, target: &Option<String>, intercept: Option<bool>, nonneg: Option<bool>) -> Result<chip::objective::Objective> {
+    let mut objective = chip::objective::Objective::preset(preset)?;
+    if let Some(t) = target {
+        objective.target = chip::objective::Target::parse(t)?;
+    }
+    objective.intercept = intercept.unwrap_or(objective.intercept);
+    objective.nonneg = nonneg.unwrap_or(objective.nonneg);
+    Ok(objective)
+}
+
+/// A progress bar that follows the stages of a fit.
+fn fit_progress() -> (ProgressBar, impl Fn(Progress) -> bool + Sync) {
     let pb = bar(0, "images");
+    let shown = pb.clone();
     let phase = parking_lot::Mutex::new(0u8);
-    let progress = |p: Progress| {
+    let progress = move |p: Progress| {
         let (id, name, done, total) = match p {
             Progress::Images { done, total } => (1, "images", done, total),
             Progress::SuffixRuns { done, total } => (2, "gated runs", done, total),
@@ -464,10 +562,11 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
         pb.set_position(done as u64);
         true
     };
-    let t0 = std::time::Instant::now();
-    let fit = chip::fit::fit_layer(&model, &a.layer, &Images::Dir(a.images.clone()), &params, &progress)?;
-    pb.finish_and_clear();
-    fit.save(&a.out)?;
+    (shown, progress)
+}
+
+/// The one-line summary of a written fit, and a warning for solved classes that came out all zero.
+fn report_fit(fit: &LayerFit, out: &Path, t0: std::time::Instant) {
     let m = &fit.meta;
     let rows: Vec<usize> = if m.solved_classes.is_empty() { (0..m.classes).collect() } else { m.solved_classes.clone() };
     let sparsity = chip::inspect::sparsity(&fit.weights, m.channels, &rows);
@@ -475,7 +574,7 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     eprintln!(
         "fitted layer '{}' ({}x{}x{}) on {} images x {} gates ({}), {} classes solved ({} all zero), {:.1}% zero weights, in {:.1}s -> {}",
         m.layer, m.channels, m.height, m.width, m.images, m.gates, m.objective.describe(), rows.len(), zero.len(), 100.0 * sparsity,
-        t0.elapsed().as_secs_f64(), a.out.display()
+        t0.elapsed().as_secs_f64(), out.display()
     );
     if !zero.is_empty() {
         let list: Vec<String> = zero.iter().take(10).map(|c| c.to_string()).collect();
@@ -485,7 +584,6 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
             zero.len(), rows.len(), list.join(", "), if zero.len() > 10 { ", ..." } else { "" }
         );
     }
-    Ok(())
 }
 
 // ----------------------------------------------------------------------------------- explain --
