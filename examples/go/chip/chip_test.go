@@ -218,7 +218,8 @@ func TestProgressReports(t *testing.T) {
 		kinds[p.Kind] = p
 	}
 	want := map[chip.ProgressKind]int{
-		chip.ProgressImages:     len(testref.FitPhotos(root)),
+		// Image reports count fitted rows: each photo and its 2 mosaics (the default).
+		chip.ProgressImages:     3 * len(testref.FitPhotos(root)),
 		chip.ProgressSuffixRuns: 0, // batching decides the count; it must finish
 		chip.ProgressClasses:    len(testref.FitClasses),
 	}

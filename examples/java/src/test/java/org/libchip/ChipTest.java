@@ -150,7 +150,8 @@ class ChipTest {
         }
         assertEquals(3, last.size(), "kinds reported: " + last.keySet());
         last.values().forEach(p -> assertEquals(p[2], p[1], "a stage did not finish"));
-        assertEquals(Reference.fitPhotos().size(), last.get(ProgressKind.IMAGES)[2]);
+        // Image reports count fitted rows: each photo and its 2 mosaics (the default).
+        assertEquals(3 * Reference.fitPhotos().size(), last.get(ProgressKind.IMAGES)[2]);
         assertEquals(Reference.FIT_CLASSES.length, last.get(ProgressKind.CLASSES)[2]);
     }
 
