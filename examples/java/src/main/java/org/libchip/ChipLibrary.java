@@ -56,7 +56,8 @@ interface ChipLibrary extends Library {
     }
 
     @Structure.FieldOrder({"struct_size", "gates", "lambda_rel", "sigma2_rel", "seed", "gate_batch", "image_batch",
-        "max_iter", "rho", "classes", "class_count", "progress", "user_data"})
+        "max_iter", "rho", "classes", "class_count", "progress", "user_data", "target", "intercept", "nonneg",
+        "augment", "mosaics"})
     final class CFitOptions extends Structure {
         public SizeT struct_size;
         public SizeT gates;
@@ -71,6 +72,11 @@ interface ChipLibrary extends Library {
         public SizeT class_count;
         public ProgressCallback progress;
         public Pointer user_data;
+        public int target;
+        public int intercept;
+        public int nonneg;
+        public SizeT augment;
+        public SizeT mosaics;
     }
 
     @Structure.FieldOrder({"struct_size", "top_k", "classes", "class_count", "refined", "threshold", "original_size"})
