@@ -13,24 +13,6 @@
 
 #define N 3
 
-static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long n;
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = (unsigned char *)malloc((size_t)n);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) exit(1);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static chip_images descriptor(int kind) {
     chip_images d;
     memset(&d, 0, sizeof d);
@@ -134,7 +116,7 @@ int main(int argc, char **argv) {
     files.paths = paths;
     encoded = descriptor(CHIP_IMAGES_ENCODED);
     for (i = 0; i < N; i++) {
-        bufs[i] = read_all(paths[i], &lens[i]);
+        bufs[i] = read_file(paths[i], &lens[i]);
         cbufs[i] = bufs[i];
     }
     encoded.data = cbufs;
