@@ -102,7 +102,7 @@ head -n "$SHALLOW_IMAGES" "$OUT/fit_images.txt" > "$OUT/shallow_images.txt"
 fit() {
     local name="$1" layer="$2" list="$3" gates="$4"; shift 4
     local extra=("$@")
-    [[ -n "$LAMBDA" ]] && extra+=(--lambda "$LAMBDA")
+    [[ -n "$LAMBDA" ]] && extra+=(--lambda-rel "$LAMBDA")
     local key
     key="$( { sha256sum "$MODEL" "$CHIP" | cut -d' ' -f1; printf '%s\n' "$layer" "$gates" "$SIGMA2" "$SEED" "$CLASSES" "${extra[@]}"; cat "$list"; } | sha256sum | cut -c1-16)"
     local file="$OUT/fits/$name-$key.chip"
@@ -112,14 +112,14 @@ fit() {
         log "$name: fitting $layer on $(wc -l < "$list") photos x $gates gates ${extra[*]}"
         local t0; t0=$(now)
         chip fit --model "$MODEL" --layer "$layer" --images "$list" --out "$file" \
-            --gates "$gates" --sigma2 "$SIGMA2" --seed "$SEED" --classes "$CLASSES" "${extra[@]}"
+            --gates "$gates" --sigma2-rel "$SIGMA2" --seed "$SEED" --classes "$CLASSES" "${extra[@]}"
         log "$name: fitted in $(( $(now) - t0 ))s"
     fi
     printf '%s' "$file"
 }
 HEAD_FIT="$(fit head "$HEAD" "$OUT/fit_images.txt" "$GATES")"
 # The CHIP paper's configuration: probability target, no intercept, the photos alone, λ 0.05·λ_max.
-PAPER_FIT="$(fit head-paper "$HEAD" "$OUT/fit_images.txt" "$GATES" --objective paper --mosaics 0 --lambda 0.05)"
+PAPER_FIT="$(fit head-paper "$HEAD" "$OUT/fit_images.txt" "$GATES" --objective paper --mosaics 0 --lambda-rel 0.05)"
 SHALLOW_FIT="$(fit shallow "$SHALLOW" "$OUT/shallow_images.txt" "$SHALLOW_GATES")"
 
 log "explaining ${#PHOTOS[@]} photos"

@@ -61,7 +61,7 @@ score() {
 }
 
 if [[ "$WHAT" == head || "$WHAT" == all ]]; then
-    fit paper "$HEAD" --objective paper --mosaics 0 --lambda 0.05
+    fit paper "$HEAD" --objective paper --mosaics 0 --lambda-rel 0.05
     fit prob "$HEAD" --target probability
     fit logit "$HEAD" --target logit
     fit default "$HEAD"
@@ -69,9 +69,9 @@ if [[ "$WHAT" == head || "$WHAT" == all ]]; then
     fit nonneg "$HEAD" --nonneg true
     fit no_mosaics "$HEAD" --mosaics 0
     fit mosaics4 "$HEAD" --mosaics 4
-    fit lambda01 "$HEAD" --lambda 0.01
-    fit lambda003 "$HEAD" --lambda 0.003
-    fit sigma1 "$HEAD" --sigma2 1.0
+    fit lambda01 "$HEAD" --lambda-rel 0.01
+    fit lambda003 "$HEAD" --lambda-rel 0.003
+    fit sigma1 "$HEAD" --sigma2-rel 1.0
     fit gates512 "$HEAD" --gates 512
     fit augment4 "$HEAD" --augment 4
     score head paper="$S/paper.chip" prob="$S/prob.chip" logit="$S/logit.chip" default="$S/default.chip" \

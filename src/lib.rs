@@ -1,7 +1,7 @@
 //! libchip: CHIP (channel-wise disentangled interpretation) of image-classification CNNs on ONNX Runtime.
 //!
 //! Pure math (no ONNX Runtime): [`gates`], [`stats`], [`admm`], [`maps`], [`localize`], [`inspect`].
-//! Graph surgery: [`onnx`]; test models: [`testmodels`]. Runtime: [`runtime`], [`model`], [`preprocess`].
+//! Graph surgery: [`onnx`]; test models (feature `test-models`): `testmodels`. Runtime: [`runtime`], [`model`], [`preprocess`].
 //! Engine: [`fit`], [`fitfile`], [`explain`]. C ABI: [`ffi`].
 //!
 //! ```no_run
@@ -32,6 +32,7 @@ pub mod localize;
 pub mod inspect;
 pub mod onnx;
 pub mod head;
+#[cfg(any(test, feature = "test-models"))]
 pub mod testmodels;
 pub mod runtime;
 pub mod model;
@@ -42,7 +43,15 @@ pub mod explain;
 pub mod export;
 pub mod eval;
 pub mod quality;
+#[cfg(feature = "cli")]
 pub mod render;
 pub mod ffi;
 
 pub use error::{Error, Result};
+pub use explain::{ExplainOptions, Explainer, ImageExplanation};
+pub use fit::{collect_stats, fit_layer, solve, Images};
+pub use fitfile::LayerFit;
+pub use localize::BBox;
+pub use model::Model;
+pub use runtime::RuntimeOptions;
+pub use stats::Stats;

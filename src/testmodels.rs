@@ -146,16 +146,12 @@ fn plant(rng: &mut SplitMix, classes: usize, channels: usize, per_class: usize) 
     sets
 }
 
-/// SplitMix64: tiny, deterministic, good enough for test weights.
-struct SplitMix(u64);
+/// The gates' RNG with the few draws test weights need.
+struct SplitMix(crate::gates::Rng);
 
 impl SplitMix {
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [lo, hi).
     fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
@@ -227,7 +223,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
 
 impl Builder {
     fn new(seed: u64) -> Self {
-        Builder { rng: SplitMix(seed), nodes: Vec::new(), inits: Vec::new() }
+        Builder { rng: SplitMix(crate::gates::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
     }
 
     fn init(&mut self, name: &str, dims: &[i64], data: Vec<f32>) {

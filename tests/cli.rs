@@ -254,7 +254,7 @@ fn fit_checks_out_before_reading_images() {
     assert_eq!(left.len(), 2, "{left:?}");
 }
 
-/// --lambda ≥ 1 and a degenerate --sigma2 are refused up front, naming the option.
+/// --lambda-rel ≥ 1 and a degenerate --sigma2-rel are refused up front, naming the option.
 #[test]
 fn fit_refuses_useless_lambda_and_sigma2() {
     let dir = tmp("fit-params");
@@ -264,11 +264,11 @@ fn fit_refuses_useless_lambda_and_sigma2() {
     let m = model();
     let out = dir.join("z.chip");
     for (opt, value, needle) in [
-        ("--lambda", "1", "--lambda 1.0 must be ≥ 0 and < 1"),
-        ("--lambda", "2", "--lambda 2.0 must be"),
-        ("--lambda", "1e308", "--lambda 1e308 must be"),
-        ("--lambda", "-1", "--lambda -1.0 must be"),
-        ("--sigma2", "1e-30", "--sigma2 1e-30 is too small"),
+        ("--lambda-rel", "1", "--lambda-rel 1.0 must be ≥ 0 and < 1"),
+        ("--lambda-rel", "2", "--lambda-rel 2.0 must be"),
+        ("--lambda-rel", "1e308", "--lambda-rel 1e308 must be"),
+        ("--lambda-rel", "-1", "--lambda-rel -1.0 must be"),
+        ("--sigma2-rel", "1e-30", "--sigma2-rel 1e-30 is too small"),
     ] {
         let arg = format!("{opt}={value}");
         fails(&["fit", "--model", s(&m), "--layer", &layers().stem, "--images", s(&images), "--out", s(&out), &arg], needle);

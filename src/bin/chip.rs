@@ -82,11 +82,11 @@ struct FitArgs {
     #[arg(long, default_value_t = FitParams::default().gates)]
     gates: usize,
     /// λ relative to the smallest λ that gives an all-zero row.
-    #[arg(long, default_value_t = FitParams::default().admm.lambda_rel)]
-    lambda: f64,
+    #[arg(long, alias = "lambda", default_value_t = FitParams::default().admm.lambda_rel)]
+    lambda_rel: f64,
     /// σ² of the gate weighting, relative to the number of channels.
-    #[arg(long, default_value_t = FitParams::default().sigma2_rel)]
-    sigma2: f64,
+    #[arg(long, alias = "sigma2", default_value_t = FitParams::default().sigma2_rel)]
+    sigma2_rel: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Classes to solve, e.g. `1,5,10-20` (default: all).
@@ -134,8 +134,8 @@ struct MergeArgs {
     #[arg(long)]
     out: PathBuf,
     /// λ relative to the smallest λ that gives an all-zero row.
-    #[arg(long, default_value_t = FitParams::default().admm.lambda_rel)]
-    lambda: f64,
+    #[arg(long, alias = "lambda", default_value_t = FitParams::default().admm.lambda_rel)]
+    lambda_rel: f64,
     /// Classes to solve, e.g. `1,5,10-20` (default: all).
     #[arg(long, value_parser = parse_class_list)]
     classes: Option<ClassList>,
@@ -432,9 +432,9 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     if a.gates == 0 {
         return Err(Error::invalid("--gates must be at least 1"));
     }
-    check_lambda(a.lambda)?;
-    if !(a.sigma2.is_finite() && a.sigma2 > 0.0) {
-        return Err(Error::invalid(format!("--sigma2 {} must be a finite number > 0", a.sigma2)));
+    check_lambda(a.lambda_rel)?;
+    if !(a.sigma2_rel.is_finite() && a.sigma2_rel > 0.0) {
+        return Err(Error::invalid(format!("--sigma2-rel {} must be a finite number > 0", a.sigma2_rel)));
     }
     if !a.images.exists() {
         return Err(Error::io(&a.images, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder or list file")));
@@ -444,18 +444,18 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     let model = load_model(&a.model, rt)?;
     // Fail on a bad layer name before any image is read.
     let channels = model.layer(&a.layer)?.channels;
-    if chip::gates::check_sigma2(a.sigma2, &a.layer, channels).is_err() {
+    if chip::gates::check_sigma2(a.sigma2_rel, &a.layer, channels).is_err() {
         return Err(Error::invalid(format!(
-            "--sigma2 {:?} is too small for layer '{}' ({channels} channels): every gate with a closed channel \
+            "--sigma2-rel {:?} is too small for layer '{}' ({channels} channels): every gate with a closed channel \
              would get proximity 0 and every weight would be zero",
-            a.sigma2, a.layer
+            a.sigma2_rel, a.layer
         )));
     }
     check_classes(&a.classes, &model)?;
     let objective = objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?;
     let mut params = FitParams {
         gates: a.gates,
-        sigma2_rel: a.sigma2,
+        sigma2_rel: a.sigma2_rel,
         seed: a.seed,
         gate_batch: a.gate_batch.max(1),
         image_batch: a.image_batch.max(1),
@@ -464,7 +464,7 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
         mosaics: a.mosaics,
         ..FitParams::default()
     };
-    params.admm.lambda_rel = a.lambda;
+    params.admm.lambda_rel = a.lambda_rel;
     params.classes = a.classes.map(|c| c.0);
     let (pb, progress) = fit_progress();
     let t0 = std::time::Instant::now();
@@ -488,12 +488,12 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
 }
 
 fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
-    check_lambda(a.lambda)?;
+    check_lambda(a.lambda_rel)?;
     chip::error::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     check_classes(&a.classes, &model)?;
     let mut params = FitParams { objective: objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?, ..FitParams::default() };
-    params.admm.lambda_rel = a.lambda;
+    params.admm.lambda_rel = a.lambda_rel;
     params.classes = a.classes.map(|c| c.0);
     let mut stats = chip::stats::Stats::load(&a.stats[0])?;
     for path in &a.stats[1..] {
@@ -515,7 +515,7 @@ fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
 fn check_lambda(lambda: f64) -> Result<()> {
     if !(lambda.is_finite() && (0.0..1.0).contains(&lambda)) {
         return Err(Error::invalid(format!(
-            "--lambda {lambda:?} must be ≥ 0 and < 1 (it is relative to the smallest lambda that zeroes a class)"
+            "--lambda-rel {lambda:?} must be ≥ 0 and < 1 (it is relative to the smallest lambda that zeroes a class)"
         )));
     }
     Ok(())
@@ -580,7 +580,7 @@ fn report_fit(fit: &LayerFit, out: &Path, t0: std::time::Instant) {
         let list: Vec<String> = zero.iter().take(10).map(|c| c.to_string()).collect();
         eprintln!(
             "chip: warning: {} of {} solved classes have all-zero weights (their maps will be empty): {}{}; \
-             the photos may not show them, or --lambda is too large",
+             the photos may not show them, or --lambda-rel is too large",
             zero.len(), rows.len(), list.join(", "), if zero.len() > 10 { ", ..." } else { "" }
         );
     }

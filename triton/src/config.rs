@@ -75,7 +75,7 @@ pub struct BackendConfig {
     /// Intra-op threads per session; 0 lets ONNX Runtime choose.
     pub threads: usize,
     /// Explicit path of libonnxruntime.so.
-    pub ort_library: Option<PathBuf>,
+    pub ort_lib: Option<PathBuf>,
     pub image: Option<TensorSpec>,
     pub image_bytes: Option<TensorSpec>,
     pub class: Option<TensorSpec>,
@@ -88,9 +88,9 @@ pub const PARAM_FIT_FILES: &str = "fit_files";
 pub const PARAM_REFINED: &str = "refined";
 pub const PARAM_THRESHOLD: &str = "threshold";
 pub const PARAM_THREADS: &str = "threads";
-pub const PARAM_ORT_LIBRARY: &str = "ort_library";
+pub const PARAM_ORT_LIB: &str = "ort_lib";
 const KNOWN_PARAMS: [&str; 6] =
-    [PARAM_MODEL_FILE, PARAM_FIT_FILES, PARAM_REFINED, PARAM_THRESHOLD, PARAM_THREADS, PARAM_ORT_LIBRARY];
+    [PARAM_MODEL_FILE, PARAM_FIT_FILES, PARAM_REFINED, PARAM_THRESHOLD, PARAM_THREADS, PARAM_ORT_LIB];
 
 fn int_of(v: &Value) -> Option<i64> {
     // Triton writes int64 fields as numbers; the protobuf JSON mapping writes them as strings.
@@ -198,7 +198,7 @@ impl BackendConfig {
             Some(s) => s.trim().parse().map_err(|_| format!("parameter {PARAM_THREADS}: '{s}' is not a non-negative integer"))?,
             None => 0,
         };
-        let ort_library = param(&config, PARAM_ORT_LIBRARY).filter(|s| !s.trim().is_empty()).map(resolve);
+        let ort_lib = param(&config, PARAM_ORT_LIB).filter(|s| !s.trim().is_empty()).map(resolve);
 
         let mut image = None;
         let mut image_bytes = None;
@@ -262,7 +262,7 @@ impl BackendConfig {
             refined,
             threshold,
             threads,
-            ort_library,
+            ort_lib,
             image,
             image_bytes,
             class,

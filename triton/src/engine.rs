@@ -13,7 +13,7 @@ pub struct Engine {
     /// None when no fit files are configured (predictions only).
     pub explainer: Option<Explainer>,
     /// The ONNX Runtime library in use.
-    pub ort_library: std::path::PathBuf,
+    pub ort_lib: std::path::PathBuf,
 }
 
 /// One request, checked and preprocessed.
@@ -52,11 +52,11 @@ pub const NO_BOX: [i32; 4] = [-1, -1, -1, -1];
 
 impl Engine {
     pub fn load(config: BackendConfig, device: Device) -> Result<Engine, String> {
-        let options = RuntimeOptions { ort_lib: config.ort_library.clone(), device, threads: config.threads };
+        let options = RuntimeOptions { ort_lib: config.ort_lib.clone(), device, threads: config.threads };
         if !config.model_file.is_file() {
             return Err(format!("model file not found: {}", config.model_file.display()));
         }
-        let ort_library = chip::runtime::ensure_ort(config.ort_library.as_deref()).map_err(|e| e.to_string())?;
+        let ort_lib = chip::runtime::ensure_ort(config.ort_lib.as_deref()).map_err(|e| e.to_string())?;
         let model = Model::load(&config.model_file, &options)
             .map_err(|e| format!("cannot load model {}: {e}", config.model_file.display()))?;
         let model = Arc::new(model);
@@ -76,7 +76,7 @@ impl Engine {
             })?)
         };
         config.check_against(model.input_size(), model.classes, layers)?;
-        Ok(Engine { config, model, explainer, ort_library })
+        Ok(Engine { config, model, explainer, ort_lib })
     }
 
     pub fn classes(&self) -> usize {

@@ -236,7 +236,7 @@ pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TR
         };
         log(
             LOG_INFO,
-            &format!("instance '{name}' of model '{}' ready on {device:?} (ONNX Runtime {})", model_state.name, engine.ort_library.display()),
+            &format!("instance '{name}' of model '{}' ready on {device:?} (ONNX Runtime {})", model_state.name, engine.ort_lib.display()),
         );
         let raw = Box::into_raw(Box::new(InstanceState { name, engine }));
         if let Err(e) = check(unsafe { TRITONBACKEND_ModelInstanceSetState(instance, raw as *mut c_void) }, "TRITONBACKEND_ModelInstanceSetState") {

@@ -1,5 +1,5 @@
-// Package testref holds what the binding's tests share: the fixed inputs (model, photos, fit
-// parameters), the reference results of the `chip` command line tool (the Rust API) on the same
+// Package testref holds what the tests of the binding and of the examples share: the fixed
+// inputs (model, photos, fit parameters), the reference results of the `chip` command line tool (the Rust API) on the same
 // fit file, an NPY reader and a second, independent implementation of map localization.
 package testref
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"example.com/libchip/internal/testref"
+	"example.com/libchip/testref"
 )
 
 // demoArgs are the fixed inputs: the last layer (the conv head), the fixed fit photos, the cat photo.

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"example.com/libchip/chip"
-	"example.com/libchip/internal/testref"
+	"example.com/libchip/testref"
 )
 
 // One model and one fit (the fixed parameters of testref) shared by the tests.

@@ -1,0 +1,3 @@
+module example.com/libchip
+
+go 1.22
