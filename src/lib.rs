@@ -5,14 +5,14 @@
 //! Engine: [`fit`], [`fitfile`], [`explain`]. C ABI: [`ffi`].
 //!
 //! ```no_run
-//! use chip::{explain::{ExplainOptions, Explainer}, fit::{self, FitParams, Images}, model::Model};
+//! use chip::{explain::{ExplainOptions, Explainer}, fit::{self, FitOptions, Images}, model::Model};
 //! use std::sync::Arc;
 //!
 //! # fn main() -> chip::Result<()> {
 //! let model = Arc::new(Model::load("data/models/efficientnet_lite0.onnx".as_ref(), &Default::default())?);
 //! let (_, head) = model.default_layers()?;
 //! let fitted = fit::fit_layer(&model, &head.name, &Images::Dir("data/images/aib".into()),
-//!                             &FitParams::default(), &|_| true)?; // progress callback: false cancels
+//!                             &FitOptions::default(), &|_| true)?; // progress callback: false cancels
 //! fitted.save("head.chip".as_ref())?;
 //! let explainer = Explainer::new(model, vec![fitted])?;
 //! let out = explainer.explain_files(&["photo.jpg".into()], &ExplainOptions::default())?;
