@@ -10,6 +10,7 @@
 use chip::explain::{ExplainOptions, Explainer};
 use chip::fitfile::{FitMeta, LayerFit};
 use chip::model::{LayerInfo, Model};
+use chip::preprocess::Size;
 use chip::runtime::{Runner, RuntimeOptions, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,13 +125,13 @@ fn main() {
         let explainer = Explainer::new(model.clone(), fits).unwrap();
         for n in [1usize, 16] {
             let batch: Vec<f32> = prepared[..n].iter().flat_map(|p| p.data.iter().copied()).collect();
-            let sizes: Vec<(u32, u32)> = prepared[..n].iter().map(|p| (p.orig_width, p.orig_height)).collect();
+            let sizes: Vec<Size> = prepared[..n].iter().map(|p| p.size).collect();
             let opts = ExplainOptions::default();
             // Plain inference; the model run alone (activations as extra outputs); the whole
             // explanation with maps at the photos' sizes; and with maps at the input size.
             let names = explainer.layer_names();
             let small = ExplainOptions { original_size: false, ..opts.clone() };
-            let (h, w) = model.input_size();
+            let (w, h) = model.input_size().as_usize();
             let input = [(model.input.name.as_str(), Tensor::F32(vec![n, 3, h, w], batch.clone()))];
             let (t, cpu) = interleaved(
                 reps,

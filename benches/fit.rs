@@ -6,7 +6,7 @@
 //!                            [--layers head,stem] [--all-classes] [--augment N] [--mosaics N]
 //! The same settings can come from CHIP_BENCH_IMAGES, CHIP_BENCH_GATES, CHIP_BENCH_GATE_BATCH,
 //! CHIP_BENCH_IMAGE_BATCH, CHIP_BENCH_LAYERS.
-use chip::fit::{collect_stats_timed, list_images, no_progress, solve, FitParams, Images};
+use chip::fit::{collect_stats_timed, list_images, no_progress, solve, FitOptions, Images};
 use chip::gates::GateSet;
 use chip::model::Model;
 use chip::runtime::RuntimeOptions;
@@ -37,7 +37,7 @@ fn parse_args() -> Args {
         layers: env("CHIP_BENCH_LAYERS").unwrap_or_else(|| "head,stem".into()).split(',').map(String::from).collect(),
         all_classes: false,
         augment: 0,
-        mosaics: FitParams::default().mosaics,
+        mosaics: FitOptions::default().mosaics,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -102,7 +102,7 @@ fn main() {
     let model = Model::load(&root.join("data/models/efficientnet_lite0.onnx"), &options).expect("load EfficientNet-Lite0 (run scripts/setup.sh)");
     let files: Vec<PathBuf> = list_images(&root.join("data/images/aib")).expect("photos").into_iter().take(args.images).collect();
     let layers = model.layers().expect("layers");
-    let (ih, iw) = model.input_size();
+    let (iw, ih) = model.input_size().as_usize();
     let image_len = model.input.channels * ih * iw;
 
     // Classes to solve: top-1 of some photo (all with --all-classes).
@@ -134,7 +134,7 @@ fn main() {
             "stem" => layers.iter().find(|l| l.op_type == "Clip").expect("a Clip layer").clone(),
             name => model.layer(name).expect("layer"),
         };
-        let params = FitParams {
+        let params = FitOptions {
             gates: args.gates,
             gate_batch: args.gate_batch,
             image_batch: args.image_batch,

@@ -126,7 +126,7 @@ pub fn box_blur(image: &[f32], channels: usize, height: usize, width: usize, rad
 /// `steps` equal steps): deletion replaces pixels by 0 (the mean of the normalised input), insertion
 /// starts from a blurred copy. Lower deletion and higher insertion mean a more faithful map.
 pub fn faithfulness(model: &Model, image: &[f32], map: &[f32], class: usize, steps: usize, seed: u64) -> Result<(f64, f64)> {
-    let (h, w) = model.input_size();
+    let (w, h) = model.input_size().as_usize();
     let channels = model.input.channels;
     let order = salience_order(map, seed);
     let zeros = vec![0f32; image.len()];

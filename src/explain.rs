@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::fitfile::LayerFit;
 use crate::localize::BBox;
 use crate::model::Model;
+use crate::preprocess::Size;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -52,8 +53,8 @@ pub struct ImageExplanation {
     /// Classes by decreasing probability (at most 5).
     pub top: Vec<(usize, f32)>,
     pub classes: Vec<ClassExplanation>,
-    pub orig_width: u32,
-    pub orig_height: u32,
+    /// The original image size.
+    pub size: Size,
 }
 
 /// A model with fitted layers. Send + Sync; `explain` may be called from many threads at once.
@@ -93,10 +94,10 @@ impl Explainer {
     /// not solved in every fit is an error; `Top(k)` takes the k most probable classes, and a class
     /// a fit did not solve gets an all-zero map without a box. `options.refined` needs two fitted
     /// layers (else an error). Each image's result depends only on that image.
-    pub fn explain(&self, batch: &[f32], sizes: &[(u32, u32)], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
+    pub fn explain(&self, batch: &[f32], sizes: &[Size], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         use rayon::prelude::*;
         let n = sizes.len();
-        let (ih, iw) = self.model.input_size();
+        let (iw, ih) = self.model.input_size().as_usize();
         self.check_options(options)?;
         if n == 0 {
             return Ok(Vec::new());
@@ -107,8 +108,8 @@ impl Explainer {
                 batch.len(), n, ih, iw, n * 3 * ih * iw
             )));
         }
-        if let Some(i) = sizes.iter().position(|&(w, h)| w == 0 || h == 0) {
-            return Err(Error::invalid(format!("image {} has an empty original size {:?}", i, sizes[i])));
+        if let Some(i) = sizes.iter().position(|s| s.width == 0 || s.height == 0) {
+            return Err(Error::invalid(format!("image {} has an empty original size {}", i, sizes[i])));
         }
         let classes = self.model.classes;
         let layers = self.layer_names();
@@ -154,7 +155,7 @@ impl Explainer {
         let mut sizes = Vec::with_capacity(prepared.len());
         for p in prepared {
             batch.extend_from_slice(&p.data);
-            sizes.push((p.orig_width, p.orig_height));
+            sizes.push(p.size);
         }
         self.explain(&batch, &sizes, options)
     }
@@ -196,7 +197,7 @@ impl Explainer {
         }
     }
 
-    fn explain_one(&self, i: usize, probs: &[f32], acts: &[Vec<f32>], (ow, oh): (u32, u32), options: &ExplainOptions) -> Result<ImageExplanation> {
+    fn explain_one(&self, i: usize, probs: &[f32], acts: &[Vec<f32>], size: Size, options: &ExplainOptions) -> Result<ImageExplanation> {
         use rayon::prelude::*;
         let ranked = rank(probs);
         let top: Vec<(usize, f32)> = ranked.iter().take(5).map(|&c| (c, probs[c])).collect();
@@ -204,8 +205,8 @@ impl Explainer {
             ClassSelect::Top(k) => ranked.iter().take(*k).copied().collect(),
             ClassSelect::Ids(ids) => ids.clone(),
         };
-        let (ih, iw) = self.model.input_size();
-        let (mh, mw) = if options.original_size { (oh as usize, ow as usize) } else { (ih, iw) };
+        let (iw, ih) = self.model.input_size().as_usize();
+        let (mw, mh) = if options.original_size { size.as_usize() } else { (iw, ih) };
         let mut out = Vec::with_capacity(selected.len());
         for &c in &selected {
             // Layers in parallel too, so a single image uses every core.
@@ -235,7 +236,7 @@ impl Explainer {
             };
             out.push(ClassExplanation { class: c, probability: probs[c], maps, refined });
         }
-        Ok(ImageExplanation { probabilities: probs.to_vec(), top, classes: out, orig_width: ow, orig_height: oh })
+        Ok(ImageExplanation { probabilities: probs.to_vec(), top, classes: out, size })
     }
 }
 

@@ -88,7 +88,7 @@ pub fn export(model: &Model, fits: &[LayerFit], options: &ExportOptions) -> Resu
         )));
     }
     let batch = batch_dim(model)?;
-    let (ih, iw) = model.input_size();
+    let (iw, ih) = model.input_size().as_usize();
     let mut b = Builder::default();
 
     // The explained class: ArgMax takes the first of equal scores, as the explainer's ranking does.
@@ -203,7 +203,7 @@ fn metadata(model: &Model, fits: &[LayerFit], refine: Option<(usize, usize)>, op
             })
         })
         .collect();
-    let (ih, iw) = model.input_size();
+    let (iw, ih) = model.input_size().as_usize();
     serde_json::json!({
         "version": 1,
         "model_fingerprint": model.fingerprint,

@@ -11,7 +11,7 @@
 
 use crate::error::Error;
 use crate::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
-use crate::fit::{FitParams, Images, Progress};
+use crate::fit::{FitOptions, Images, Progress};
 use crate::fitfile::LayerFit;
 use crate::localize::BBox;
 use crate::model::Model;
@@ -536,7 +536,7 @@ fn model_options_default() -> chip_model_options {
 }
 
 fn fit_options_default() -> chip_fit_options {
-    let d = FitParams::default();
+    let d = FitOptions::default();
     chip_fit_options {
         struct_size: std::mem::size_of::<chip_fit_options>(),
         gates: d.gates,
@@ -631,9 +631,9 @@ unsafe fn runtime_options(opts: *const chip_model_options) -> FfiResult<RuntimeO
     Ok(RuntimeOptions { ort_lib, device, threads: o.threads })
 }
 
-unsafe fn fit_params(opts: *const chip_fit_options) -> FfiResult<(FitParams, chip_fit_options)> {
+unsafe fn fit_params(opts: *const chip_fit_options) -> FfiResult<(FitOptions, chip_fit_options)> {
     let o = read_options(opts, fit_options_default(), std::mem::size_of::<chip_fit_options>(), "chip_fit_options")?;
-    let mut p = FitParams {
+    let mut p = FitOptions {
         gates: o.gates,
         sigma2_rel: o.sigma2_rel,
         seed: o.seed,
@@ -651,7 +651,7 @@ unsafe fn fit_params(opts: *const chip_fit_options) -> FfiResult<(FitParams, chi
         },
         augment: o.augment,
         mosaics: o.mosaics,
-        ..FitParams::default()
+        ..FitOptions::default()
     };
     p.admm.lambda_rel = o.lambda_rel;
     p.admm.max_iter = o.max_iter;
@@ -745,7 +745,7 @@ pub unsafe extern "C" fn chip_model_input_size(
         let m = deref(model, "model")?;
         let w = deref_mut(out_width, "out_width")?;
         let h = deref_mut(out_height, "out_height")?;
-        let (height, width) = m.inner.input_size();
+        let (width, height) = m.inner.input_size().as_usize();
         *w = width;
         *h = height;
         Ok(())
@@ -822,8 +822,8 @@ unsafe fn write_prepared(
     out_width: *mut u32,
     out_height: *mut u32,
 ) -> FfiResult {
-    put(out_width, p.orig_width);
-    put(out_height, p.orig_height);
+    put(out_width, p.size.width);
+    put(out_height, p.size.height);
     write_buf(&p.data, buf, len, out_len, "image")
 }
 
@@ -1217,16 +1217,16 @@ pub unsafe extern "C" fn chip_stats_free(stats: *mut chip_stats) {
 
 /// The maps of one call are sized by the caller; a request that cannot be allocated would abort
 /// the process, so it is refused: more than the memory available, or a failed trial reservation.
-fn check_map_memory(e: &Explainer, sizes: &[(u32, u32)], options: &ExplainOptions) -> FfiResult {
+fn check_map_memory(e: &Explainer, sizes: &[crate::preprocess::Size], options: &ExplainOptions) -> FfiResult {
     let classes = match &options.classes {
         ClassSelect::Top(k) => (*k).min(e.model.classes),
         ClassSelect::Ids(ids) => ids.len(),
     } as u128;
     let per_class = e.fits.len() as u128 + u128::from(options.refined);
-    let (ih, iw) = e.model.input_size();
+    let (iw, ih) = e.model.input_size().as_usize();
     let pixels: u128 = sizes
         .iter()
-        .map(|&(w, h)| if options.original_size { w as u128 * h as u128 } else { (ih * iw) as u128 })
+        .map(|s| if options.original_size { s.pixels() as u128 } else { (ih * iw) as u128 })
         .sum();
     let bytes = pixels * classes * per_class * std::mem::size_of::<f32>() as u128;
     let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
@@ -1251,7 +1251,7 @@ fn check_map_memory(e: &Explainer, sizes: &[(u32, u32)], options: &ExplainOption
 
 
 fn check_tensor_len(m: &Model, len: usize, n: usize, name: &str) -> FfiResult {
-    let (h, w) = m.input_size();
+    let (w, h) = m.input_size().as_usize();
     let need = n.checked_mul(3 * h * w);
     if need != Some(len) {
         return fail(
@@ -1475,16 +1475,15 @@ pub unsafe extern "C" fn chip_explain(
 }
 
 /// The original sizes of a tensor's images: `n` (width, height) pairs, or the input size for NULL.
-unsafe fn tensor_sizes(e: &Explainer, sizes: *const u32, n: usize) -> FfiResult<Vec<(u32, u32)>> {
-    let sizes: Vec<(u32, u32)> = if sizes.is_null() {
-        let (h, w) = e.model.input_size();
-        vec![(w as u32, h as u32); n]
+unsafe fn tensor_sizes(e: &Explainer, sizes: *const u32, n: usize) -> FfiResult<Vec<crate::preprocess::Size>> {
+    let sizes: Vec<crate::preprocess::Size> = if sizes.is_null() {
+        vec![e.model.input_size(); n]
     } else {
         let s = slice_arg(sizes, n.saturating_mul(2), "images->sizes")?;
-        s.chunks_exact(2).map(|c| (c[0], c[1])).collect()
+        s.chunks_exact(2).map(|c| crate::preprocess::Size::new(c[0], c[1])).collect()
     };
     let max = crate::preprocess::MAX_SIDE;
-    if let Some((i, (w, h))) = sizes.iter().enumerate().find(|(_, &(w, h))| w == 0 || h == 0 || w > max || h > max) {
+    if let Some((i, (w, h))) = sizes.iter().enumerate().map(|(i, s)| (i, (s.width, s.height))).find(|(_, (w, h))| *w == 0 || *h == 0 || *w > max || *h > max) {
         return fail(
             CHIP_STATUS_INVALID_ARGUMENT,
             format!("sizes[{i}] is {w}x{h}; each side must be within 1..={max}, as for decoded images"),
@@ -1595,8 +1594,8 @@ pub unsafe extern "C" fn chip_explanation_image_size(
         let img = image_of(explanation, image)?;
         let w = deref_mut(out_width, "out_width")?;
         let h = deref_mut(out_height, "out_height")?;
-        *w = img.orig_width;
-        *h = img.orig_height;
+        *w = img.size.width;
+        *h = img.size.height;
         Ok(())
     })
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct FitParams {
+pub struct FitOptions {
     pub gates: usize,
     /// σ² relative to K.
     pub sigma2_rel: f64,
@@ -34,9 +34,9 @@ pub struct FitParams {
     pub classes: Option<Vec<usize>>,
 }
 
-impl Default for FitParams {
+impl Default for FitOptions {
     fn default() -> Self {
-        FitParams {
+        FitOptions {
             gates: 256,
             sigma2_rel: 0.5,
             seed: 0,
@@ -51,11 +51,11 @@ impl Default for FitParams {
     }
 }
 
-impl FitParams {
+impl FitOptions {
     /// The CHIP paper's configuration: probability target without intercept, the images alone (no
-    /// mosaics, no views), λ 0.05·λ_max; the other parameters as in [`FitParams::default`].
+    /// mosaics, no views), λ 0.05·λ_max; the other parameters as in [`FitOptions::default`].
     pub fn paper() -> Self {
-        let mut p = FitParams { objective: Objective::PAPER, mosaics: 0, augment: 0, ..FitParams::default() };
+        let mut p = FitOptions { objective: Objective::PAPER, mosaics: 0, augment: 0, ..FitOptions::default() };
         p.admm.lambda_rel = 0.05;
         p
     }
@@ -160,7 +160,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn check_params(params: &FitParams) -> Result<()> {
+fn check_params(params: &FitOptions) -> Result<()> {
     if params.gates == 0 {
         return Err(Error::invalid("gates must be at least 1"));
     }
@@ -257,7 +257,7 @@ struct Pass {
 }
 
 impl<'m> Plan<'m> {
-    fn new(model: &'m Model, layer: &str, params: &FitParams) -> Result<Self> {
+    fn new(model: &'m Model, layer: &str, params: &FitOptions) -> Result<Self> {
         let info = model.layer(layer)?;
         let (k, h, w) = (info.channels, info.height, info.width);
         crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
@@ -323,7 +323,7 @@ impl<'m> Plan<'m> {
         let (model, layer, k, h, w) = (self.model, self.layer.as_str(), self.k, self.h, self.w);
         let hw = h * w;
         let classes = model.classes;
-        let (ih, iw) = model.input_size();
+        let (iw, ih) = model.input_size().as_usize();
         let ic = model.input.channels;
         let n_gates = self.gates.count;
         let gate_batch = self.gate_batch;
@@ -469,7 +469,7 @@ impl<'m> Plan<'m> {
 }
 
 /// Gathers the statistics of one layer (shardable: merge the results of several calls).
-pub fn collect_stats(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<Stats> {
+pub fn collect_stats(model: &Model, layer: &str, images: &Images, params: &FitOptions, progress: ProgressFn) -> Result<Stats> {
     collect_stats_timed(model, layer, images, params, progress).map(|(s, _)| s)
 }
 
@@ -479,12 +479,12 @@ pub fn collect_stats_timed(
     model: &Model,
     layer: &str,
     images: &Images,
-    params: &FitParams,
+    params: &FitOptions,
     progress: ProgressFn,
 ) -> Result<(Stats, FitTimings)> {
     check_params(params)?;
     let plan = Plan::new(model, layer, params)?;
-    let (ih, iw) = model.input_size();
+    let (iw, ih) = model.input_size().as_usize();
     let ic = model.input.channels;
     let image_len = ic * ih * iw;
 
@@ -576,7 +576,7 @@ pub fn collect_stats_timed(
 }
 
 /// Solves statistics into a fitted layer.
-pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> {
+pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, progress: ProgressFn) -> Result<LayerFit> {
     let info = model.layer(layer)?;
     if stats.layer != layer {
         return Err(Error::FitMismatch(format!(
@@ -652,7 +652,7 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitParams, prog
 }
 
 /// collect_stats then solve.
-pub fn fit_layer(model: &Model, layer: &str, images: &Images, params: &FitParams, progress: ProgressFn) -> Result<LayerFit> {
+pub fn fit_layer(model: &Model, layer: &str, images: &Images, params: &FitOptions, progress: ProgressFn) -> Result<LayerFit> {
     let stats = collect_stats(model, layer, images, params, progress)?;
     solve(model, layer, &stats, params, progress)
 }

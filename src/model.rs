@@ -2,7 +2,7 @@
 //! preprocessing. `Model` is Send + Sync: one model serves many threads at once.
 use crate::error::{Error, Result};
 use crate::onnx::OnnxModel;
-use crate::preprocess::Preprocess;
+use crate::preprocess::{Preprocess, Size};
 use crate::runtime::{Runner, RuntimeOptions};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -453,7 +453,8 @@ impl Model {
         }
     }
 
-    pub fn input_size(&self) -> (usize, usize) { (self.preprocess.height, self.preprocess.width) }
+    /// The input size in pixels (validated to at most MAX_SIDE per side when the model loads).
+    pub fn input_size(&self) -> Size { Size::new(self.preprocess.width as u32, self.preprocess.height as u32) }
 
     /// The class name for an index, when labels are known.
     pub fn label(&self, class: usize) -> Option<&str> {

@@ -30,12 +30,39 @@ impl Default for Preprocess {
 /// Largest accepted image side; larger images fail with a clear message instead of exhausting memory.
 pub const MAX_SIDE: u32 = 16384;
 
-/// A preprocessed image: 3×H×W floats and the original size.
+/// A size in pixels. Width comes first everywhere (C `chip_size`, the CLI's `WxH`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Size {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Size {
+    pub const fn new(width: u32, height: u32) -> Size {
+        Size { width, height }
+    }
+
+    /// (width, height) as usize, for indexing.
+    pub const fn as_usize(self) -> (usize, usize) {
+        (self.width as usize, self.height as usize)
+    }
+
+    pub const fn pixels(self) -> usize {
+        self.width as usize * self.height as usize
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// A preprocessed image: 3×H×W floats at the model's input size and the original size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
     pub data: Vec<f32>,
-    pub orig_width: u32,
-    pub orig_height: u32,
+    pub size: Size,
 }
 
 impl Preprocess {
@@ -78,7 +105,7 @@ impl Preprocess {
                 data[c * plane + i] = (px[c] as f32 - self.mean[c]) / self.std[c];
             }
         }
-        Ok(Prepared { data, orig_width: w, orig_height: h })
+        Ok(Prepared { data, size: Size::new(w, h) })
     }
 
     /// Rejects settings that would give empty or non-finite inputs.

@@ -45,8 +45,8 @@ impl Method {
 
     /// Maps (row-major) for each class, at the original size or at the model's input size.
     pub fn maps(&self, model: &Model, p: &Prepared, classes: &[usize], original_size: bool) -> Result<Vec<Vec<f32>>> {
-        let (ih, iw) = model.input_size();
-        let (w, h) = if original_size { (p.orig_width as usize, p.orig_height as usize) } else { (iw, ih) };
+        let (iw, ih) = model.input_size().as_usize();
+        let (w, h) = if original_size { (p.size.width as usize, p.size.height as usize) } else { (iw, ih) };
         match &self.kind {
             Kind::Centre => Ok(vec![eval::centre_prior(w, h); classes.len()]),
             Kind::Constant => Ok(vec![eval::constant_map(w, h); classes.len()]),
@@ -58,7 +58,7 @@ impl Method {
                     threshold: crate::localize::DEFAULT_THRESHOLD,
                     original_size,
                 };
-                let out = ex.explain(&p.data, &[(p.orig_width, p.orig_height)], &options)?.remove(0);
+                let out = ex.explain(&p.data, &[p.size], &options)?.remove(0);
                 Ok(out
                     .classes
                     .into_iter()
@@ -100,7 +100,7 @@ pub fn load_mosaics(path: &Path) -> Result<Vec<Mosaic>> {
 /// predictions), drawn with `seed`, each tile the model's input size; writes `mosaic_NNN.png` and
 /// `mosaics.json` into `out`. File names in the list are relative to `out`.
 pub fn make_mosaics(model: &Model, photos: &[PathBuf], count: usize, seed: u64, out: &Path) -> Result<Vec<Mosaic>> {
-    let (th, tw) = model.input_size();
+    let (tw, th) = model.input_size().as_usize();
     let mut top1 = Vec::with_capacity(photos.len());
     for p in photos {
         let prepared = model.preprocess.load(p)?;
@@ -200,10 +200,10 @@ pub fn score(model: &Model, methods: &[Method], data: &Dataset, options: &Option
     let load = |p: &Path| model.preprocess.load(p);
     let gt_images: Vec<Prepared> = gt.iter().map(|e| load(&data.gt_root.join(&e.file))).collect::<Result<_>>()?;
     for (e, p) in gt.iter().zip(&gt_images) {
-        if (p.orig_width, p.orig_height) != (e.width, e.height) {
+        if (p.size.width, p.size.height) != (e.width, e.height) {
             return Err(Error::invalid(format!(
                 "{}: the photo is {}x{} but the ground truth says {}x{}",
-                e.file, p.orig_width, p.orig_height, e.width, e.height
+                e.file, p.size.width, p.size.height, e.width, e.height
             )));
         }
     }
@@ -213,7 +213,7 @@ pub fn score(model: &Model, methods: &[Method], data: &Dataset, options: &Option
         .iter()
         .map(|p| Ok(top_class(&model.predict(&p.data, 1)?)))
         .collect::<Result<_>>()?;
-    let (ih, iw) = model.input_size();
+    let (iw, ih) = model.input_size().as_usize();
     let total = methods.len() * 3;
     let mut done = 0;
     let tick = |done: &mut usize| -> Result<()> {

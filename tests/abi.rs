@@ -142,7 +142,7 @@ fn options_defaults_and_struct_size() {
 
         let mut f = std::mem::zeroed::<chip_fit_options>();
         assert_eq!(chip_fit_options_default(&mut f), chip_status::CHIP_STATUS_OK);
-        let d = chip::fit::FitParams::default();
+        let d = chip::fit::FitOptions::default();
         assert_eq!((f.gates, f.seed, f.gate_batch, f.image_batch), (d.gates, d.seed, d.gate_batch, d.image_batch));
         assert_eq!((f.lambda_rel, f.sigma2_rel, f.max_iter), (d.admm.lambda_rel, d.sigma2_rel, d.admm.max_iter));
         assert!(f.progress.is_none() && f.classes.is_null() && f.class_count == 0);

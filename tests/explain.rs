@@ -2,10 +2,11 @@
 //! against the split path, batch against single images, Refined CHIP, boxes against ground truth,
 //! class discrimination on a composite photo. Needs scripts/setup.sh to have run.
 use chip::explain::{ClassSelect, ExplainOptions, Explainer};
-use chip::fit::{FitParams, Images};
+use chip::fit::{FitOptions, Images};
 use chip::fitfile::LayerFit;
 use chip::localize::{self, BBox, EvalItem, GtEntry};
 use chip::model::{LayerInfo, Model};
+use chip::preprocess::Size;
 use chip::runtime::RuntimeOptions;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -74,7 +75,7 @@ fn fixture() -> &'static Fixture {
         }
         let classes: Vec<usize> = classes.into_iter().collect();
         let t0 = std::time::Instant::now();
-        let params = FitParams { gates: 128, classes: Some(classes.clone()), ..FitParams::default() };
+        let params = FitOptions { gates: 128, classes: Some(classes.clone()), ..FitOptions::default() };
         let head_fit = chip::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::fit::no_progress).unwrap();
         eprintln!(
             "conv-head fit '{}' {}x{}x{}: {} photos x 128 gates, {} classes, lambda_rel {}, sigma2_rel {}: {:.1}s",
@@ -83,20 +84,20 @@ fn fixture() -> &'static Fixture {
         );
         let t0 = std::time::Instant::now();
         let few: Vec<PathBuf> = images_in("boxes").into_iter().chain(images_in("skimage")).take(10).collect();
-        let stem_params = FitParams { gates: 32, ..params };
+        let stem_params = FitOptions { gates: 32, ..params };
         let stem_fit = chip::fit::fit_layer(&model, &stem.name, &Images::Paths(few.clone()), &stem_params, &chip::fit::no_progress).unwrap();
         eprintln!("stem fit '{}': {} photos x 32 gates: {:.1}s", stem.name, few.len(), t0.elapsed().as_secs_f64());
         Fixture { model, stem: stem_fit, head: head_fit }
     })
 }
 
-fn prepare(model: &Model, paths: &[PathBuf]) -> (Vec<f32>, Vec<(u32, u32)>) {
+fn prepare(model: &Model, paths: &[PathBuf]) -> (Vec<f32>, Vec<Size>) {
     let mut batch = Vec::new();
     let mut sizes = Vec::new();
     for p in paths {
         let pr = model.preprocess.load(p).unwrap();
         batch.extend_from_slice(&pr.data);
-        sizes.push((pr.orig_width, pr.orig_height));
+        sizes.push(pr.size);
     }
     (batch, sizes)
 }
@@ -132,7 +133,7 @@ fn augmented_run_matches_the_split_prefix() {
     let class = f.head.meta.solved_classes[0];
     let opts = ExplainOptions { classes: ClassSelect::Ids(vec![class]), refined: false, threshold: 0.25, original_size: false };
     let got = ex.explain(&batch, &sizes, &opts).unwrap();
-    let (ih, iw) = model.input_size();
+    let (iw, ih) = model.input_size().as_usize();
     let n = photos.len();
     for fit in [&f.head, &f.stem] {
         let m = &fit.meta;
@@ -173,7 +174,7 @@ fn batch_gives_the_same_as_single_images() {
     let all = ex.explain_files(&photos, &opts).unwrap();
     for (p, b) in photos.iter().zip(&all) {
         let s = ex.explain_files(std::slice::from_ref(p), &opts).unwrap().remove(0);
-        assert_eq!((s.orig_width, s.orig_height), (b.orig_width, b.orig_height));
+        assert_eq!((s.size.width, s.size.height), (b.size.width, b.size.height));
         assert_eq!(s.top.iter().map(|t| t.0).collect::<Vec<_>>(), b.top.iter().map(|t| t.0).collect::<Vec<_>>());
         assert!(rel_diff(&s.probabilities, &b.probabilities) <= 1e-5, "{}", p.display());
         for (cs, cb) in s.classes.iter().zip(&b.classes) {
@@ -200,7 +201,7 @@ fn refined_chip_is_the_product_of_stem_and_head_maps() {
         let c = &e.classes[0];
         let r = c.refined.as_ref().expect("refined map");
         let (head, stem) = (&c.maps[0], &c.maps[1]);
-        assert_eq!((r.width, r.height), (e.orig_width as usize, e.orig_height as usize));
+        assert_eq!((r.width, r.height), (e.size.width as usize, e.size.height as usize));
         assert_eq!((head.width, head.height), (stem.width, stem.height));
         for ((x, a), b) in r.data.iter().zip(&stem.data).zip(&head.data) {
             assert_eq!(*x, a * b);
@@ -232,7 +233,7 @@ fn top1_boxes_overlap_the_ground_truth_boxes() {
         // Top-1: its box must overlap the ground truth of that class when the photo has it, else
         // some annotated object.
         let out = ex.explain_files(std::slice::from_ref(&path), &ExplainOptions::default()).unwrap().remove(0);
-        assert_eq!((out.orig_width, out.orig_height), (here[0].width, here[0].height), "{file}");
+        assert_eq!((out.size.width, out.size.height), (here[0].width, here[0].height), "{file}");
         let c = &out.classes[0];
         let b = c.maps[0].bbox.expect("a box for the top-1 class");
         let same: Vec<&&GtEntry> = here.iter().filter(|e| e.class == Some(c.class)).collect();
@@ -277,7 +278,7 @@ fn espresso_and_cat_maps_peak_in_their_own_halves() {
     let cat_class = CATS.max_by(|&x, &y| cat_probs[x].total_cmp(&cat_probs[y])).unwrap();
     let pr = f.model.preprocess.from_rgb8(&pair).unwrap();
     let opts = ExplainOptions { classes: ClassSelect::Ids(vec![ESPRESSO, cat_class]), ..ExplainOptions::default() };
-    let out = ex.explain(&pr.data, &[(pr.orig_width, pr.orig_height)], &opts).unwrap().remove(0);
+    let out = ex.explain(&pr.data, &[pr.size], &opts).unwrap().remove(0);
     let split = a.width();
     let peak = |i: usize| {
         let m = &out.classes[i].maps[0];
@@ -353,7 +354,7 @@ fn bad_requests_fail_with_clear_errors() {
     let e = err(ExplainOptions { threshold: f32::NAN, ..ExplainOptions::default() });
     assert!(e.contains("threshold"), "{e}");
     let (batch, _) = prepare(&f.model, photo);
-    let e = ex.explain(&batch[1..], &[(10, 10)], &ExplainOptions::default()).unwrap_err().to_string();
+    let e = ex.explain(&batch[1..], &[Size::new(10, 10)], &ExplainOptions::default()).unwrap_err().to_string();
     assert!(e.contains("batch has"), "{e}");
     // A fit from another model is refused when the explainer is built.
     let mut other = f.head.clone();

@@ -4,9 +4,10 @@
 //! the file in ONNX Runtime's Python package. Needs scripts/setup.sh to have run.
 use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
 use chip::export::{self, ExportOptions, CLASS_OUTPUT, MAPS_OUTPUT, METADATA_KEY, REFINED_OUTPUT, TARGET_INPUT};
-use chip::fit::{FitParams, Images};
+use chip::fit::{FitOptions, Images};
 use chip::fitfile::LayerFit;
 use chip::model::Model;
+use chip::preprocess::Size;
 use chip::runtime::{Runner, RuntimeOptions, Tensor};
 use chip::Error;
 use std::collections::BTreeSet;
@@ -38,7 +39,7 @@ struct Fixture {
     head: LayerFit,
     photos: Vec<PathBuf>,
     batch: Vec<f32>,
-    sizes: Vec<(u32, u32)>,
+    sizes: Vec<Size>,
     top1: Vec<usize>,
     /// Solved classes, in increasing order.
     solved: Vec<usize>,
@@ -61,17 +62,17 @@ fn fixture() -> &'static Fixture {
         for p in &photos {
             let pr = model.preprocess.load(p).unwrap();
             batch.extend_from_slice(&pr.data);
-            sizes.push((pr.orig_width, pr.orig_height));
+            sizes.push(pr.size);
         }
         let probs = model.predict(&batch, photos.len()).unwrap();
         let top1: Vec<usize> = probs.chunks(model.classes).map(argmax).collect();
         let mut solved: BTreeSet<usize> = top1.iter().copied().collect();
         solved.extend([1, 281, 285, 967]);
         let solved: Vec<usize> = solved.into_iter().collect();
-        let params = FitParams { gates: 32, classes: Some(solved.clone()), ..FitParams::default() };
+        let params = FitOptions { gates: 32, classes: Some(solved.clone()), ..FitOptions::default() };
         let t0 = std::time::Instant::now();
         let head = chip::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::fit::no_progress).unwrap();
-        let stem_params = FitParams { gates: 16, ..params };
+        let stem_params = FitOptions { gates: 16, ..params };
         let stem = chip::fit::fit_layer(&model, &stem.name, &Images::Paths(photos[..4].to_vec()), &stem_params, &chip::fit::no_progress).unwrap();
         eprintln!("fits of '{}' and '{}': {:.1}s", stem.meta.layer, head.meta.layer, t0.elapsed().as_secs_f64());
         Fixture { model, stem, head, photos, batch, sizes, top1, solved }
@@ -95,7 +96,7 @@ fn exported(fits: &[LayerFit], class_input: bool) -> Runner {
 }
 
 fn image_input(f: &Fixture) -> (&str, Tensor) {
-    let (h, w) = f.model.input_size();
+    let (w, h) = f.model.input_size().as_usize();
     (f.model.input.name.as_str(), Tensor::F32(vec![f.photos.len(), 3, h, w], f.batch.clone()))
 }
 
@@ -117,7 +118,7 @@ fn ints(t: &Tensor) -> (&[usize], &[i64]) {
 /// image's explanation of one class. Returns how many of the explainer's maps are not all zero.
 fn check_maps(i: usize, maps: &[f32], refined: Option<&[f32]>, e: &ImageExplanation, what: &str) -> usize {
     let f = fixture();
-    let (h, w) = f.model.input_size();
+    let (w, h) = f.model.input_size().as_usize();
     let c = &e.classes[0];
     let per = h * w;
     let layers = c.maps.len();
@@ -171,7 +172,7 @@ fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
     let (cs, classes) = ints(&outs[1]);
     assert_eq!(cs, [n]);
     assert_eq!(classes.iter().map(|&c| c as usize).collect::<Vec<_>>(), f.top1);
-    let (h, w) = f.model.input_size();
+    let (w, h) = f.model.input_size().as_usize();
     let (ms, maps) = floats(&outs[2]);
     assert_eq!(ms, [n, 2, h, w]);
     let (rs, refined) = floats(&outs[3]);
@@ -209,7 +210,7 @@ fn target_classes_select_the_maps_and_unsolved_classes_give_zero() {
     let (_, maps) = floats(&outs[2]);
     let (_, refined) = floats(&outs[3]);
     let ex = Explainer::new(f.model.clone(), fits).unwrap();
-    let (h, w) = f.model.input_size();
+    let (w, h) = f.model.input_size().as_usize();
     let per = 3 * h * w;
     let mut nonzero = 0;
     for i in 0..n {
@@ -351,7 +352,7 @@ fn cli_export_and_python_onnxruntime() {
     let python = root().join("third_party/venv/bin/python");
     assert!(python.exists(), "{} missing (run scripts/setup.sh)", python.display());
     let n = f.photos.len();
-    let (h, w) = f.model.input_size();
+    let (w, h) = f.model.input_size().as_usize();
     let input = dir.join("input.f32");
     std::fs::write(&input, f.batch.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
     let targets: Vec<i64> = (0..n as i64).map(|i| if i % 2 == 0 { -1 } else { f.solved[i as usize % f.solved.len()] as i64 }).collect();

@@ -1,7 +1,7 @@
 //! The fit on real ONNX Runtime: planted ground truth, lasso optimality, shards, seeds,
 //! cancellation, a cut inside a skip connection, and EfficientNet-Lite0 on real photos.
 use chip::error::Error;
-use chip::fit::{self, collect_stats, fit_layer, list_images, no_progress, solve, FitParams, Images, Progress};
+use chip::fit::{self, collect_stats, fit_layer, list_images, no_progress, solve, FitOptions, Images, Progress};
 use chip::fitfile::LayerFit;
 use chip::gates::GateSet;
 use chip::model::Model;
@@ -30,7 +30,7 @@ fn load(m: &chip::onnx::OnnxModel) -> Model { Model::from_bytes(m.to_bytes().unw
 
 /// Uniform noise in [-2, 2): varied enough that every planted channel moves.
 fn random_images(model: &Model, n: usize, seed: u64) -> Vec<f32> {
-    let (h, w) = model.input_size();
+    let (w, h) = model.input_size().as_usize();
     let mut rng = chip::gates::Rng::new(seed);
     (0..n * model.input.channels * h * w)
         .map(|_| (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 4.0 - 2.0)
@@ -94,7 +94,7 @@ fn planted_recovery(softmax: bool) {
     // Noise in ±4: strong enough that the planted logits separate the classes; with weak inputs the
     // probabilities stay near 1/C and the intercept-free linear model leans on distractor channels.
     let data: Vec<f32> = random_images(&model, n, 3).iter().map(|v| v * 2.0).collect();
-    let params = FitParams { gates: 256, gate_batch: 64, image_batch: 8, ..FitParams::paper() };
+    let params = FitOptions { gates: 256, gate_batch: 64, image_batch: 8, ..FitOptions::paper() };
     let images = Images::Tensor { data: &data, n };
     let stats = collect_stats(&model, &p.layer, &images, &params, &no_progress).unwrap();
     let fit = solve(&model, &p.layer, &stats, &params, &no_progress).unwrap();
@@ -148,7 +148,7 @@ fn statistics_agree_with_the_unsplit_model() {
     let model = load(&p.model);
     let n = 6;
     let data = random_images(&model, n, 9);
-    let params = FitParams { gates: 16, image_batch: 4, gate_batch: 5, ..FitParams::paper() };
+    let params = FitOptions { gates: 16, image_batch: 4, gate_batch: 5, ..FitOptions::paper() };
     let stats = collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
     let probs = model.predict(&data, n).unwrap();
     let (_, acts) = model.run_augmented(&data, n, &[p.layer.as_str()]).unwrap();
@@ -181,7 +181,7 @@ fn shards_merge_to_the_same_fit() {
     let data = random_images(&model, n, 4);
     // Mosaics are tiled within a shard, so shards equal one fit only without them (the paper's
     // configuration has none).
-    let params = FitParams { gates: 128, gate_batch: 32, image_batch: 4, ..FitParams::paper() };
+    let params = FitOptions { gates: 128, gate_batch: 32, image_batch: 4, ..FitOptions::paper() };
     let half = data.len() / 2;
     let all = collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
     let mut a = collect_stats(&model, &p.layer, &Images::Tensor { data: &data[..half], n: n / 2 }, &params, &no_progress).unwrap();
@@ -211,11 +211,11 @@ fn same_seed_same_weights_other_seed_other_gates() {
     let n = 6;
     let data = random_images(&model, n, 8);
     let images = Images::Tensor { data: &data, n };
-    let params = FitParams { gates: 48, gate_batch: 16, image_batch: 3, seed: 5, ..FitParams::paper() };
+    let params = FitOptions { gates: 48, gate_batch: 16, image_batch: 3, seed: 5, ..FitOptions::paper() };
     let a = fit_layer(&model, &p.layer, &images, &params, &no_progress).unwrap();
     let b = fit_layer(&model, &p.layer, &images, &params, &no_progress).unwrap();
     assert_eq!(a.weights.iter().map(|w| w.to_bits()).collect::<Vec<_>>(), b.weights.iter().map(|w| w.to_bits()).collect::<Vec<_>>());
-    let other = FitParams { seed: 6, ..params.clone() };
+    let other = FitOptions { seed: 6, ..params.clone() };
     let ga = GateSet::generate(10, 48, params.sigma2_rel, 5);
     let gb = GateSet::generate(10, 48, params.sigma2_rel, 6);
     assert_ne!(ga.open, gb.open);
@@ -235,7 +235,7 @@ fn cancelling_stops_the_fit_and_writes_nothing() {
     let n = 4;
     let data = random_images(&model, n, 2);
     let images = Images::Tensor { data: &data, n };
-    let params = FitParams { gates: 64, gate_batch: 8, image_batch: 2, ..FitParams::paper() };
+    let params = FitOptions { gates: 64, gate_batch: 8, image_batch: 2, ..FitOptions::paper() };
     let dir = tmp_dir("cancel");
     let out = dir.join("fit.chip");
     let cases: [(&str, fn(Progress) -> bool); 3] = [
@@ -275,8 +275,8 @@ fn residual_cut_inside_the_skip() {
     let n = 4;
     let data = random_images(&model, n, 6);
     let images = Images::Tensor { data: &data, n };
-    let batched = FitParams { gates: 32, gate_batch: 16, image_batch: 3, ..FitParams::paper() };
-    let single = FitParams { gate_batch: 1, image_batch: 1, ..batched.clone() };
+    let batched = FitOptions { gates: 32, gate_batch: 16, image_batch: 3, ..FitOptions::paper() };
+    let single = FitOptions { gate_batch: 1, image_batch: 1, ..batched.clone() };
     let sb = collect_stats(&model, "inner", &images, &batched, &no_progress).unwrap();
     let s1 = collect_stats(&model, "inner", &images, &single, &no_progress).unwrap();
     let db = max_abs(sb.b.iter().zip(&s1.b).map(|(x, y)| x - y)) / max_abs(s1.b.iter().copied());
@@ -335,12 +335,12 @@ fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_h
     let k = info.channels;
     let n = 5;
     let data = random_images(&model, n, 13);
-    let params = FitParams { gates: 40, gate_batch: 16, image_batch: 2, ..FitParams::paper() };
+    let params = FitOptions { gates: 40, gate_batch: 16, image_batch: 2, ..FitOptions::paper() };
     let stats = collect_stats(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
 
     let runner = chip::runtime::Runner::new(gated_model(m, layer, k), &options()).unwrap();
     let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
-    let (h, w) = model.input_size();
+    let (w, h) = model.input_size().as_usize();
     let len = 3 * h * w;
     let classes = model.classes;
     let probs = |raw: Vec<f32>| -> Vec<f64> {
@@ -400,7 +400,7 @@ fn statistics_match_a_gated_whole_model() {
 fn bad_inputs_are_refused_with_clear_errors() {
     let p = testmodels::planted_cnn(3, 8, 2, true, 1);
     let model = load(&p.model);
-    let params = FitParams { gates: 8, ..FitParams::paper() };
+    let params = FitOptions { gates: 8, ..FitOptions::paper() };
     let mut data = random_images(&model, 2, 2);
     match collect_stats(&model, "nope", &Images::Tensor { data: &data, n: 2 }, &params, &no_progress) {
         Err(Error::UnknownLayer { name, .. }) => assert_eq!(name, "nope"),
@@ -415,9 +415,9 @@ fn bad_inputs_are_refused_with_clear_errors() {
         collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &no_progress),
         Err(Error::NonFinite(_))
     ));
-    let zero = FitParams { gate_batch: 0, ..params.clone() };
+    let zero = FitOptions { gate_batch: 0, ..params.clone() };
     assert!(matches!(collect_stats(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &zero, &no_progress), Err(Error::InvalidArgument(_))));
-    let bad_class = FitParams { classes: Some(vec![3]), ..params.clone() };
+    let bad_class = FitOptions { classes: Some(vec![3]), ..params.clone() };
     let ok = random_images(&model, 2, 2);
     assert!(matches!(fit_layer(&model, &p.layer, &Images::Tensor { data: &ok, n: 2 }, &bad_class, &no_progress), Err(Error::InvalidArgument(_))));
     // An image file that is not an image: an error naming it.
@@ -500,7 +500,7 @@ fn real_fit(layer_index: Layer, photos: usize, gates: usize) {
     let mut classes = top.clone();
     classes.sort_unstable();
     classes.dedup();
-    let params = FitParams { gates, classes: Some(classes.clone()), ..FitParams::paper() };
+    let params = FitOptions { gates, classes: Some(classes.clone()), ..FitOptions::paper() };
     let t0 = Instant::now();
     let (stats, timings) = fit::collect_stats_timed(&model, &info.name, &Images::Paths(files.clone()), &params, &no_progress).unwrap();
     let t_stats = t0.elapsed();
@@ -563,14 +563,14 @@ fn useless_parameters_are_refused_before_any_image() {
         calls.fetch_add(1, Ordering::SeqCst);
         true
     };
-    let base = FitParams { gates: 8, ..FitParams::paper() };
+    let base = FitOptions { gates: 8, ..FitOptions::paper() };
     for lambda in [1.0, 2.0, 1e308, f64::INFINITY, -0.5] {
         let mut params = base.clone();
         params.admm.lambda_rel = lambda;
         let msg = fit_layer(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &progress).unwrap_err().to_string();
         assert!(msg.contains("lambda_rel") && msg.contains("< 1"), "λ {lambda}: {msg}");
     }
-    let params = FitParams { sigma2_rel: 1e-30, ..base.clone() };
+    let params = FitOptions { sigma2_rel: 1e-30, ..base.clone() };
     let msg = fit_layer(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &progress).unwrap_err().to_string();
     assert!(msg.contains("sigma2_rel 1e-30") && msg.contains(&p.layer), "{msg}");
     assert_eq!(calls.load(Ordering::SeqCst), 0, "images were processed before the check");

@@ -1,6 +1,6 @@
 //! The `.chip` importance file: round trip and each way a file can be wrong, on real fits.
 use chip::error::Error;
-use chip::fit::{fit_layer, no_progress, FitParams, Images};
+use chip::fit::{fit_layer, no_progress, FitOptions, Images};
 use chip::fitfile::{LayerFit, MAGIC, VERSION};
 use chip::model::Model;
 use chip::runtime::RuntimeOptions;
@@ -26,7 +26,7 @@ fn planted(seed: u64) -> (Model, String) {
 }
 
 fn images(model: &Model, n: usize, seed: u64) -> Vec<f32> {
-    let (h, w) = model.input_size();
+    let (w, h) = model.input_size().as_usize();
     let mut rng = chip::gates::Rng::new(seed);
     (0..n * model.input.channels * h * w)
         .map(|_| (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 4.0 - 2.0)
@@ -35,7 +35,7 @@ fn images(model: &Model, n: usize, seed: u64) -> Vec<f32> {
 
 fn small_fit(model: &Model, layer: &str) -> LayerFit {
     let data = images(model, 4, 1);
-    let params = FitParams { gates: 32, gate_batch: 16, ..Default::default() };
+    let params = FitOptions { gates: 32, gate_batch: 16, ..Default::default() };
     fit_layer(model, layer, &Images::Tensor { data: &data, n: 4 }, &params, &no_progress).unwrap()
 }
 

@@ -1,7 +1,7 @@
 //! Model on the real ONNX Runtime: the project's small test nets, and EfficientNet-Lite0 with real
 //! photos (scripts/setup.sh provides data/ and third_party/).
 use chip::model::{softmax, Model, OutputKind};
-use chip::preprocess::Preprocess;
+use chip::preprocess::{Preprocess, Size};
 use chip::runtime::RuntimeOptions;
 use chip::testmodels;
 use chip::Error;
@@ -44,7 +44,11 @@ fn test_net_layers_classes_and_output_kind() {
     assert_eq!(m.classes, 5);
     assert_eq!(m.output, "logits");
     assert_eq!(m.input.name, "input");
-    assert_eq!(m.input_size(), (testmodels::SIZE, testmodels::SIZE));
+    assert_eq!(m.input_size(), Size::new(testmodels::SIZE as u32, testmodels::SIZE as u32));
+    // Width first, as everywhere: a taller input changes `height` only.
+    let mut tall = plain();
+    tall.preprocess.height = 20;
+    assert_eq!(tall.input_size(), Size { width: testmodels::SIZE as u32, height: 20 });
     assert_eq!(m.output_kind, OutputKind::Logits);
     let layers = m.layers().unwrap();
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
@@ -205,7 +209,7 @@ fn sidecar_sets_preprocessing_labels_and_output_kind() {
     let d = Preprocess::default();
     assert_eq!((m.preprocess.mean, m.preprocess.std), (d.mean, d.std));
     assert!(!m.preprocess.center_crop);
-    assert_eq!(m.input_size(), (16, 16));
+    assert_eq!(m.input_size(), Size::new(16, 16));
     assert_eq!(m.labels, None);
     assert_eq!(m.output_kind, OutputKind::Logits);
     // The fingerprint is the SHA-256 of the file, as sha256sum computes it.
@@ -319,7 +323,7 @@ fn lite0_layers_run_from_stem_to_head() {
 fn lite0_recognises_the_reference_photos() {
     let m = lite0();
     assert_eq!(m.classes, 1000);
-    assert_eq!(m.input_size(), (224, 224));
+    assert_eq!(m.input_size(), Size { width: 224, height: 224 });
     assert_eq!(m.output_kind, OutputKind::Logits);
     assert!(m.label(967).unwrap().contains("espresso"), "{:?}", m.label(967));
     let mut batch = photo("skimage/coffee.png");

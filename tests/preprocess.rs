@@ -35,7 +35,7 @@ fn normalisation_matches_hand_computed_values() {
     img.put_pixel(1, 1, Rgb([200, 100, 50]));
     let p = Preprocess { height: 2, width: 2, mean: [10.0, 20.0, 30.0], std: [2.0, 4.0, 5.0], center_crop: false };
     let out = p.from_rgb8(&img).unwrap();
-    assert_eq!((out.orig_width, out.orig_height), (2, 2));
+    assert_eq!((out.size.width, out.size.height), (2, 2));
     #[rustfmt::skip]
     let expected = [
         // R: (v - 10) / 2 at (0,0) (1,0) (0,1) (1,1) in row-major order
@@ -71,7 +71,7 @@ fn constant_image_stays_constant_after_resize_and_one_pixel_works() {
         let img = image::RgbImage::from_pixel(w, h, Rgb([12, 34, 56]));
         let out = raw(8, 9).from_rgb8(&img).unwrap();
         assert_eq!(out.data.len(), 3 * 8 * 9);
-        assert_eq!((out.orig_width, out.orig_height), (w, h));
+        assert_eq!((out.size.width, out.size.height), (w, h));
         for c in 0..3 {
             let v = [12.0, 34.0, 56.0][c];
             for i in 0..72 {
@@ -117,7 +117,7 @@ fn centre_crop_versus_stretch() {
             );
         }
     }
-    assert_eq!((crop.orig_width, crop.orig_height), (40, 20));
+    assert_eq!((crop.size.width, crop.size.height), (40, 20));
     // Stretching keeps the whole picture: left column red, right column blue, middle green.
     let st = raw(8, 8).from_rgb8(&img).unwrap();
     for y in 0..8 {
@@ -291,7 +291,7 @@ fn missing_file_names_the_path() {
     let good = dir.join("good.png");
     std::fs::write(&good, encode(image::RgbImage::from_pixel(7, 5, Rgb([1, 2, 3])))).unwrap();
     let out = raw(4, 4).load(&good).unwrap();
-    assert_eq!((out.orig_width, out.orig_height), (7, 5));
+    assert_eq!((out.size.width, out.size.height), (7, 5));
     assert_eq!(out.data[0], 1.0);
     let _ = std::fs::remove_dir_all(&dir);
 }

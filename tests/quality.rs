@@ -1,7 +1,7 @@
 //! Objectives and the quality harness on the real model: with the logit target, an intercept and
 //! λ → 0 the fit of a GAP → linear head recovers the classifier's own weights (CHIP = CAM); the paper's
 //! objective stays selectable; augmented fits are reproducible; CAM is found by graph inspection.
-use chip::fit::{self, FitParams, Images};
+use chip::fit::{self, FitOptions, Images};
 use chip::model::Model;
 use chip::objective::{Objective, Target};
 use chip::runtime::RuntimeOptions;
@@ -36,7 +36,7 @@ fn logit_target_with_intercept_recovers_the_classifier() {
     assert_eq!((linear.classes, linear.channels), (1000, 1280));
     let paths = photos(12);
     let objective = Objective { target: Target::Logit, intercept: true, nonneg: false };
-    let mut params = FitParams { gates: 256, objective, ..Default::default() };
+    let mut params = FitOptions { gates: 256, objective, ..Default::default() };
     params.admm.lambda_rel = 0.0;
     params.admm.rel_tol = 1e-10;
     let stats = fit::collect_stats(&model, &head.name, &Images::Paths(paths.clone()), &params, &fit::no_progress).unwrap();
@@ -68,10 +68,10 @@ fn paper_objective_is_the_probability_model_without_intercept() {
     let head = model.default_layers().unwrap().1;
     let paths = photos(4);
     let classes = top1(&model, &paths);
-    let params = FitParams { gates: 64, objective: Objective::preset("paper").unwrap(), classes: Some(classes.clone()), ..Default::default() };
+    let params = FitOptions { gates: 64, objective: Objective::preset("paper").unwrap(), classes: Some(classes.clone()), ..Default::default() };
     let fit = fit::fit_layer(&model, &head.name, &Images::Paths(paths.clone()), &params, &fit::no_progress).unwrap();
     assert_eq!(fit.meta.objective, Objective::PAPER);
-    let paper = FitParams::paper();
+    let paper = FitOptions::paper();
     assert_eq!((paper.objective, paper.mosaics, paper.augment, paper.admm.lambda_rel), (Objective::PAPER, 0, 0, 0.05));
     // The saved file keeps the objective.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("quality-{}", std::process::id()));
@@ -81,7 +81,7 @@ fn paper_objective_is_the_probability_model_without_intercept() {
     // Statistics gathered for one target refuse to be solved for another.
     let stats = fit::collect_stats(&model, &head.name, &Images::Paths(paths), &params, &fit::no_progress).unwrap();
     assert_eq!(stats.target, Target::Probability);
-    let other = FitParams { objective: Objective::DEFAULT, ..params };
+    let other = FitOptions { objective: Objective::DEFAULT, ..params };
     let err = fit::solve(&model, &head.name, &stats, &other, &fit::no_progress).unwrap_err().to_string();
     assert!(err.contains("for the probability target") && err.contains("asks for log-probability"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
@@ -93,19 +93,19 @@ fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
     let head = model.default_layers().unwrap().1;
     let paths = photos(3);
     let classes = top1(&model, &paths);
-    let params = FitParams { gates: 32, augment: 2, seed: 5, classes: Some(classes), ..Default::default() };
-    let run = |p: &FitParams| fit::fit_layer(&model, &head.name, &Images::Paths(paths.clone()), p, &fit::no_progress).unwrap();
+    let params = FitOptions { gates: 32, augment: 2, seed: 5, classes: Some(classes), ..Default::default() };
+    let run = |p: &FitOptions| fit::fit_layer(&model, &head.name, &Images::Paths(paths.clone()), p, &fit::no_progress).unwrap();
     let a = run(&params);
     let b = run(&params);
     assert_eq!(a.weights, b.weights);
     // 3 photos with 2 views each, and the default 2 mosaics per photo.
     assert_eq!((a.meta.images, a.meta.augment, a.meta.mosaics), (3 * 3 + 6, 2, 2));
     // Another batching gives the same views (they depend on the photo and the seed only).
-    let c = run(&FitParams { image_batch: 1, ..params.clone() });
+    let c = run(&FitOptions { image_batch: 1, ..params.clone() });
     assert_eq!(a.weights, c.weights);
-    let plain = run(&FitParams { augment: 0, ..params.clone() });
+    let plain = run(&FitOptions { augment: 0, ..params.clone() });
     assert_ne!(a.weights, plain.weights);
-    let other_seed = run(&FitParams { seed: 6, ..params });
+    let other_seed = run(&FitOptions { seed: 6, ..params });
     assert_ne!(a.weights, other_seed.weights);
 }
 

@@ -1,7 +1,7 @@
 //! The `chip` command line: list layers, fit a layer, explain photos, evaluate localization,
 //! inspect a fit. Errors print as `chip: <message>` and exit with status 1.
 use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
-use chip::fit::{FitParams, Images, Progress};
+use chip::fit::{FitOptions, Images, Progress};
 use chip::fitfile::LayerFit;
 use chip::localize::{BBox, EvalItem, GtEntry, LocReport};
 use chip::model::Model;
@@ -79,13 +79,13 @@ struct FitArgs {
     #[arg(long)]
     out: PathBuf,
     /// Number of random gate sets.
-    #[arg(long, default_value_t = FitParams::default().gates)]
+    #[arg(long, default_value_t = FitOptions::default().gates)]
     gates: usize,
     /// λ relative to the smallest λ that gives an all-zero row.
-    #[arg(long, alias = "lambda", default_value_t = FitParams::default().admm.lambda_rel)]
+    #[arg(long, alias = "lambda", default_value_t = FitOptions::default().admm.lambda_rel)]
     lambda_rel: f64,
     /// σ² of the gate weighting, relative to the number of channels.
-    #[arg(long, alias = "sigma2", default_value_t = FitParams::default().sigma2_rel)]
+    #[arg(long, alias = "sigma2", default_value_t = FitOptions::default().sigma2_rel)]
     sigma2_rel: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -93,10 +93,10 @@ struct FitArgs {
     #[arg(long, value_parser = parse_class_list)]
     classes: Option<ClassList>,
     /// Gates per suffix run.
-    #[arg(long, default_value_t = FitParams::default().gate_batch)]
+    #[arg(long, default_value_t = FitOptions::default().gate_batch)]
     gate_batch: usize,
     /// Images per prefix run.
-    #[arg(long, default_value_t = FitParams::default().image_batch)]
+    #[arg(long, default_value_t = FitOptions::default().image_batch)]
     image_batch: usize,
     /// The regression: `default` (log-probability target with an intercept) or `paper` (the CHIP paper's:
     /// probability target, no intercept). --target, --intercept and --nonneg override its parts.
@@ -115,7 +115,7 @@ struct FitArgs {
     #[arg(long, default_value_t = 0)]
     augment: usize,
     /// 2×2 mosaics per image, each tiled from four of the fit's images (seeded).
-    #[arg(long, default_value_t = FitParams::default().mosaics)]
+    #[arg(long, default_value_t = FitOptions::default().mosaics)]
     mosaics: usize,
     /// Write the statistics of these images (a shard) to --out instead of solving; combine shards
     /// with `chip merge`. Mosaics are tiled within a shard: shards equal one fit with --mosaics 0.
@@ -134,7 +134,7 @@ struct MergeArgs {
     #[arg(long)]
     out: PathBuf,
     /// λ relative to the smallest λ that gives an all-zero row.
-    #[arg(long, alias = "lambda", default_value_t = FitParams::default().admm.lambda_rel)]
+    #[arg(long, alias = "lambda", default_value_t = FitOptions::default().admm.lambda_rel)]
     lambda_rel: f64,
     /// Classes to solve, e.g. `1,5,10-20` (default: all).
     #[arg(long, value_parser = parse_class_list)]
@@ -453,7 +453,7 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     }
     check_classes(&a.classes, &model)?;
     let objective = objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?;
-    let mut params = FitParams {
+    let mut params = FitOptions {
         gates: a.gates,
         sigma2_rel: a.sigma2_rel,
         seed: a.seed,
@@ -462,7 +462,7 @@ fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
         objective,
         augment: a.augment,
         mosaics: a.mosaics,
-        ..FitParams::default()
+        ..FitOptions::default()
     };
     params.admm.lambda_rel = a.lambda_rel;
     params.classes = a.classes.map(|c| c.0);
@@ -492,7 +492,7 @@ fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
     chip::error::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     check_classes(&a.classes, &model)?;
-    let mut params = FitParams { objective: objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?, ..FitParams::default() };
+    let mut params = FitOptions { objective: objective_of(&a.objective, &a.target, a.intercept, a.nonneg)?, ..FitOptions::default() };
     params.admm.lambda_rel = a.lambda_rel;
     params.classes = a.classes.map(|c| c.0);
     let mut stats = chip::stats::Stats::load(&a.stats[0])?;
@@ -703,8 +703,8 @@ fn write_explanation(a: &ExplainArgs, model: &Model, layer_files: &[(String, Str
         .map_err(|e| Error::Image { what: path.display().to_string(), msg: e.to_string() })?
         .to_rgb8();
     // Maps are at the size the preprocessing decoded; the photo must match it to be overlaid.
-    let photo = if photo.dimensions() != (ex.orig_width, ex.orig_height) {
-        image::imageops::resize(&photo, ex.orig_width, ex.orig_height, image::imageops::FilterType::Triangle)
+    let photo = if photo.dimensions() != (ex.size.width, ex.size.height) {
+        image::imageops::resize(&photo, ex.size.width, ex.size.height, image::imageops::FilterType::Triangle)
     } else {
         photo
     };
@@ -743,7 +743,7 @@ fn write_explanation(a: &ExplainArgs, model: &Model, layer_files: &[(String, Str
     }
     let top: Vec<Value> = ex.top.iter().map(|&(c, p)| json!({ "class": c, "label": label(model, c), "probability": p })).collect();
     Ok(json!({
-        "file": path.display().to_string(), "width": ex.orig_width, "height": ex.orig_height,
+        "file": path.display().to_string(), "width": ex.size.width, "height": ex.size.height,
         "top": top, "classes": classes,
     }))
 }
@@ -799,10 +799,10 @@ fn eval_loc(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
         ids.dedup();
         let ex = explainer.explain_files(std::slice::from_ref(&path), &options_for(ids))?.remove(0);
         for e in es {
-            if (ex.orig_width, ex.orig_height) != (e.width, e.height) {
+            if (ex.size.width, ex.size.height) != (e.width, e.height) {
                 return Err(Error::invalid(format!(
                     "{}: the photo is {}x{} but the ground truth says {}x{}",
-                    path.display(), ex.orig_width, ex.orig_height, e.width, e.height
+                    path.display(), ex.size.width, ex.size.height, e.width, e.height
                 )));
             }
             let ce = ex.classes.iter().find(|c| Some(c.class) == e.class).expect("every requested class is explained");

@@ -3,7 +3,7 @@
 //! entry points. Each checks that an input gives Ok or a clean Err: no panic, no abort, no hang.
 use super::engine::{mutate_bytes, Rng, Target, INTERESTING};
 use chip::explain::{ClassSelect, ExplainOptions, Explainer};
-use chip::fit::{self, FitParams, Images};
+use chip::fit::{self, FitOptions, Images};
 use chip::fitfile::LayerFit;
 use chip::model::Model;
 use chip::onnx::OnnxModel;
@@ -62,7 +62,7 @@ pub fn fixture() -> &'static Fixture {
         for p in &photo_paths {
             assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
         }
-        let params = FitParams { gates: 32, gate_batch: 32, image_batch: 4, ..FitParams::default() };
+        let params = FitOptions { gates: 32, gate_batch: 32, image_batch: 4, ..FitOptions::default() };
         let images = Images::Paths(photo_paths.clone());
         let stats = fit::collect_stats(&model, &planted.layer, &images, &params, &fit::no_progress).unwrap();
         let fit = fit::solve(&model, &planted.layer, &stats, &params, &fit::no_progress).unwrap();
@@ -181,7 +181,7 @@ impl Target for FitFile {
         match Explainer::new(f.model.clone(), vec![fit]) {
             Ok(e) => {
                 let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: false, ..ExplainOptions::default() };
-                e.explain(&f.photo, &[(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
+                e.explain(&f.photo, &[chip::preprocess::Size::new(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
                 Ok("ok".into())
             }
             Err(e) => Ok(format!("parsed, {}", err_outcome(e))),
@@ -300,8 +300,8 @@ impl Target for ImageDecode {
                 if p.data.len() != 3 * 16 * 16 || p.data.iter().any(|v| !v.is_finite()) {
                     return Err(format!("decoded image has {} values or a non-finite one", p.data.len()));
                 }
-                if p.orig_width == 0 || p.orig_height == 0 || p.orig_width > chip::preprocess::MAX_SIDE || p.orig_height > chip::preprocess::MAX_SIDE {
-                    return Err(format!("accepted an image of {}x{}", p.orig_width, p.orig_height));
+                if p.size.width == 0 || p.size.height == 0 || p.size.width > chip::preprocess::MAX_SIDE || p.size.height > chip::preprocess::MAX_SIDE {
+                    return Err(format!("accepted an image of {}x{}", p.size.width, p.size.height));
                 }
                 Ok("ok".into())
             }
@@ -520,7 +520,7 @@ impl Target for ModelLoad {
             Ok(m) => m,
             Err(e) => return Ok(err_outcome(e)),
         };
-        let (h, w) = model.input_size();
+        let (w, h) = model.input_size().as_usize();
         if h * w > 64 * 64 {
             return Ok("loaded, large input".into());
         }

@@ -4,7 +4,7 @@
 //!
 //! test_fits --model M.onnx --images DIR|LIST --count N --gates G [--layers A,B] --out DIR PHOTO...
 //! Writes DIR/<index>.chip and DIR/fits.json (layers, files, classes, each photo's top-1).
-use chip::fit::{fit_layer, FitParams, Images};
+use chip::fit::{fit_layer, FitOptions, Images};
 use chip::model::Model;
 use chip::runtime::RuntimeOptions;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ fn run() -> Result<(), String> {
             None => return Err("--layers needs two names: FIRST,LAST".into()),
         },
     };
-    let params = FitParams { gates, classes: Some(classes.clone()), ..FitParams::default() };
+    let params = FitOptions { gates, classes: Some(classes.clone()), ..FitOptions::default() };
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut files = Vec::new();
     for (i, layer) in [&first, &last].into_iter().enumerate() {

@@ -75,7 +75,8 @@ impl Engine {
                 format!("fit files do not belong to model {}: {e}", config.model_file.display())
             })?)
         };
-        config.check_against(model.input_size(), model.classes, layers)?;
+        let (w, h) = model.input_size().as_usize();
+        config.check_against((h, w), model.classes, layers)?;
         Ok(Engine { config, model, explainer, ort_lib })
     }
 
@@ -84,14 +85,14 @@ impl Engine {
     }
 
     pub fn image_len(&self) -> usize {
-        let (h, w) = self.model.input_size();
+        let (w, h) = self.model.input_size().as_usize();
         3 * h * w
     }
 
     /// Checks a preprocessed tensor (n×3×H×W floats) for non-finite values.
     pub fn check_tensor(&self, data: &[f32], n: usize) -> Result<(), String> {
         if data.len() != n * self.image_len() {
-            let (h, w) = self.model.input_size();
+            let (w, h) = self.model.input_size().as_usize();
             return Err(format!("IMAGE holds {} floats, {n} image(s) of 3×{h}×{w} need {}", data.len(), n * self.image_len()));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
@@ -218,8 +219,7 @@ impl Engine {
         let refined = items.iter().any(|&(j, _)| {
             jobs[j].wants(OutputName::RefinedMap) || (self.config.refined && jobs[j].wants(OutputName::Box))
         });
-        let (h, w) = self.model.input_size();
-        let sizes = vec![(w as u32, h as u32); items.len()];
+        let sizes = vec![self.model.input_size(); items.len()];
         let options = ExplainOptions { classes, refined, threshold: self.config.threshold, original_size: false };
         let out = explainer.explain(&batch, &sizes, &options).map_err(|e| format!("explanation failed: {e}"))?;
         if out.len() != items.len() {

@@ -484,7 +484,7 @@ fn parse_request(engine: &Engine, request: *mut TRITONBACKEND_Request) -> Result
         (None, None) => return Err(format!("the request has no image: send {} or {}", config::IMAGE, config::IMAGE_BYTES)),
         (Some(t), None) => {
             expect_type(t, TYPE_FP32)?;
-            let (h, w) = engine.model.input_size();
+            let (w, h) = engine.model.input_size().as_usize();
             let n = request::batch_size(&t.name, &t.shape, batching, &[3, h as i64, w as i64])?;
             let data = request::f32s(&t.name, &t.bytes, n * engine.image_len())?;
             engine.check_tensor(&data, n)?;
@@ -529,7 +529,7 @@ fn send_outputs(engine: &Engine, request: *mut TRITONBACKEND_Request, job: &Job,
 
 fn fill_outputs(engine: &Engine, response: *mut TRITONBACKEND_Response, job: &Job, items: &[ItemResult]) -> Result<(), String> {
     let batching = engine.config.max_batch_size > 0;
-    let (h, w) = engine.model.input_size();
+    let (w, h) = engine.model.input_size().as_usize();
     let layers = engine.config.fit_files.len();
     for &out in &job.outputs {
         let (data_type, dims, bytes): (_, Vec<i64>, Vec<u8>) = match out {
