@@ -1,0 +1,195 @@
+//! `chip explain`.
+use super::*;
+
+#[derive(Args)]
+pub(crate) struct ExplainArgs {
+    #[arg(long)]
+    pub(crate) model: PathBuf,
+    /// A fitted layer (.chip); repeat for several layers.
+    #[arg(long = "fit", required = true)]
+    pub(crate) fits: Vec<PathBuf>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub(crate) images: Vec<PathBuf>,
+    /// Explain this class (repeat or list: `--class 1,5`).
+    #[arg(long, value_parser = parse_class_list, conflicts_with = "top")]
+    pub(crate) class: Vec<ClassList>,
+    /// Explain the K most probable classes.
+    #[arg(long, value_name = "K")]
+    pub(crate) top: Option<usize>,
+    /// Also the Refined CHIP map (first × last fitted layer).
+    #[arg(long)]
+    pub(crate) refined: bool,
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// One JSON line per image on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also write each map as float32 .npy at the original image size.
+    #[arg(long)]
+    pub(crate) save_map: bool,
+    /// Localization threshold relative to the map's maximum.
+    #[arg(long, default_value_t = chip::localize::DEFAULT_THRESHOLD)]
+    pub(crate) threshold: f32,
+    /// Images per model run.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) batch: usize,
+}
+
+
+// ----------------------------------------------------------------------------------- explain --
+
+/// A file-name-safe form of a layer name.
+pub(crate) fn safe_name(s: &str) -> String {
+    let t: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    let t = t.trim_matches(|c| c == '_' || c == '.').to_string();
+    if t.is_empty() { "layer".into() } else { t }
+}
+
+/// Output stems per image, unique even when photos from different folders share a name.
+pub(crate) fn stems(images: &[PathBuf]) -> Vec<String> {
+    let base: Vec<String> = images
+        .iter()
+        .map(|p| safe_name(&p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()))
+        .collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for b in &base {
+        *count.entry(b).or_default() += 1;
+    }
+    base.iter().enumerate().map(|(i, b)| if count[b.as_str()] > 1 { format!("{b}_{i}") } else { b.clone() }).collect()
+}
+
+pub(crate) fn box_json(b: &Option<BBox>) -> Value {
+    match b {
+        Some(b) => json!([b.x1, b.y1, b.x2, b.y2]),
+        None => Value::Null,
+    }
+}
+
+pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
+    for p in a.images.iter().chain(&a.fits) {
+        if !p.is_file() {
+            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
+        }
+    }
+    let classes = match (&a.top, a.class.is_empty()) {
+        (Some(k), _) => ClassSelect::Top(*k),
+        (None, false) => {
+            let mut ids: Vec<usize> = a.class.iter().flat_map(|c| c.0.iter().copied()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ClassSelect::Ids(ids)
+        }
+        (None, true) => ClassSelect::Top(1),
+    };
+    let options = ExplainOptions { classes, refined: a.refined, threshold: a.threshold, original_size: true };
+    let fits = load_fits(&a.fits)?;
+    let model = load_model(&a.model, rt)?;
+    let explainer = Explainer::new(model.clone(), fits)?;
+    // A bad class or threshold fails before any output is written.
+    explainer.check_options(&options)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let layer_files: Vec<(String, String)> = explainer.layer_names().iter().map(|n| (n.to_string(), safe_name(n))).collect();
+    let stems = stems(&a.images);
+    let pb = bar(a.images.len(), "explaining");
+    let mut unsolved_warned = false;
+    for (chunk_i, chunk) in a.images.chunks(a.batch.max(1)).enumerate() {
+        let results = explainer.explain_files(chunk, &options)?;
+        for (j, (path, ex)) in chunk.iter().zip(&results).enumerate() {
+            let idx = chunk_i * a.batch.max(1) + j;
+            if !unsolved_warned {
+                for c in &ex.classes {
+                    if let Some(f) = explainer.fits.iter().find(|f| !chip::explain::is_solved(f, c.class)) {
+                        eprintln!(
+                            "chip: warning: class {} ({}) was not solved in the fit of '{}'; its map is empty",
+                            c.class, label(&model, c.class), f.meta.layer
+                        );
+                        unsolved_warned = true;
+                        break;
+                    }
+                }
+            }
+            let record = write_explanation(&a, &model, &layer_files, &stems[idx], path, ex)?;
+            if a.json {
+                emit(&record.to_string());
+            } else {
+                emit(&summary_line(&model, &explainer, path, ex));
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+pub(crate) fn summary_line(model: &Model, explainer: &Explainer, path: &Path, ex: &ImageExplanation) -> String {
+    let mut s = format!("{}:", path.display());
+    for c in &ex.classes {
+        s += &format!(" [{} {} p={:.3}", c.class, label(model, c.class), c.probability);
+        for (name, m) in explainer.layer_names().iter().zip(&c.maps) {
+            s += &format!(" {}={}", name, fmt_box(&m.bbox));
+        }
+        if let Some(r) = &c.refined {
+            s += &format!(" refined={}", fmt_box(&r.bbox));
+        }
+        s += "]";
+    }
+    s
+}
+
+pub(crate) fn fmt_box(b: &Option<BBox>) -> String {
+    match b {
+        Some(b) => format!("({},{},{},{})", b.x1, b.y1, b.x2, b.y2),
+        None => "none".into(),
+    }
+}
+
+/// Writes the overlays (and maps) of one image; returns its JSON record.
+pub(crate) fn write_explanation(a: &ExplainArgs, model: &Model, layer_files: &[(String, String)], stem: &str, path: &Path, ex: &ImageExplanation) -> Result<Value> {
+    let photo = image::open(path)
+        .map_err(|e| Error::Image { what: path.display().to_string(), msg: e.to_string() })?
+        .to_rgb8();
+    // Maps are at the size the preprocessing decoded; the photo must match it to be overlaid.
+    let photo = if photo.dimensions() != (ex.size.width, ex.size.height) {
+        image::imageops::resize(&photo, ex.size.width, ex.size.height, image::imageops::FilterType::Triangle)
+    } else {
+        photo
+    };
+    let write_map = |m: &Map, name: &str| -> Result<Value> {
+        let mut img = chip::render::overlay(&photo, &m.data)?;
+        if let Some(b) = &m.bbox {
+            chip::render::draw_box(&mut img, b, [255, 255, 255]);
+        }
+        let png = a.out.join(format!("{name}.png"));
+        chip::render::save_png(&img, &png)?;
+        let npy = if a.save_map {
+            let p = a.out.join(format!("{name}.npy"));
+            chip::render::save_npy(&m.data, m.height, m.width, &p)?;
+            Value::String(p.display().to_string())
+        } else {
+            Value::Null
+        };
+        Ok(json!({ "box": box_json(&m.bbox), "overlay": png.display().to_string(), "map": npy }))
+    };
+    let mut classes = Vec::new();
+    for c in &ex.classes {
+        let mut layers = Vec::new();
+        for (m, (layer, lf)) in c.maps.iter().zip(layer_files) {
+            let mut v = write_map(m, &format!("{stem}_{lf}_c{}", c.class))?;
+            v["layer"] = Value::String(layer.clone());
+            layers.push(v);
+        }
+        let refined = match &c.refined {
+            Some(r) => write_map(r, &format!("{stem}_refined_c{}", c.class))?,
+            None => Value::Null,
+        };
+        classes.push(json!({
+            "class": c.class, "label": label(model, c.class), "probability": c.probability,
+            "layers": layers, "refined": refined,
+        }));
+    }
+    let top: Vec<Value> = ex.top.iter().map(|&(c, p)| json!({ "class": c, "label": label(model, c), "probability": p })).collect();
+    Ok(json!({
+        "file": path.display().to_string(), "width": ex.size.width, "height": ex.size.height,
+        "top": top, "classes": classes,
+    }))
+}

@@ -1,0 +1,197 @@
+//! The `chip` command line: list layers, fit a layer, explain photos, evaluate localization,
+//! inspect a fit. Errors print as `chip: <message>` and exit with status 1.
+use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
+use chip::fit::{FitOptions, Images, Progress};
+use chip::fitfile::LayerFit;
+use chip::localize::{BBox, EvalItem, GtEntry, LocReport};
+use chip::model::Model;
+use chip::runtime::{Device, RuntimeOptions};
+use chip::{Error, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod eval;
+mod explain;
+mod fit;
+mod inspect;
+
+use eval::{eval_loc, mosaic, quality, EvalArgs, MosaicArgs, QualityArgs};
+use explain::{explain, ExplainArgs};
+use fit::{fit, merge, FitArgs, MergeArgs};
+use inspect::{export, inspect, layers, ExportArgs, InspectArgs};
+
+#[derive(Parser)]
+#[command(name = "chip", version, about = "CHIP: channel-wise disentangled interpretation of image classifiers")]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct RuntimeArgs {
+    /// Path of libonnxruntime.so (else CHIP_ORT_LIB, then the usual places).
+    #[arg(long, global = true, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+    /// Intra-op threads per ONNX Runtime session (0: its own choice; at most 1024).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the model's candidate layers with their activation shapes.
+    Layers {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fit a layer's class-by-channel importance and write it to a .chip file.
+    Fit(FitArgs),
+    /// Merge the statistics of shards (`chip fit --stats-only`) and solve them into a .chip file.
+    Merge(MergeArgs),
+    /// Explain photos: overlays with boxes, optionally maps as .npy and JSON lines.
+    Explain(ExplainArgs),
+    /// Evaluate weakly-supervised localization against ground-truth boxes.
+    EvalLoc(EvalArgs),
+    /// Score maps on localization, class discrimination and faithfulness, methods side by side
+    /// with 95% bootstrap intervals and paired differences to a reference method.
+    Eval(QualityArgs),
+    /// Build 2×2 mosaics of photos of different top-1 classes, for the class-discrimination score.
+    Mosaic(MosaicArgs),
+    /// Show a fit's top channels, sparsity and channel overlap between classes.
+    Inspect(InspectArgs),
+    /// Write the model with CHIP maps computed inside the ONNX graph (outputs chip_class, chip_maps,
+    /// chip_refined), to be served by any ONNX runtime.
+    Export(ExportArgs),
+}
+
+
+#[derive(Clone, Debug)]
+struct ClassList(Vec<usize>);
+
+fn parse_class_list(s: &str) -> std::result::Result<ClassList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{t}' is not a class index (a number ≥ 0)"));
+        if part.starts_with('-') {
+            return Err(format!("'{part}' is not a class index (a number ≥ 0)"));
+        }
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("empty class range {a}-{b}"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    if out.is_empty() {
+        return Err("no classes given".into());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(ClassList(out))
+}
+
+fn parse_device(s: &str) -> std::result::Result<Device, String> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<i32>) {
+            Some(Ok(i)) if i >= 0 => Ok(Device::Cuda(i)),
+            _ => Err(format!("'{s}' is not a device (cpu, cuda or cuda:N)")),
+        },
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    // A bug must still read as one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("chip: internal error: {msg}{at}");
+        std::process::exit(1);
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors exit 1 like every other error; --help and --version exit 0.
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chip: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let rt = RuntimeOptions { ort_lib: cli.runtime.ort_lib, device: cli.runtime.device, threads: cli.runtime.threads };
+    match cli.command {
+        Command::Layers { model, json } => layers(&model, json, &rt),
+        Command::Fit(a) => fit(a, &rt),
+        Command::Merge(a) => merge(a, &rt),
+        Command::Explain(a) => explain(a, &rt),
+        Command::EvalLoc(a) => eval_loc(a, &rt),
+        Command::Eval(a) => quality(a, &rt),
+        Command::Mosaic(a) => mosaic(a, &rt),
+        Command::Inspect(a) => inspect(a),
+        Command::Export(a) => export(a, &rt),
+    }
+}
+
+/// Prints a line on stdout; a closed pipe (`chip ... | head`) ends the program quietly.
+fn emit(line: &str) {
+    let mut so = std::io::stdout().lock();
+    if writeln!(so, "{line}").and_then(|_| so.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+fn load_model(path: &Path, rt: &RuntimeOptions) -> Result<Arc<Model>> {
+    if !path.is_file() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found")));
+    }
+    Ok(Arc::new(Model::load(path, rt)?))
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn load_fits(paths: &[PathBuf]) -> Result<Vec<LayerFit>> {
+    paths.iter().map(|p| LayerFit::load(p)).collect()
+}
+
+fn label(model: &Model, class: usize) -> String {
+    model.labels.as_ref().and_then(|l| l.get(class)).cloned().unwrap_or_else(|| format!("class {class}"))
+}
