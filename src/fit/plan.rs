@@ -1,0 +1,289 @@
+//! One statistics pass: the layer, split, ports and gates resolved once into a plan, then image
+//! batches streamed through it.
+use super::*;
+use crate::gates::GateSet;
+use crate::model::OutputKind;
+use crate::objective::Target;
+
+pub(super) enum Source<'a> {
+    Files(Vec<PathBuf>),
+    Tensor(&'a [f32]),
+    Encoded(&'a [&'a [u8]]),
+}
+
+impl Source<'_> {
+    /// Preprocessed images `range` of the source, appended to `out`.
+    pub(super) fn load(&self, model: &Model, range: std::ops::Range<usize>, image_len: usize, out: &mut Vec<f32>) -> Result<()> {
+        let push = |out: &mut Vec<f32>, data: Vec<f32>, what: &dyn Fn() -> String| {
+            if data.len() != image_len {
+                return Err(Error::Image {
+                    what: what(),
+                    msg: format!("preprocessed to {} floats, the model takes {}", data.len(), image_len),
+                });
+            }
+            out.extend_from_slice(&data);
+            Ok(())
+        };
+        match self {
+            Source::Tensor(d) => out.extend_from_slice(&d[range.start * image_len..range.end * image_len]),
+            Source::Files(files) => {
+                for p in &files[range] {
+                    push(out, model.preprocess.load(p)?.data, &|| p.display().to_string())?;
+                }
+            }
+            Source::Encoded(bufs) => {
+                for (i, b) in bufs[range.clone()].iter().enumerate() {
+                    push(out, model.preprocess.decode(b)?.data, &|| format!("image {}", range.start + i))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A statistics pass resolved once: the layer, the split and its ports, the gates, the target.
+pub(super) struct Plan<'m> {
+    pub(super) model: &'m Model,
+    pub(super) layer: String,
+    /// Layer channels, height, width.
+    pub(super) k: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) split: std::sync::Arc<crate::model::SplitRunner>,
+    pub(super) gates: GateSet,
+    pub(super) gate_batch: usize,
+    pub(super) suffix_inputs: Vec<String>,
+    /// For each suffix input, its index among the prefix outputs.
+    pub(super) crossing_pos: Vec<usize>,
+    /// The layer's index among the suffix inputs.
+    pub(super) layer_input: usize,
+    pub(super) out_index: usize,
+    pub(super) target: Target,
+    pub(super) is_logits: bool,
+}
+
+/// Buffers reused across batches, the statistics and the running totals of a pass.
+pub(super) struct Pass {
+    pub(super) tiled: Vec<Vec<f32>>,
+    pub(super) shapes: Vec<Vec<usize>>,
+    pub(super) g: Vec<f32>,
+    pub(super) z: Vec<f32>,
+    pub(super) stats: Stats,
+    pub(super) t: FitTimings,
+    pub(super) runs_done: usize,
+    pub(super) total_runs: usize,
+    pub(super) rows_done: usize,
+    pub(super) total_rows: usize,
+}
+
+impl<'m> Plan<'m> {
+    pub(super) fn new(model: &'m Model, layer: &str, params: &FitOptions) -> Result<Self> {
+        let info = model.layer(layer)?;
+        let (k, h, w) = (info.channels, info.height, info.width);
+        crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
+        crate::gates::check_count(params.gates, k)?;
+        let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
+        let split = model.split(layer)?;
+        let prefix_outputs = split.prefix.output_names().to_vec();
+        let suffix_inputs = split.suffix.input_names().to_vec();
+        let suffix_outputs = split.suffix.output_names().to_vec();
+        // Every suffix input must come out of the prefix; the layer is crossing[0].
+        let crossing_pos: Vec<usize> = suffix_inputs
+            .iter()
+            .map(|name| {
+                prefix_outputs.iter().position(|p| p == name).ok_or_else(|| {
+                    Error::Model(format!("split at '{layer}': suffix input '{name}' is not an output of the prefix"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let layer_input = suffix_inputs
+            .iter()
+            .position(|n| n == &split.crossing[0])
+            .ok_or_else(|| Error::Model(format!("split at '{layer}': the layer is not an input of the suffix")))?;
+        let out_index = suffix_outputs.iter().position(|n| n == &model.output).ok_or_else(|| {
+            Error::Model(format!("split at '{layer}': the suffix does not produce the output '{}'", model.output))
+        })?;
+        Ok(Plan {
+            model,
+            layer: layer.to_string(),
+            k,
+            h,
+            w,
+            gate_batch: params.gate_batch.min(gates.count),
+            gates,
+            split,
+            suffix_inputs,
+            crossing_pos,
+            layer_input,
+            out_index,
+            target: params.objective.target,
+            is_logits: model.output_kind == OutputKind::Logits,
+        })
+    }
+
+    pub(super) fn pass(&self, total_rows: usize) -> Pass {
+        let n_in = self.suffix_inputs.len();
+        Pass {
+            tiled: vec![Vec::new(); n_in],
+            shapes: vec![Vec::new(); n_in],
+            g: vec![0f32; self.gates.count * self.model.classes],
+            z: vec![0f32; self.k],
+            stats: Stats::new(&self.gates, self.model.classes, self.target),
+            t: FitTimings::default(),
+            runs_done: 0,
+            total_runs: total_rows * self.gates.count.div_ceil(self.gate_batch),
+            rows_done: 0,
+            total_rows,
+        }
+    }
+
+    /// Adds `b` preprocessed images (b×C×H×W) to the pass: the prefix once, the ungated suffix for
+    /// f, the gated suffix per gate batch for g. `name(i)` names image i of the batch in errors.
+    pub(super) fn run_batch(&self, pass: &mut Pass, data: &[f32], b: usize, name: &dyn Fn(usize) -> String, progress: ProgressFn) -> Result<()> {
+        let (model, layer, k, h, w) = (self.model, self.layer.as_str(), self.k, self.h, self.w);
+        let hw = h * w;
+        let classes = model.classes;
+        let (iw, ih) = model.input_size().as_usize();
+        let ic = model.input.channels;
+        let n_gates = self.gates.count;
+        let gate_batch = self.gate_batch;
+        let t = &mut pass.t;
+
+        let t0 = Instant::now();
+        let prefix_out = self.split.prefix.run(&[(model.input.name.as_str(), &[b, ic, ih, iw], data)])?;
+        t.prefix += t0.elapsed();
+
+        // Each crossing tensor as produced, batch first.
+        let crossing: Vec<&(Vec<usize>, Vec<f32>)> = self.crossing_pos.iter().map(|&i| &prefix_out[i]).collect();
+        for (i, (shape, values)) in crossing.iter().enumerate() {
+            if shape.first() != Some(&b) || values.len() % b != 0 {
+                return Err(Error::Model(format!(
+                    "split at '{layer}': crossing tensor '{}' has shape {:?}, expected batch {b} first",
+                    self.suffix_inputs[i], shape
+                )));
+            }
+        }
+        let (lshape, lact) = crossing[self.layer_input];
+        if lshape.len() != 4 || lshape[1] != k || lshape[2] != h || lshape[3] != w {
+            return Err(Error::Model(format!("layer '{layer}' has shape {:?} in the fit, expected [{b}, {k}, {h}, {w}]", lshape)));
+        }
+        if let Some(i) = lact.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("activations of layer '{layer}' ({})", name(i / (k * hw)))));
+        }
+
+        // Original probabilities from the ungated suffix: the same graph as the gated runs, so an
+        // all-open gate reproduces f exactly.
+        let t0 = Instant::now();
+        let orig_inputs: Vec<(&str, &[usize], &[f32])> = self
+            .suffix_inputs
+            .iter()
+            .zip(&crossing)
+            .map(|(name, (s, v))| (name.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        let mut orig = self.split.suffix.run(&orig_inputs)?.swap_remove(self.out_index).1;
+        if orig.len() != b * classes {
+            return Err(Error::Model(format!("model output has {} values for {b} images, expected {}", orig.len(), b * classes)));
+        }
+        model.to_probabilities(&mut orig);
+        t.original += t0.elapsed();
+        if let Some(i) = orig.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("model output ({})", name(i / classes))));
+        }
+
+        for i in 0..b {
+            let act = &lact[i * k * hw..(i + 1) * k * hw];
+            for (c, zc) in pass.z.iter_mut().enumerate() {
+                let s: f64 = act[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum();
+                *zc = (s / hw as f64) as f32;
+            }
+            let f_s = &orig[i * classes..(i + 1) * classes];
+
+            // Tile the other crossing tensors once per image; every gate batch reuses them.
+            let t0 = Instant::now();
+            for (j, (shape, values)) in crossing.iter().enumerate() {
+                let per = values.len() / b;
+                let buf = &mut pass.tiled[j];
+                buf.resize(gate_batch * per, 0.0);
+                let mut s = shape.clone();
+                s[0] = gate_batch;
+                pass.shapes[j] = s;
+                if j != self.layer_input {
+                    let one = &values[i * per..(i + 1) * per];
+                    for row in buf.chunks_exact_mut(per) {
+                        row.copy_from_slice(one);
+                    }
+                }
+            }
+            t.build += t0.elapsed();
+
+            for n0 in (0..n_gates).step_by(gate_batch) {
+                let rows = gate_batch.min(n_gates - n0);
+                let t0 = Instant::now();
+                let layer_buf = &mut pass.tiled[self.layer_input];
+                for r in 0..rows {
+                    let gate = self.gates.gate(n0 + r);
+                    let dst = &mut layer_buf[r * k * hw..(r + 1) * k * hw];
+                    for (c, (d, src)) in dst.chunks_exact_mut(hw).zip(act.chunks_exact(hw)).enumerate() {
+                        if gate[c] != 0 { d.copy_from_slice(src) } else { d.fill(0.0) }
+                    }
+                }
+                t.build += t0.elapsed();
+
+                let t0 = Instant::now();
+                let run_shapes: Vec<Vec<usize>> = pass
+                    .shapes
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        s[0] = rows;
+                        s
+                    })
+                    .collect();
+                let inputs: Vec<(&str, &[usize], &[f32])> = self
+                    .suffix_inputs
+                    .iter()
+                    .zip(&run_shapes)
+                    .zip(&pass.tiled)
+                    .map(|((name, s), buf)| {
+                        let per = buf.len() / gate_batch;
+                        (name.as_str(), s.as_slice(), &buf[..rows * per])
+                    })
+                    .collect();
+                let out = self.split.suffix.run(&inputs)?;
+                let raw = &out[self.out_index].1;
+                if raw.len() != rows * classes {
+                    return Err(Error::Model(format!(
+                        "suffix output has {} values for {rows} gates, expected {}",
+                        raw.len(),
+                        rows * classes
+                    )));
+                }
+                let dst = &mut pass.g[n0 * classes..(n0 + rows) * classes];
+                dst.copy_from_slice(raw);
+                for row in dst.chunks_exact_mut(classes) {
+                    self.target.apply(row, self.is_logits);
+                }
+                t.suffix += t0.elapsed();
+                t.suffix_runs += 1;
+                t.gate_rows += rows;
+                pass.runs_done += 1;
+                if !progress(Progress::SuffixRuns { done: pass.runs_done, total: pass.total_runs }) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            if let Some(idx) = pass.g.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!("gated model output ({}, gate {})", name(i), idx / classes)));
+            }
+
+            let t0 = Instant::now();
+            pass.stats.add_image(&self.gates, &pass.z, f_s, &pass.g)?;
+            t.stats += t0.elapsed();
+            pass.rows_done += 1;
+            t.images = pass.rows_done;
+            if !progress(Progress::Images { done: pass.rows_done, total: pass.total_rows }) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(())
+    }
+}
