@@ -155,6 +155,9 @@ fn main() {
                     },
                 ],
             );
+            if std::env::var_os("CHIP_BENCH_BREAKDOWN").is_some() {
+                breakdown(&model, &explainer, &batch, &sizes, n, reps);
+            }
             let m: Vec<f64> = t.iter().map(|v| median(v.clone())).collect();
             println!(
                 "{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3} {:>9.3} {:>11.2} {:>11.2} {:>7.3} {:>9.3}",
@@ -163,4 +166,41 @@ fn main() {
             );
         }
     }
+}
+
+/// Where explain's time goes after the model run, step by step on one thread (ms per batch, median).
+fn breakdown(model: &Model, explainer: &Explainer, batch: &[f32], sizes: &[(u32, u32)], n: usize, reps: usize) {
+    let names = explainer.layer_names();
+    let (probs, acts) = model.run_augmented(batch, n, &names).unwrap();
+    let (ih, iw) = model.input_size();
+    let mut steps = vec![Vec::new(); 4];
+    for _ in 0..reps {
+        let mut s = [0.0f64; 4];
+        for i in 0..n {
+            let row = &probs[i * model.classes..(i + 1) * model.classes];
+            let c = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+            let (ow, oh) = (sizes[i].0 as usize, sizes[i].1 as usize);
+            for (f, a) in explainer.fits.iter().zip(&acts) {
+                let m = &f.meta;
+                let per = m.channels * m.height * m.width;
+                let t = Instant::now();
+                let raw = chip::maps::class_map(f.row(c), &a[i * per..(i + 1) * per], m.channels, m.height, m.width);
+                s[0] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let small = chip::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
+                s[1] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let big = chip::maps::resize_bilinear(&small, ih, iw, oh, ow);
+                s[2] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                std::hint::black_box(chip::localize::localize(&big, ow, oh, 0.35));
+                s[3] += t.elapsed().as_secs_f64();
+            }
+        }
+        for (v, x) in steps.iter_mut().zip(s) {
+            v.push(x * 1e3);
+        }
+    }
+    let m: Vec<f64> = steps.into_iter().map(median).collect();
+    println!("  breakdown (batch {n}, one thread): class_map {:.2} ms, resize to input {:.2} ms, resize to photo {:.2} ms, localize on photo {:.2} ms", m[0], m[1], m[2], m[3]);
 }

@@ -455,6 +455,9 @@ impl Model {
 
     pub fn input_size(&self) -> (usize, usize) { (self.preprocess.height, self.preprocess.width) }
 
+    /// The batch size the graph fixes for its image input, if any (runs then go in chunks of it).
+    pub fn fixed_batch(&self) -> Option<usize> { self.fixed_batch }
+
     /// The class name for an index, when labels are known.
     pub fn label(&self, class: usize) -> Option<&str> {
         self.labels.as_ref().and_then(|l| l.get(class)).map(String::as_str)
