@@ -1,12 +1,15 @@
 //! Explanation cost against plain inference on EfficientNet-Lite0: `cargo bench --bench explain`.
 //! Prints one table row per (layers, batch): median wall time of `Model::predict`, of the
-//! augmented model run alone, of `Explainer::explain` (top-1 class, maps at the photos' own sizes,
+//! augmented model run alone (the layers' activations as extra outputs, no maps), of
+//! `Explainer::explain` (top-1 class, maps computed in the graph, resized to the photos' own sizes,
 //! boxes) and of explain with maps at the input size; explain/predict as a median of paired wall
 //! times and as a ratio of process CPU time. Interleaved with them: the model written by
 //! `chip export` (maps of the top-1 inside the graph) against the original model, both run as they
 //! are by ONNX Runtime, as the same two ratios. `CHIP_ORT_SPINNING=1` measures with ONNX Runtime's
 //! threads spinning after each run; compare in separate runs, since spinning threads left behind
-//! by one closure slow whatever runs next in the same process.
+//! by one closure slow whatever runs next in the same process. `CHIP_BENCH_BREAKDOWN=1` adds, per
+//! row, the time of each Rust step of a map and the ratios of the augmented run and of explain at
+//! the input size to predict; `CHIP_BENCH_REPS` sets the number of runs (15).
 use chip::explain::{ExplainOptions, Explainer};
 use chip::fitfile::{FitMeta, LayerFit};
 use chip::model::{LayerInfo, Model};
@@ -157,6 +160,10 @@ fn main() {
             );
             if std::env::var_os("CHIP_BENCH_BREAKDOWN").is_some() {
                 breakdown(&model, &explainer, &batch, &sizes, n, reps);
+                println!(
+                    "  ÷ predict: augmented run wall {:.3} cpu {:.3}; explain at input size wall {:.3} cpu {:.3}",
+                    paired_ratio(&t[1], &t[0]), cpu[1] / cpu[0], paired_ratio(&t[3], &t[0]), cpu[3] / cpu[0]
+                );
             }
             let m: Vec<f64> = t.iter().map(|v| median(v.clone())).collect();
             println!(
@@ -168,7 +175,9 @@ fn main() {
     }
 }
 
-/// Where explain's time goes after the model run, step by step on one thread (ms per batch, median).
+/// The Rust steps of a map, one thread, ms per batch (median): from activations to the input size
+/// (what explain did before the maps moved into the graph, and still does for models that cannot
+/// take them), then what explain does now: the resize to the photo's size and the box on it.
 fn breakdown(model: &Model, explainer: &Explainer, batch: &[f32], sizes: &[(u32, u32)], n: usize, reps: usize) {
     let names = explainer.layer_names();
     let (probs, acts) = model.run_augmented(batch, n, &names).unwrap();
@@ -202,5 +211,5 @@ fn breakdown(model: &Model, explainer: &Explainer, batch: &[f32], sizes: &[(u32,
         }
     }
     let m: Vec<f64> = steps.into_iter().map(median).collect();
-    println!("  breakdown (batch {n}, one thread): class_map {:.2} ms, resize to input {:.2} ms, resize to photo {:.2} ms, localize on photo {:.2} ms", m[0], m[1], m[2], m[3]);
+    println!("  steps (batch {n}, one thread): class_map {:.2} ms, resize to input {:.2} ms, resize to photo {:.2} ms, localize on photo {:.2} ms", m[0], m[1], m[2], m[3]);
 }
