@@ -1,12 +1,15 @@
 //! Explanation cost against plain inference on EfficientNet-Lite0: `cargo bench --bench explain`.
 //! Prints one table row per (layers, batch): median wall time of `Model::predict`, of the
-//! augmented model run alone, of `Explainer::explain` (top-1 class, maps at the photos' own sizes,
+//! augmented model run alone (the layers' activations as extra outputs, no maps), of
+//! `Explainer::explain` (top-1 class, maps computed in the graph, resized to the photos' own sizes,
 //! boxes) and of explain with maps at the input size; explain/predict as a median of paired wall
 //! times and as a ratio of process CPU time. Interleaved with them: the model written by
 //! `chip export` (maps of the top-1 inside the graph) against the original model, both run as they
 //! are by ONNX Runtime, as the same two ratios. `CHIP_ORT_SPINNING=1` measures with ONNX Runtime's
 //! threads spinning after each run; compare in separate runs, since spinning threads left behind
-//! by one closure slow whatever runs next in the same process.
+//! by one closure slow whatever runs next in the same process. `CHIP_BENCH_BREAKDOWN=1` adds, per
+//! row, the time of each Rust step of a map and the ratios of the augmented run and of explain at
+//! the input size to predict; `CHIP_BENCH_REPS` sets the number of runs (15).
 use chip::explain::{ExplainOptions, Explainer};
 use chip::fitfile::{FitMeta, LayerFit};
 use chip::model::{LayerInfo, Model};
@@ -156,6 +159,13 @@ fn main() {
                     },
                 ],
             );
+            if std::env::var_os("CHIP_BENCH_BREAKDOWN").is_some() {
+                breakdown(&model, &explainer, &batch, &sizes, n, reps);
+                println!(
+                    "  ÷ predict: augmented run wall {:.3} cpu {:.3}; explain at input size wall {:.3} cpu {:.3}",
+                    paired_ratio(&t[1], &t[0]), cpu[1] / cpu[0], paired_ratio(&t[3], &t[0]), cpu[3] / cpu[0]
+                );
+            }
             let m: Vec<f64> = t.iter().map(|v| median(v.clone())).collect();
             println!(
                 "{:<16} {:>5} {:>11.2} {:>13.2} {:>11.2} {:>11.2} {:>7.3} {:>9.3} {:>11.2} {:>11.2} {:>7.3} {:>9.3}",
@@ -164,4 +174,43 @@ fn main() {
             );
         }
     }
+}
+
+/// The Rust steps of a map, one thread, ms per batch (median): from activations to the input size
+/// (what explain did before the maps moved into the graph, and still does for models that cannot
+/// take them), then what explain does now: the resize to the photo's size and the box on it.
+fn breakdown(model: &Model, explainer: &Explainer, batch: &[f32], sizes: &[chip::Size], n: usize, reps: usize) {
+    let names = explainer.layer_names();
+    let (probs, acts) = model.run_augmented(batch, n, &names).unwrap();
+    let (iw, ih) = model.input_size().as_usize();
+    let mut steps = vec![Vec::new(); 4];
+    for _ in 0..reps {
+        let mut s = [0.0f64; 4];
+        for i in 0..n {
+            let row = &probs[i * model.classes..(i + 1) * model.classes];
+            let c = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+            let (ow, oh) = sizes[i].as_usize();
+            for (f, a) in explainer.fits.iter().zip(&acts) {
+                let m = &f.meta;
+                let per = m.channels * m.height * m.width;
+                let t = Instant::now();
+                let raw = chip::maps::class_map(f.row(c), &a[i * per..(i + 1) * per], m.channels, m.height, m.width);
+                s[0] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let small = chip::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
+                s[1] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let big = chip::maps::resize_bilinear(&small, ih, iw, oh, ow);
+                s[2] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                std::hint::black_box(chip::localize::localize(&big, ow, oh, 0.35));
+                s[3] += t.elapsed().as_secs_f64();
+            }
+        }
+        for (v, x) in steps.iter_mut().zip(s) {
+            v.push(x * 1e3);
+        }
+    }
+    let m: Vec<f64> = steps.into_iter().map(median).collect();
+    println!("  steps (batch {n}, one thread): class_map {:.2} ms, resize to input {:.2} ms, resize to photo {:.2} ms, localize on photo {:.2} ms", m[0], m[1], m[2], m[3]);
 }

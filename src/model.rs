@@ -456,6 +456,9 @@ impl Model {
     /// The input size in pixels (validated to at most MAX_SIDE per side when the model loads).
     pub fn input_size(&self) -> Size { Size::new(self.preprocess.width as u32, self.preprocess.height as u32) }
 
+    /// The batch size the graph fixes for its image input, if any (runs then go in chunks of it).
+    pub fn fixed_batch(&self) -> Option<usize> { self.fixed_batch }
+
     /// The class name for an index, when labels are known.
     pub fn label(&self, class: usize) -> Option<&str> {
         self.labels.as_ref().and_then(|l| l.get(class)).map(String::as_str)

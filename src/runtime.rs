@@ -262,6 +262,13 @@ pub enum Tensor {
     I64(Vec<usize>, Vec<i64>),
 }
 
+/// A borrowed [`Tensor`]: shape, values.
+#[derive(Clone, Copy, Debug)]
+pub enum TensorView<'a> {
+    F32(&'a [usize], &'a [f32]),
+    I64(&'a [usize], &'a [i64]),
+}
+
 /// One ONNX model ready to run from many threads: a small pool of ort sessions (ort's run needs
 /// `&mut`), created on demand.
 pub struct Runner {
@@ -342,11 +349,23 @@ impl Runner {
     /// Runs with inputs of any of the [`Tensor`] types (an exported model's int64 class input, ...);
     /// returns every output in output order. Inputs are checked by ONNX Runtime only.
     pub fn run_tensors(&self, inputs: &[(&str, Tensor)]) -> Result<Vec<Tensor>> {
+        let views: Vec<(&str, TensorView)> = inputs
+            .iter()
+            .map(|(name, t)| match t {
+                Tensor::F32(shape, data) => (*name, TensorView::F32(shape, data)),
+                Tensor::I64(shape, data) => (*name, TensorView::I64(shape, data)),
+            })
+            .collect();
+        self.run_views(&views)
+    }
+
+    /// [`Runner::run_tensors`] with borrowed inputs (no copy of a large batch).
+    pub fn run_views(&self, inputs: &[(&str, TensorView)]) -> Result<Vec<Tensor>> {
         let mut values = Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
-            let v = match t {
-                Tensor::F32(shape, data) => ort::session::SessionInputValue::from(TensorRef::from_array_view((shape.clone(), data.as_slice()))?),
-                Tensor::I64(shape, data) => ort::session::SessionInputValue::from(TensorRef::from_array_view((shape.clone(), data.as_slice()))?),
+            let v = match *t {
+                TensorView::F32(shape, data) => ort::session::SessionInputValue::from(TensorRef::from_array_view((shape.to_vec(), data))?),
+                TensorView::I64(shape, data) => ort::session::SessionInputValue::from(TensorRef::from_array_view((shape.to_vec(), data))?),
             };
             values.push((name.to_string(), v));
         }

@@ -128,6 +128,8 @@ fn augmented_run_matches_the_split_prefix() {
     let f = fixture();
     let model = &f.model;
     let ex = Explainer::new(model.clone(), vec![f.head.clone(), f.stem.clone()]).unwrap();
+    // The maps compared below come from the graph, not from activations copied out of it.
+    assert!(ex.maps_in_graph());
     let photos = test_photos();
     let (batch, sizes) = prepare(model, &photos);
     let class = f.head.meta.solved_classes[0];

@@ -366,6 +366,8 @@ fn cli_export_and_python_onnxruntime() {
     assert!(o.status.success(), "python check failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report from the python check");
     eprintln!("python: {report}");
+    // scripts/setup.sh installs onnx into the venv: the full check (with shape inference) must have run.
+    assert!(report["onnx_checker"].is_string(), "onnx.checker did not run (is onnx in third_party/venv? run scripts/setup.sh): {report}");
     let runner = Runner::new(written, &runtime()).unwrap();
     let outs = runner.run_tensors(&[image_input(f), (TARGET_INPUT, Tensor::I64(vec![n], targets))]).unwrap();
     assert_eq!(report["classes"], serde_json::json!(ints(&outs[1]).1));
