@@ -161,7 +161,10 @@ fn options_defaults_and_struct_size() {
             assert!(model.is_null(), "out handle is cleared on failure");
             assert!(last_error().contains("struct_size"), "{}", last_error());
         }
-        chip_model_options_default(&mut m);
+        // The defaults are written within the caller's struct_size (0: this library's size).
+        m.struct_size = 0;
+        assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
+        assert_eq!(m.struct_size, std::mem::size_of::<chip_model_options>());
         m.device = 7;
         assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("unknown device 7"), "{}", last_error());
