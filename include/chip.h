@@ -16,11 +16,13 @@
  *    elements (bytes for strings, including the terminating NUL). `*out_len` (if out_len is not
  *    NULL) receives the required length. buf == NULL with len == 0 is a size query and returns
  *    CHIP_STATUS_OK; a shorter buffer gives CHIP_STATUS_BUFFER_TOO_SMALL and is left unchanged.
- *  - Options structs begin with `size_t struct_size`. Initialise them with the matching
- *    chip_*_options_default(), then change fields; fields may be appended in later versions. A NULL
- *    options pointer means the defaults.
- *  - Indices and counts are size_t; images are NCHW float32 at the model's input size, preprocessed
- *    as the model expects; maps are row-major height x width float32.
+ *  - Options structs begin with `size_t struct_size`. Set it to sizeof the struct, fill the rest
+ *    with the matching chip_*_options_default() (which writes no more than struct_size bytes; 0
+ *    means the library's own size), then change fields; fields may be appended in later versions.
+ *    A NULL options pointer means the defaults.
+ *  - Indices and counts are size_t; sizes in pixels are chip_size (width, then height); images are
+ *    NCHW float32 at the model's input size, preprocessed as the model expects; maps are row-major
+ *    height x width float32. Boxes are chip_box, with all four corners -1 for no box.
  *  - A panic inside libchip is caught at the boundary and reported as CHIP_STATUS_PANIC.
  *
  * Thread safety: chip_model and chip_explainer may be used from many threads at once (the explain
@@ -46,7 +48,7 @@
 /**
  * Version of the C ABI. Raised on any incompatible change; compare with chip_abi_version().
  */
-#define CHIP_ABI_VERSION 1
+#define CHIP_ABI_VERSION 2
 
 /**
  * Result of every fallible call. CHIP_STATUS_OK is 0; chip_last_error() describes any other.
@@ -213,6 +215,14 @@ typedef struct chip_stats chip_stats;
 typedef int chip_images_kind;
 
 /**
+ * A size in pixels. Thread safety: a plain struct.
+ */
+typedef struct chip_size {
+  uint32_t width;
+  uint32_t height;
+} chip_size;
+
+/**
  * The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
  * sizeof(chip_images), `kind` and `count`, and the fields of that kind; the others are not read.
  * Nothing is copied beyond the call. Thread safety: read only during the call it is passed to.
@@ -244,7 +254,7 @@ typedef struct chip_images {
    */
   const float *tensor;
   size_t tensor_len;
-  const uint32_t *sizes;
+  const struct chip_size *sizes;
 } chip_images;
 
 /**
@@ -281,13 +291,14 @@ typedef struct chip_explain_options {
 } chip_explain_options;
 
 /**
- * A bounding box with inclusive pixel corners, x to the right, y down. Thread safety: a plain struct.
+ * A bounding box with inclusive pixel corners, x to the right, y down. No box (a map without a
+ * positive value) is all four corners -1, everywhere in the API. Thread safety: a plain struct.
  */
 typedef struct chip_box {
-  uint32_t x1;
-  uint32_t y1;
-  uint32_t x2;
-  uint32_t y2;
+  int32_t x1;
+  int32_t y1;
+  int32_t x2;
+  int32_t y2;
 } chip_box;
 
 /**
@@ -440,7 +451,7 @@ typedef struct chip_model_options {
 
 /**
  * `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
- * model's input size (see chip_model_preprocess_file); `sizes` holds count (width, height) pairs,
+ * model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
  * the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
  * the input size. Fits ignore `sizes`.
  */
@@ -538,14 +549,14 @@ chip_status chip_explain(const struct chip_explainer *explainer,
  * \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
  * \param len The number of floats.
  * \param n The number of images.
- * \param sizes n (width, height) pairs, the original image sizes the maps are scaled to (each side
- *        1..=16384), or NULL for the input size.
+ * \param sizes The n original image sizes the maps are scaled to (each side 1..=16384), or NULL
+ *        for the input size.
  */
 chip_status chip_explain_tensor(const struct chip_explainer *explainer,
                                 const float *data,
                                 size_t len,
                                 size_t n,
-                                const uint32_t *sizes,
+                                const struct chip_size *sizes,
                                 const struct chip_explain_options *opts,
                                 struct chip_explanation **out_explanation);
 
@@ -592,13 +603,11 @@ chip_status chip_explanation_image_count(const struct chip_explanation *explanat
  * The original size of an image in pixels.
  * \param explanation The explanation.
  * \param image The image's index, below chip_explanation_image_count.
- * \param out_width Receives the width.
- * \param out_height Receives the height.
+ * \param out Receives the size.
  */
 chip_status chip_explanation_image_size(const struct chip_explanation *explanation,
                                         size_t image,
-                                        uint32_t *out_width,
-                                        uint32_t *out_height);
+                                        struct chip_size *out);
 
 /**
  * The class probabilities of an image.
@@ -668,20 +677,19 @@ chip_status chip_explanation_class(const struct chip_explanation *explanation,
 chip_status chip_explanation_layer_count(const struct chip_explanation *explanation, size_t *out);
 
 /**
- * The size of a map.
+ * The size of a map: the original image size, or the model's input size (see
+ * chip_explain_options.original_size).
  * \param explanation The explanation.
  * \param image The image's index.
  * \param index The explained class's index.
  * \param layer The layer's index, or CHIP_REFINED.
- * \param out_width Receives the map's width.
- * \param out_height Receives the map's height.
+ * \param out Receives the size.
  */
 chip_status chip_explanation_map_size(const struct chip_explanation *explanation,
                                       size_t image,
                                       size_t index,
                                       size_t layer,
-                                      size_t *out_width,
-                                      size_t *out_height);
+                                      struct chip_size *out);
 
 /**
  * A map, row-major height x width floats.
@@ -705,15 +713,13 @@ chip_status chip_explanation_map(const struct chip_explanation *explanation,
  * \param image The image's index.
  * \param index The explained class's index.
  * \param layer The layer's index, or CHIP_REFINED.
- * \param out_box Receives the box.
- * \param out_found Receives 1, or 0 when the map has no positive value (the box is then zeroed).
+ * \param out Receives the box; no box (all corners -1) when the map has no positive value.
  */
 chip_status chip_explanation_box(const struct chip_explanation *explanation,
                                  size_t image,
                                  size_t index,
                                  size_t layer,
-                                 struct chip_box *out_box,
-                                 int *out_found);
+                                 struct chip_box *out);
 
 /**
  * Writes the model with CHIP maps computed inside its ONNX graph, atomically (a failure leaves no
@@ -827,11 +833,11 @@ chip_status chip_layer_fit_classes(const struct chip_layer_fit *fit, size_t *out
  * The importance weights of one class over the K channels. Rows of classes that were not solved
  * are zero.
  * \param fit The fit.
- * \param class The class id, below chip_layer_fit_classes.
- * \param buf, len, out_len K floats (buffer convention).
+ * \param class_id The class id, below chip_layer_fit_classes.
+ * \param buf, len, out_len The K weights (buffer convention).
  */
 chip_status chip_layer_fit_weights_row(const struct chip_layer_fit *fit,
-                                       size_t class_,
+                                       size_t class_id,
                                        float *buf,
                                        size_t len,
                                        size_t *out_len);
@@ -842,19 +848,19 @@ chip_status chip_layer_fit_weights_row(const struct chip_layer_fit *fit,
  * \param width The map's width.
  * \param height The map's height.
  * \param threshold Relative to the map's maximum, in 0..1.
- * \param out_box Receives the box.
- * \param out_found Receives 1, or 0 (and the box zeroed) when the map has no positive value or holds NaN.
+ * \param out Receives the box; no box (all corners -1) when the map has no positive value or holds NaN.
  */
 chip_status chip_localize(const float *map,
                           size_t width,
                           size_t height,
                           float threshold,
-                          struct chip_box *out_box,
-                          int *out_found);
+                          struct chip_box *out);
 
 /**
- * Intersection over union of two boxes (inclusive corners).
- * \param a, b The boxes.
+ * Intersection over union of two boxes (inclusive corners). No box (all corners -1) overlaps
+ * nothing: its IoU with any box, no box included, is 0.
+ * \param a, b The boxes; other negative corners, or x2 < x1 or y2 < y1, give
+ *        CHIP_STATUS_INVALID_ARGUMENT.
  * \param out Receives the IoU, in 0..1.
  */
 chip_status chip_iou(const struct chip_box *a, const struct chip_box *b, double *out);
@@ -897,21 +903,18 @@ chip_status chip_model_num_classes(const struct chip_model *model, size_t *out);
 /**
  * The model's input size in pixels (the size of CHIP_IMAGES_TENSOR images).
  * \param model The model.
- * \param out_width Receives the width.
- * \param out_height Receives the height.
+ * \param out Receives the size.
  */
-chip_status chip_model_input_size(const struct chip_model *model,
-                                  size_t *out_width,
-                                  size_t *out_height);
+chip_status chip_model_input_size(const struct chip_model *model, struct chip_size *out);
 
 /**
  * The name of a class as NUL-terminated UTF-8; models without a label list give the decimal id.
  * \param model The model.
- * \param class The class id, below chip_model_num_classes.
+ * \param class_id The class id, below chip_model_num_classes.
  * \param buf, len, out_len The label (buffer convention).
  */
 chip_status chip_model_class_label(const struct chip_model *model,
-                                   size_t class_,
+                                   size_t class_id,
                                    char *buf,
                                    size_t len,
                                    size_t *out_len);
@@ -947,26 +950,23 @@ chip_status chip_model_layer_info(const struct chip_model *model,
  * Decodes and preprocesses an image file as the model expects, for CHIP_IMAGES_TENSOR descriptors.
  * \param model The model.
  * \param path The image file (PNG, JPEG, BMP, TIFF, WebP), UTF-8.
- * \param buf, len, out_len 3 x H x W floats at the model's input size (buffer convention).
- * \param out_width Receives the original width, or NULL.
- * \param out_height Receives the original height, or NULL.
+ * \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).
+ * \param out_size Receives the original size, or NULL.
  */
 chip_status chip_model_preprocess_file(const struct chip_model *model,
                                        const char *path,
                                        float *buf,
                                        size_t len,
                                        size_t *out_len,
-                                       uint32_t *out_width,
-                                       uint32_t *out_height);
+                                       struct chip_size *out_size);
 
 /**
  * As chip_model_preprocess_file for an encoded image in memory.
  * \param model The model.
  * \param data The encoded image.
  * \param data_len Its length in bytes.
- * \param buf, len, out_len 3 x H x W floats at the model's input size (buffer convention).
- * \param out_width Receives the original width, or NULL.
- * \param out_height Receives the original height, or NULL.
+ * \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).
+ * \param out_size Receives the original size, or NULL.
  */
 chip_status chip_model_preprocess_encoded(const struct chip_model *model,
                                           const uint8_t *data,
@@ -974,8 +974,7 @@ chip_status chip_model_preprocess_encoded(const struct chip_model *model,
                                           float *buf,
                                           size_t len,
                                           size_t *out_len,
-                                          uint32_t *out_width,
-                                          uint32_t *out_height);
+                                          struct chip_size *out_size);
 
 /**
  * Class probabilities of preprocessed images; useful to pick the classes to fit. The buffer is
@@ -984,7 +983,7 @@ chip_status chip_model_preprocess_encoded(const struct chip_model *model,
  * \param data `len` floats, n x 3 x H x W at the model's input size.
  * \param len The number of floats.
  * \param n The number of images.
- * \param probs, probs_len, out_len n x classes floats, row-major (buffer convention).
+ * \param probs, probs_len, out_len The n x classes probabilities, row-major (buffer convention).
  */
 chip_status chip_model_predict(const struct chip_model *model,
                                const float *data,

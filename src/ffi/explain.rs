@@ -3,6 +3,7 @@ use super::boundary::*;
 use super::explanation::chip_explanation;
 use super::fit::{chip_layer_fit, fits_arg};
 use super::images::*;
+
 use super::model::chip_model;
 use super::options::{chip_explain_options, explain_options};
 use super::status::chip_status;
@@ -105,13 +106,12 @@ pub unsafe extern "C" fn chip_explain(
     })
 }
 
-/// The original sizes of a tensor's images: `n` (width, height) pairs, or the input size for NULL.
-unsafe fn tensor_sizes(e: &Explainer, sizes: *const u32, n: usize) -> FfiResult<Vec<Size>> {
+/// The original sizes of a tensor's images: `n` sizes, or the input size for NULL.
+unsafe fn tensor_sizes(e: &Explainer, sizes: *const chip_size, n: usize) -> FfiResult<Vec<Size>> {
     if sizes.is_null() {
         return Ok(vec![e.model.input_size(); n]);
     }
-    let sizes: Vec<Size> =
-        slice_arg(sizes, n.saturating_mul(2), "images->sizes")?.chunks_exact(2).map(|c| Size::new(c[0], c[1])).collect();
+    let sizes: Vec<Size> = slice_arg(sizes, n, "images->sizes")?.iter().map(|s| Size::new(s.width, s.height)).collect();
     let bad = |s: &Size| s.width == 0 || s.height == 0 || s.width > MAX_SIDE || s.height > MAX_SIDE;
     if let Some((i, s)) = sizes.iter().enumerate().find(|(_, s)| bad(s)) {
         return invalid(format!("sizes[{i}] is {s}; each side must be within 1..={MAX_SIDE}, as for decoded images"));
@@ -152,15 +152,15 @@ fn check_map_memory(e: &Explainer, sizes: &[Size], options: &ExplainOptions) -> 
 /// \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
 /// \param len The number of floats.
 /// \param n The number of images.
-/// \param sizes n (width, height) pairs, the original image sizes the maps are scaled to (each side
-///        1..=16384), or NULL for the input size.
+/// \param sizes The n original image sizes the maps are scaled to (each side 1..=16384), or NULL
+///        for the input size.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_tensor(
     explainer: *const chip_explainer,
     data: *const f32,
     len: usize,
     n: usize,
-    sizes: *const u32,
+    sizes: *const chip_size,
     opts: *const chip_explain_options,
     out_explanation: *mut *mut chip_explanation,
 ) -> chip_status {

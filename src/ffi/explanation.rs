@@ -1,7 +1,8 @@
 //! Reading an explanation: per image the probabilities, top classes, and per explained class its
 //! maps and boxes.
 use super::boundary::*;
-use super::localize::{write_box, chip_box};
+use super::images::chip_size;
+use super::localize::chip_box;
 use super::status::chip_status;
 use crate::explain::{ClassExplanation, ImageExplanation, Map};
 
@@ -62,22 +63,14 @@ pub unsafe extern "C" fn chip_explanation_image_count(explanation: *const chip_e
 /// The original size of an image in pixels.
 /// \param explanation The explanation.
 /// \param image The image's index, below chip_explanation_image_count.
-/// \param out_width Receives the width.
-/// \param out_height Receives the height.
+/// \param out Receives the size.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explanation_image_size(
     explanation: *const chip_explanation,
     image: usize,
-    out_width: *mut u32,
-    out_height: *mut u32,
+    out: *mut chip_size,
 ) -> chip_status {
-    guard(|| {
-        let size = image_of(explanation, image)?.size;
-        let w = deref_mut(out_width, "out_width")?;
-        set(out_height, "out_height", size.height)?;
-        *w = size.width;
-        Ok(())
-    })
+    guard(|| set(out, "out", image_of(explanation, image)?.size.into()))
 }
 
 /// The class probabilities of an image.
@@ -172,28 +165,25 @@ pub unsafe extern "C" fn chip_explanation_layer_count(explanation: *const chip_e
     guard(|| set(out, "out", deref(explanation, "explanation")?.layers))
 }
 
-/// The size of a map.
+/// The size of a map: the original image size, or the model's input size (see
+/// chip_explain_options.original_size).
 /// \param explanation The explanation.
 /// \param image The image's index.
 /// \param index The explained class's index.
 /// \param layer The layer's index, or CHIP_REFINED.
-/// \param out_width Receives the map's width.
-/// \param out_height Receives the map's height.
+/// \param out Receives the size.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explanation_map_size(
     explanation: *const chip_explanation,
     image: usize,
     index: usize,
     layer: usize,
-    out_width: *mut usize,
-    out_height: *mut usize,
+    out: *mut chip_size,
 ) -> chip_status {
     guard(|| {
         let m = map_of(explanation, image, index, layer)?;
-        let w = deref_mut(out_width, "out_width")?;
-        set(out_height, "out_height", m.height)?;
-        *w = m.width;
-        Ok(())
+        // Maps are at most MAX_SIDE on a side, as the images they belong to.
+        set(out, "out", chip_size { width: m.width as u32, height: m.height as u32 })
     })
 }
 
@@ -221,16 +211,14 @@ pub unsafe extern "C" fn chip_explanation_map(
 /// \param image The image's index.
 /// \param index The explained class's index.
 /// \param layer The layer's index, or CHIP_REFINED.
-/// \param out_box Receives the box.
-/// \param out_found Receives 1, or 0 when the map has no positive value (the box is then zeroed).
+/// \param out Receives the box; no box (all corners -1) when the map has no positive value.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explanation_box(
     explanation: *const chip_explanation,
     image: usize,
     index: usize,
     layer: usize,
-    out_box: *mut chip_box,
-    out_found: *mut std::ffi::c_int,
+    out: *mut chip_box,
 ) -> chip_status {
-    guard(|| write_box(map_of(explanation, image, index, layer)?.bbox, out_box, out_found))
+    guard(|| set(out, "out", map_of(explanation, image, index, layer)?.bbox.into()))
 }

@@ -186,22 +186,22 @@ pub unsafe extern "C" fn chip_layer_fit_classes(fit: *const chip_layer_fit, out:
 /// The importance weights of one class over the K channels. Rows of classes that were not solved
 /// are zero.
 /// \param fit The fit.
-/// \param class The class id, below chip_layer_fit_classes.
-/// \param buf, len, out_len K floats (buffer convention).
+/// \param class_id The class id, below chip_layer_fit_classes.
+/// \param buf, len, out_len The K weights (buffer convention).
 #[no_mangle]
 pub unsafe extern "C" fn chip_layer_fit_weights_row(
     fit: *const chip_layer_fit,
-    class: usize,
+    class_id: usize,
     buf: *mut f32,
     len: usize,
     out_len: *mut usize,
 ) -> chip_status {
     guard(|| {
         let f = &deref(fit, "fit")?.inner;
-        if class >= f.meta.classes {
-            return invalid(format!("class {class} out of range (the fit has {} classes)", f.meta.classes));
+        if class_id >= f.meta.classes {
+            return invalid(format!("class {class_id} out of range (the fit has {} classes)", f.meta.classes));
         }
-        write_buf(f.row(class), buf, len, out_len, "weights")
+        write_buf(f.row(class_id), buf, len, out_len, "weights")
     })
 }
 

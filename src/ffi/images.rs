@@ -4,8 +4,23 @@ use super::model::tensor_arg;
 use super::status::chip_status::*;
 use crate::fit::Images;
 use crate::model::Model;
+use crate::preprocess::Size;
 use std::ffi::{c_char, c_int};
 use std::path::PathBuf;
+
+/// A size in pixels. Thread safety: a plain struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct chip_size {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<Size> for chip_size {
+    fn from(s: Size) -> Self {
+        chip_size { width: s.width, height: s.height }
+    }
+}
 
 /// Which kind of images a chip_images descriptor holds: one of the CHIP_IMAGES_* values. 0 is no
 /// kind, so a zeroed descriptor is refused.
@@ -15,7 +30,7 @@ pub const CHIP_IMAGES_FILES: chip_images_kind = 1;
 /// `count` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at `data[i]`.
 pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
 /// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
-/// model's input size (see chip_model_preprocess_file); `sizes` holds count (width, height) pairs,
+/// model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
 /// the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
 /// the input size. Fits ignore `sizes`.
 pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
@@ -40,14 +55,14 @@ pub struct chip_images {
     /// CHIP_IMAGES_TENSOR: the floats, their number, and the original sizes or NULL.
     pub tensor: *const f32,
     pub tensor_len: usize,
-    pub sizes: *const u32,
+    pub sizes: *const chip_size,
 }
 
 /// A checked chip_images descriptor.
 pub(super) enum ImageArgs<'a> {
     Files(Vec<PathBuf>),
     Encoded(Vec<&'a [u8]>),
-    Tensor { data: &'a [f32], n: usize, sizes: *const u32 },
+    Tensor { data: &'a [f32], n: usize, sizes: *const chip_size },
 }
 
 impl ImageArgs<'_> {

@@ -1,5 +1,6 @@
 //! Models: loading, classes, candidate layers, preprocessing and predictions.
 use super::boundary::*;
+use super::images::chip_size;
 use super::options::{chip_model_options, runtime_options};
 use super::status::chip_status;
 use crate::model::Model;
@@ -79,41 +80,30 @@ pub unsafe extern "C" fn chip_model_num_classes(model: *const chip_model, out: *
 
 /// The model's input size in pixels (the size of CHIP_IMAGES_TENSOR images).
 /// \param model The model.
-/// \param out_width Receives the width.
-/// \param out_height Receives the height.
+/// \param out Receives the size.
 #[no_mangle]
-pub unsafe extern "C" fn chip_model_input_size(
-    model: *const chip_model,
-    out_width: *mut usize,
-    out_height: *mut usize,
-) -> chip_status {
-    guard(|| {
-        let (width, height) = deref(model, "model")?.inner.input_size().as_usize();
-        let w = deref_mut(out_width, "out_width")?;
-        set(out_height, "out_height", height)?;
-        *w = width;
-        Ok(())
-    })
+pub unsafe extern "C" fn chip_model_input_size(model: *const chip_model, out: *mut chip_size) -> chip_status {
+    guard(|| set(out, "out", deref(model, "model")?.inner.input_size().into()))
 }
 
 /// The name of a class as NUL-terminated UTF-8; models without a label list give the decimal id.
 /// \param model The model.
-/// \param class The class id, below chip_model_num_classes.
+/// \param class_id The class id, below chip_model_num_classes.
 /// \param buf, len, out_len The label (buffer convention).
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_class_label(
     model: *const chip_model,
-    class: usize,
+    class_id: usize,
     buf: *mut c_char,
     len: usize,
     out_len: *mut usize,
 ) -> chip_status {
     guard(|| {
         let m = &deref(model, "model")?.inner;
-        if class >= m.classes {
-            return invalid(format!("class {class} out of range (the model has {} classes)", m.classes));
+        if class_id >= m.classes {
+            return invalid(format!("class {class_id} out of range (the model has {} classes)", m.classes));
         }
-        let label = m.label(class).map_or_else(|| class.to_string(), str::to_string);
+        let label = m.label(class_id).map_or_else(|| class_id.to_string(), str::to_string);
         write_str(&label, buf, len, out_len, "label")
     })
 }
@@ -166,21 +156,18 @@ unsafe fn write_prepared(
     buf: *mut f32,
     len: usize,
     out_len: *mut usize,
-    out_width: *mut u32,
-    out_height: *mut u32,
+    out_size: *mut chip_size,
 ) -> FfiResult {
     let p = p?;
-    put(out_width, p.size.width);
-    put(out_height, p.size.height);
+    put(out_size, p.size.into());
     write_buf(&p.data, buf, len, out_len, "image")
 }
 
 /// Decodes and preprocesses an image file as the model expects, for CHIP_IMAGES_TENSOR descriptors.
 /// \param model The model.
 /// \param path The image file (PNG, JPEG, BMP, TIFF, WebP), UTF-8.
-/// \param buf, len, out_len 3 x H x W floats at the model's input size (buffer convention).
-/// \param out_width Receives the original width, or NULL.
-/// \param out_height Receives the original height, or NULL.
+/// \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).
+/// \param out_size Receives the original size, or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_preprocess_file(
     model: *const chip_model,
@@ -188,13 +175,12 @@ pub unsafe extern "C" fn chip_model_preprocess_file(
     buf: *mut f32,
     len: usize,
     out_len: *mut usize,
-    out_width: *mut u32,
-    out_height: *mut u32,
+    out_size: *mut chip_size,
 ) -> chip_status {
     guard(|| {
         let m = deref(model, "model")?;
         let path = path_arg(path, "path")?;
-        write_prepared(m.inner.preprocess.load(path), buf, len, out_len, out_width, out_height)
+        write_prepared(m.inner.preprocess.load(path), buf, len, out_len, out_size)
     })
 }
 
@@ -202,9 +188,8 @@ pub unsafe extern "C" fn chip_model_preprocess_file(
 /// \param model The model.
 /// \param data The encoded image.
 /// \param data_len Its length in bytes.
-/// \param buf, len, out_len 3 x H x W floats at the model's input size (buffer convention).
-/// \param out_width Receives the original width, or NULL.
-/// \param out_height Receives the original height, or NULL.
+/// \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).
+/// \param out_size Receives the original size, or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_preprocess_encoded(
     model: *const chip_model,
@@ -213,13 +198,12 @@ pub unsafe extern "C" fn chip_model_preprocess_encoded(
     buf: *mut f32,
     len: usize,
     out_len: *mut usize,
-    out_width: *mut u32,
-    out_height: *mut u32,
+    out_size: *mut chip_size,
 ) -> chip_status {
     guard(|| {
         let m = deref(model, "model")?;
         let bytes = slice_arg(data, data_len, "data")?;
-        write_prepared(m.inner.preprocess.decode(bytes), buf, len, out_len, out_width, out_height)
+        write_prepared(m.inner.preprocess.decode(bytes), buf, len, out_len, out_size)
     })
 }
 
@@ -229,7 +213,7 @@ pub unsafe extern "C" fn chip_model_preprocess_encoded(
 /// \param data `len` floats, n x 3 x H x W at the model's input size.
 /// \param len The number of floats.
 /// \param n The number of images.
-/// \param probs, probs_len, out_len n x classes floats, row-major (buffer convention).
+/// \param probs, probs_len, out_len The n x classes probabilities, row-major (buffer convention).
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_predict(
     model: *const chip_model,
