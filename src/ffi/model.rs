@@ -151,16 +151,20 @@ pub unsafe extern "C" fn chip_model_layer_info(
     })
 }
 
+/// What the two preprocess functions share: `prepare` makes the image, then it goes to the caller.
 unsafe fn write_prepared(
-    p: crate::error::Result<crate::preprocess::Prepared>,
+    model: *const chip_model,
+    prepare: impl FnOnce(&crate::preprocess::Preprocess) -> FfiResult<crate::preprocess::Prepared>,
     buf: *mut f32,
     len: usize,
     out_len: *mut usize,
     out_size: *mut chip_size,
-) -> FfiResult {
-    let p = p?;
-    put(out_size, p.size.into());
-    write_buf(&p.data, buf, len, out_len, "image")
+) -> chip_status {
+    guard(|| {
+        let p = prepare(&deref(model, "model")?.inner.preprocess)?;
+        put(out_size, p.size.into());
+        write_buf(&p.data, buf, len, out_len, "image")
+    })
 }
 
 /// Decodes and preprocesses an image file as the model expects, for CHIP_IMAGES_TENSOR descriptors.
@@ -177,11 +181,7 @@ pub unsafe extern "C" fn chip_model_preprocess_file(
     out_len: *mut usize,
     out_size: *mut chip_size,
 ) -> chip_status {
-    guard(|| {
-        let m = deref(model, "model")?;
-        let path = path_arg(path, "path")?;
-        write_prepared(m.inner.preprocess.load(path), buf, len, out_len, out_size)
-    })
+    write_prepared(model, |pre| Ok(pre.load(path_arg(path, "path")?)?), buf, len, out_len, out_size)
 }
 
 /// As chip_model_preprocess_file for an encoded image in memory.
@@ -200,11 +200,7 @@ pub unsafe extern "C" fn chip_model_preprocess_encoded(
     out_len: *mut usize,
     out_size: *mut chip_size,
 ) -> chip_status {
-    guard(|| {
-        let m = deref(model, "model")?;
-        let bytes = slice_arg(data, data_len, "data")?;
-        write_prepared(m.inner.preprocess.decode(bytes), buf, len, out_len, out_size)
-    })
+    write_prepared(model, |pre| Ok(pre.decode(slice_arg(data, data_len, "data")?)?), buf, len, out_len, out_size)
 }
 
 /// Class probabilities of preprocessed images; useful to pick the classes to fit. The buffer is
