@@ -227,9 +227,9 @@ pub(super) unsafe fn write_options<T: Copy>(p: *mut T, default: T, min: usize, n
 }
 
 /// A handle out-parameter: set to NULL at once, so a failure leaves NULL; `put` hands out the handle.
-pub(super) struct Out<T: 'static>(&'static mut *mut T);
+pub(super) struct Out<'a, T>(&'a mut *mut T);
 
-impl<T> Out<T> {
+impl<T> Out<'_, T> {
     pub(super) unsafe fn new(out: *mut *mut T, name: &str) -> FfiResult<Self> {
         let o = deref_mut(out, name)?;
         *o = std::ptr::null_mut();
@@ -253,7 +253,7 @@ pub(super) unsafe fn save_handle<T>(
 }
 
 /// A new handle read from a path argument by `load`.
-pub(super) unsafe fn load_handle<T: 'static>(
+pub(super) unsafe fn load_handle<T>(
     path: *const c_char,
     out: *mut *mut T,
     out_name: &str,

@@ -75,7 +75,7 @@ pub unsafe extern "C" fn chip_fit_layer(
 
 /// What chip_fit_layer and chip_collect_stats share: checks their arguments, then hands `run` the
 /// caller's progress callback and puts its result in `out`.
-pub(super) unsafe fn run_on_images<T: 'static>(
+pub(super) unsafe fn run_on_images<T>(
     model: *const chip_model,
     layer: *const c_char,
     images: *const chip_images,
