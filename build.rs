@@ -1,10 +1,10 @@
-// Generates the C header from src/ffi.rs with cbindgen into OUT_DIR/chip.h; with CHIP_UPDATE_HEADER=1 it
+// Generates the C header from src/ffi/ with cbindgen into OUT_DIR/chip.h; with CHIP_UPDATE_HEADER=1 it
 // also writes the checked-in include/chip.h (tests/abi.rs fails when the two differ). Links the cdylib
 // with a version script so only chip_* symbols are exported.
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/ffi.rs");
+    println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CHIP_UPDATE_HEADER");
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
@@ -33,7 +33,8 @@ fn main() {
         v("CARGO_PKG_VERSION_PATCH"),
         v("CARGO_PKG_VERSION"),
     ));
-    match cbindgen::Builder::new().with_config(config).with_src(format!("{crate_dir}/src/ffi.rs")).generate() {
+    // cbindgen follows the `mod` items of src/ffi/mod.rs into its files.
+    match cbindgen::Builder::new().with_config(config).with_src(format!("{crate_dir}/src/ffi/mod.rs")).generate() {
         Ok(bindings) => {
             let generated = Path::new(&out_dir).join("chip.h");
             bindings.write_to_file(&generated);
@@ -44,6 +45,6 @@ fn main() {
                 std::fs::copy(&generated, &checked_in).expect("write include/chip.h");
             }
         }
-        Err(e) => panic!("cbindgen failed on src/ffi.rs: {e}"),
+        Err(e) => panic!("cbindgen failed on src/ffi/: {e}"),
     }
 }

@@ -15,7 +15,6 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -71,39 +70,54 @@ struct Deleter {
 
 inline std::string version() { return chip_version(); }
 
-/// A bounding box with inclusive corners.
+/// A size in pixels: width, then height.
+using Size = chip_size;
+
+/// A bounding box with inclusive corners; no box is all four corners -1 (see found()).
 using Box = chip_box;
 
-/// Box of the largest 8-connected region of {map >= threshold * max}; empty when the map has no
+/// Whether `b` is a box rather than no box (all corners -1).
+inline bool found(const Box &b) { return !(b.x1 == -1 && b.y1 == -1 && b.x2 == -1 && b.y2 == -1); }
+
+/// Box of the largest 8-connected region of {map >= threshold * max}; no box when the map has no
 /// positive value.
-inline std::optional<Box> localize(const std::vector<float> &map, size_t width, size_t height, float threshold) {
+inline Box localize(const std::vector<float> &map, size_t width, size_t height, float threshold) {
     if (map.size() != width * height) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "map size does not match width x height");
     Box b{};
-    int found = 0;
-    detail::check(chip_localize(map.data(), width, height, threshold, &b, &found));
-    if (!found) return std::nullopt;
+    detail::check(chip_localize(map.data(), width, height, threshold, &b));
     return b;
 }
 
+/// Intersection over union; 0 when either is no box.
 inline double iou(const Box &a, const Box &b) {
     double v = 0;
     detail::check(chip_iou(&a, &b, &v));
     return v;
 }
 
+// Each options constructor sets struct_size first: the defaults are written within it.
 struct ModelOptions : chip_model_options {
-    ModelOptions() { detail::check(chip_model_options_default(this)); }
+    ModelOptions() : chip_model_options() {
+        struct_size = sizeof(chip_model_options);
+        detail::check(chip_model_options_default(this));
+    }
 };
 
 struct ExplainOptions : chip_explain_options {
-    ExplainOptions() { detail::check(chip_explain_options_default(this)); }
+    ExplainOptions() : chip_explain_options() {
+        struct_size = sizeof(chip_explain_options);
+        detail::check(chip_explain_options_default(this));
+    }
 };
 
 /// Progress of a fit: return false to cancel (the fit then throws Error with CHIP_STATUS_CANCELLED).
 using ProgressFn = std::function<bool(chip_progress_kind kind, size_t done, size_t total)>;
 
 struct FitOptions : chip_fit_options {
-    FitOptions() { detail::check(chip_fit_options_default(this)); }
+    FitOptions() : chip_fit_options() {
+        struct_size = sizeof(chip_fit_options);
+        detail::check(chip_fit_options_default(this));
+    }
     /// Set the progress function instead of the C fields `progress` and `user_data`.
     ProgressFn on_progress;
 };
@@ -116,10 +130,9 @@ struct LayerInfo {
 };
 
 /// A preprocessed image: 3 x H x W floats at the model's input size, and its original size.
-struct Tensor {
+struct Prepared {
     std::vector<float> data;
-    uint32_t orig_width = 0;
-    uint32_t orig_height = 0;
+    Size size{};
 };
 
 class Model {
@@ -140,11 +153,11 @@ public:
         detail::check(chip_model_num_classes(get(), &n));
         return n;
     }
-    /// (width, height) of the model's input.
-    std::pair<size_t, size_t> input_size() const {
-        size_t w = 0, h = 0;
-        detail::check(chip_model_input_size(get(), &w, &h));
-        return {w, h};
+    /// The model's input size.
+    Size input_size() const {
+        Size s{};
+        detail::check(chip_model_input_size(get(), &s));
+        return s;
     }
     std::string class_label(size_t c) const {
         return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_model_class_label(get(), c, b, l, o); });
@@ -167,19 +180,19 @@ public:
             return chip_model_predict(get(), data.data(), data.size(), n, b, l, o);
         });
     }
-    Tensor preprocess_file(const std::string &path) const {
-        Tensor t;
-        t.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {
-            return chip_model_preprocess_file(get(), path.c_str(), b, l, o, &t.orig_width, &t.orig_height);
+    Prepared preprocess_file(const std::string &path) const {
+        Prepared p;
+        p.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {
+            return chip_model_preprocess_file(get(), path.c_str(), b, l, o, &p.size);
         });
-        return t;
+        return p;
     }
-    Tensor preprocess_encoded(const std::vector<uint8_t> &bytes) const {
-        Tensor t;
-        t.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {
-            return chip_model_preprocess_encoded(get(), bytes.data(), bytes.size(), b, l, o, &t.orig_width, &t.orig_height);
+    Prepared preprocess_encoded(const std::vector<uint8_t> &bytes) const {
+        Prepared p;
+        p.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) {
+            return chip_model_preprocess_encoded(get(), bytes.data(), bytes.size(), b, l, o, &p.size);
         });
-        return t;
+        return p;
     }
 
     const chip_model *get() const noexcept { return p_.get(); }
@@ -286,11 +299,11 @@ public:
         detail::check(chip_explanation_image_count(get(), &n));
         return n;
     }
-    /// Original (width, height) of image i.
-    std::pair<uint32_t, uint32_t> image_size(size_t i) const {
-        uint32_t w = 0, h = 0;
-        detail::check(chip_explanation_image_size(get(), i, &w, &h));
-        return {w, h};
+    /// The original size of image i.
+    Size image_size(size_t i) const {
+        Size s{};
+        detail::check(chip_explanation_image_size(get(), i, &s));
+        return s;
     }
     std::vector<float> probabilities(size_t i) const {
         return detail::fetch<float>([&](float *b, size_t l, size_t *o) { return chip_explanation_probabilities(get(), i, b, l, o); });
@@ -321,15 +334,17 @@ public:
     }
     Map map(size_t i, size_t index, size_t layer) const {
         Map m;
-        detail::check(chip_explanation_map_size(get(), i, index, layer, &m.width, &m.height));
+        Size s{};
+        detail::check(chip_explanation_map_size(get(), i, index, layer, &s));
+        m.width = s.width;
+        m.height = s.height;
         m.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) { return chip_explanation_map(get(), i, index, layer, b, l, o); });
         return m;
     }
-    std::optional<Box> box(size_t i, size_t index, size_t layer) const {
+    /// The box of a map; no box (all corners -1) when the map has no positive value.
+    Box box(size_t i, size_t index, size_t layer) const {
         Box b{};
-        int found = 0;
-        detail::check(chip_explanation_box(get(), i, index, layer, &b, &found));
-        if (!found) return std::nullopt;
+        detail::check(chip_explanation_box(get(), i, index, layer, &b));
         return b;
     }
 
@@ -379,19 +394,13 @@ public:
         detail::check(chip_explain_encoded(get(), ptrs.data(), lens.data(), images.size(), &opts, &e));
         return Explanation(e);
     }
-    /// n preprocessed images (n x 3 x H x W floats); `sizes` holds n (width, height) pairs or is empty
-    /// for the input size.
-    Explanation explain_tensor(const std::vector<float> &data, size_t n,
-                               const std::vector<std::pair<uint32_t, uint32_t>> &sizes = {},
+    /// n preprocessed images (n x 3 x H x W floats); `sizes` holds their n original sizes, or is
+    /// empty for the input size.
+    Explanation explain_tensor(const std::vector<float> &data, size_t n, const std::vector<Size> &sizes = {},
                                const ExplainOptions &opts = ExplainOptions()) const {
-        std::vector<uint32_t> flat;
-        for (const auto &s : sizes) {
-            flat.push_back(s.first);
-            flat.push_back(s.second);
-        }
-        if (!sizes.empty() && sizes.size() != n) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "sizes must hold one pair per image");
+        if (!sizes.empty() && sizes.size() != n) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "sizes must hold one size per image");
         chip_explanation *e = nullptr;
-        detail::check(chip_explain_tensor(get(), data.data(), data.size(), n, sizes.empty() ? nullptr : flat.data(), &opts, &e));
+        detail::check(chip_explain_tensor(get(), data.data(), data.size(), n, sizes.empty() ? nullptr : sizes.data(), &opts, &e));
         return Explanation(e);
     }
 

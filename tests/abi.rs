@@ -146,6 +146,14 @@ fn options_defaults_and_struct_size() {
         assert_eq!((f.gates, f.seed, f.gate_batch, f.image_batch), (d.gates, d.seed, d.gate_batch, d.image_batch));
         assert_eq!((f.lambda_rel, f.sigma2_rel, f.max_iter), (d.admm.lambda_rel, d.sigma2_rel, d.admm.max_iter));
         assert!(f.progress.is_none() && f.classes.is_null() && f.class_count == 0);
+        // A caller whose struct ends after `gates` gets nothing written past it.
+        let mut old = std::mem::zeroed::<chip_fit_options>();
+        old.struct_size = 16;
+        assert_eq!(chip_fit_options_default(&mut old), chip_status::CHIP_STATUS_OK);
+        assert_eq!((old.struct_size, old.gates, old.lambda_rel), (16, d.gates, 0.0));
+        old.struct_size = std::mem::size_of::<chip_fit_options>() + 8;
+        assert_eq!(chip_fit_options_default(&mut old), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("chip_fit_options.struct_size"), "{}", last_error());
 
         let mut e = std::mem::zeroed::<chip_explain_options>();
         assert_eq!(chip_explain_options_default(&mut e), chip_status::CHIP_STATUS_OK);
@@ -161,7 +169,10 @@ fn options_defaults_and_struct_size() {
             assert!(model.is_null(), "out handle is cleared on failure");
             assert!(last_error().contains("struct_size"), "{}", last_error());
         }
-        chip_model_options_default(&mut m);
+        // The defaults are written within the caller's struct_size (0: this library's size).
+        m.struct_size = 0;
+        assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
+        assert_eq!(m.struct_size, std::mem::size_of::<chip_model_options>());
         m.device = 7;
         assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("unknown device 7"), "{}", last_error());
@@ -207,17 +218,16 @@ fn localize_and_iou_through_the_abi() {
                 map[y * w + x] = 0.8;
             }
         }
-        let mut b = chip_box::default();
-        let mut found = -1;
-        assert_eq!(chip_localize(map.as_ptr(), w, h, 0.5, &mut b, &mut found), chip_status::CHIP_STATUS_OK);
-        assert_eq!(found, 1);
+        let no_box = chip_box { x1: -1, y1: -1, x2: -1, y2: -1 };
+        let mut b = chip_box { x1: 9, y1: 9, x2: 9, y2: 9 };
+        assert_eq!(chip_localize(map.as_ptr(), w, h, 0.5, &mut b), chip_status::CHIP_STATUS_OK);
         assert_eq!(b, chip_box { x1: 3, y1: 2, x2: 5, y2: 3 });
         let zeros = vec![0f32; w * h];
-        assert_eq!(chip_localize(zeros.as_ptr(), w, h, 0.5, &mut b, &mut found), chip_status::CHIP_STATUS_OK);
-        assert_eq!((found, b), (0, chip_box::default()));
-        assert_eq!(chip_localize(std::ptr::null(), w, h, 0.5, &mut b, &mut found), chip_status::CHIP_STATUS_NULL_POINTER);
-        assert_eq!(chip_localize(map.as_ptr(), w, h, 0.5, std::ptr::null_mut(), &mut found), chip_status::CHIP_STATUS_NULL_POINTER);
-        assert_eq!(chip_localize(map.as_ptr(), w, h, f32::NAN, &mut b, &mut found), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(chip_localize(zeros.as_ptr(), w, h, 0.5, &mut b), chip_status::CHIP_STATUS_OK);
+        assert_eq!(b, no_box);
+        assert_eq!(chip_localize(std::ptr::null(), w, h, 0.5, &mut b), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_localize(map.as_ptr(), w, h, 0.5, std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_localize(map.as_ptr(), w, h, f32::NAN, &mut b), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
 
         // IoU by hand: 4×4 and 4×4 boxes overlapping in 2×4 → 8 / (16 + 16 − 8).
         let a = chip_box { x1: 0, y1: 0, x2: 3, y2: 3 };
@@ -228,7 +238,24 @@ fn localize_and_iou_through_the_abi() {
         assert_eq!(chip_iou(&a, &a, &mut iou), chip_status::CHIP_STATUS_OK);
         assert!((iou - 1.0).abs() < 1e-12);
         assert_eq!(chip_iou(&a, std::ptr::null(), &mut iou), chip_status::CHIP_STATUS_NULL_POINTER);
+        // No box overlaps nothing; other negative or reversed corners are refused, naming the box.
+        for (x, y) in [(&a, &no_box), (&no_box, &a), (&no_box, &no_box)] {
+            iou = -1.0;
+            assert_eq!(chip_iou(x, y, &mut iou), chip_status::CHIP_STATUS_OK);
+            assert_eq!(iou, 0.0);
+        }
+        for bad in [chip_box { x1: -1, y1: 0, x2: 3, y2: 3 }, chip_box { x1: 4, y1: 0, x2: 3, y2: 3 }] {
+            assert_eq!(chip_iou(&a, &bad, &mut iou), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+            assert!(last_error().starts_with("b is ["), "{}", last_error());
+        }
     }
+}
+
+/// The model's input size through the ABI, as (width, height).
+unsafe fn input_size(model: *const chip_model) -> (usize, usize) {
+    let mut s = chip_size::default();
+    assert_eq!(chip_model_input_size(model, &mut s), chip_status::CHIP_STATUS_OK);
+    (s.width as usize, s.height as usize)
 }
 
 /// A small real model (from the test-model builders) loaded through the ABI.
@@ -259,8 +286,7 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
-        let (mut w, mut h) = (0usize, 0usize);
-        assert_eq!(chip_model_input_size(model, &mut w, &mut h), chip_status::CHIP_STATUS_OK);
+        let (w, h) = input_size(model);
         let data = vec![0.5f32; 2 * 3 * h * w];
         let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
         let mut o = std::mem::zeroed::<chip_fit_options>();
@@ -287,8 +313,7 @@ fn absurd_gate_counts_are_refused() {
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
-        let (mut w, mut h) = (0usize, 0usize);
-        chip_model_input_size(model, &mut w, &mut h);
+        let (w, h) = input_size(model);
         let data = vec![0.5f32; 3 * h * w];
         let mut o = std::mem::zeroed::<chip_fit_options>();
         for gates in [usize::MAX, usize::MAX / 2, 1 << 40] {
@@ -311,8 +336,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
-        let (mut w, mut h) = (0usize, 0usize);
-        chip_model_input_size(model, &mut w, &mut h);
+        let (w, h) = input_size(model);
         let per = 3 * h * w;
         let mut rng = chip::gates::Rng::new(3);
         let data: Vec<f32> = (0..4 * per).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect();
@@ -331,7 +355,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         assert_eq!(chip_explain_tensor(ex, std::ptr::null(), 0, 0, std::ptr::null(), std::ptr::null(), &mut e), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert_eq!(last_error(), "images->count is 0: give at least one image");
         for (sw, sh) in [(100_000u32, 100_000u32), (0, 5), (16_385, 10)] {
-            let sizes = [sw, sh];
+            let sizes = [chip_size { width: sw, height: sh }];
             let s = chip_explain_tensor(ex, data.as_ptr(), per, 1, sizes.as_ptr(), std::ptr::null(), &mut e);
             assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{sw}x{sh}");
             assert!(last_error().contains(&format!("sizes[0] is {sw}x{sh}")) && last_error().contains("16384"), "{}", last_error());
@@ -340,7 +364,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         // Every side within the limit, but 4096 images x 3 classes of 16384² maps: 12 TiB.
         let n = 4096;
         let many: Vec<f32> = data[..per].iter().copied().cycle().take(n * per).collect();
-        let sizes: Vec<u32> = vec![16_384; 2 * n];
+        let sizes = vec![chip_size { width: 16_384, height: 16_384 }; n];
         let mut eo = std::mem::zeroed::<chip_explain_options>();
         chip_explain_options_default(&mut eo);
         eo.top_k = 3;
@@ -348,13 +372,15 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("12288.0 GiB"), "{}", last_error());
         // A sound request still works and gives maps at the requested size.
-        let sizes = [40u32, 30, 16_384, 1];
+        let sizes = [chip_size { width: 40, height: 30 }, chip_size { width: 16_384, height: 1 }];
         assert_eq!(chip_explain_tensor(ex, data.as_ptr(), 2 * per, 2, sizes.as_ptr(), &eo, &mut e), chip_status::CHIP_STATUS_OK, "{}", last_error());
-        let (mut mw, mut mh) = (0usize, 0usize);
-        assert_eq!(chip_explanation_map_size(e, 0, 0, 0, &mut mw, &mut mh), chip_status::CHIP_STATUS_OK);
-        assert_eq!((mw, mh), (40, 30));
-        assert_eq!(chip_explanation_map_size(e, 1, 2, 0, &mut mw, &mut mh), chip_status::CHIP_STATUS_OK);
-        assert_eq!((mw, mh), (16_384, 1));
+        let mut ms = chip_size::default();
+        assert_eq!(chip_explanation_map_size(e, 0, 0, 0, &mut ms), chip_status::CHIP_STATUS_OK);
+        assert_eq!(ms, sizes[0]);
+        assert_eq!(chip_explanation_map_size(e, 1, 2, 0, &mut ms), chip_status::CHIP_STATUS_OK);
+        assert_eq!(ms, sizes[1]);
+        assert_eq!(chip_explanation_image_size(e, 1, &mut ms), chip_status::CHIP_STATUS_OK);
+        assert_eq!(ms, sizes[1]);
         chip_explanation_free(e);
         chip_explainer_free(ex);
         chip_layer_fit_free(fit);

@@ -29,15 +29,16 @@ int main(int argc, char **argv) {
     chip_layer_fit *fit = NULL, *loaded = NULL;
     chip_explainer *explainer = NULL;
     chip_explanation *ex = NULL;
-    chip_fit_options fo;
-    chip_explain_options eo;
+    /* Options structs carry their size; the _default functions write within it. */
+    chip_fit_options fo = {.struct_size = sizeof(chip_fit_options)};
+    chip_explain_options eo = {.struct_size = sizeof(chip_explain_options)};
     chip_images fit_images, photo;
-    size_t classes = 0, w = 0, h = 0, per = 0, n = 0, top[3], i, k, len = 0, mw = 0, mh = 0;
+    chip_size input, map_size;
+    size_t classes = 0, per = 0, n = 0, top[3], i, k, len = 0, mw, mh;
     float *tensor, *probs, *map;
     const chip_layer_fit *fits[1];
     char label[256];
     chip_box box;
-    int found = 0;
     double sum = 0;
     float max = 0;
 
@@ -48,14 +49,14 @@ int main(int argc, char **argv) {
     printf("libchip %s\n", chip_version());
     TRY(chip_load_model(argv[1], NULL, &model));
     TRY(chip_model_num_classes(model, &classes));
-    TRY(chip_model_input_size(model, &w, &h));
-    printf("model: %zu classes, input %zux%zu\n", classes, w, h);
+    TRY(chip_model_input_size(model, &input));
+    printf("model: %zu classes, input %ux%u\n", classes, (unsigned)input.width, (unsigned)input.height);
 
     /* The classes to fit: the photo's three most probable. */
-    TRY(chip_model_preprocess_file(model, argv[4], NULL, 0, &per, NULL, NULL));
+    TRY(chip_model_preprocess_file(model, argv[4], NULL, 0, &per, NULL));
     tensor = (float *)malloc(per * sizeof(float));
     probs = (float *)malloc(classes * sizeof(float));
-    TRY(chip_model_preprocess_file(model, argv[4], tensor, per, &n, NULL, NULL));
+    TRY(chip_model_preprocess_file(model, argv[4], tensor, per, &n, NULL));
     TRY(chip_model_predict(model, tensor, per, 1, probs, classes, &n));
     for (k = 0; k < 3; k++) {
         size_t best = (size_t)-1;
@@ -101,12 +102,15 @@ int main(int argc, char **argv) {
         TRY(chip_model_class_label(model, c, label, sizeof label, NULL));
         printf("top%zu: %zu %s %.6f\n", k + 1, c, label, p);
     }
-    TRY(chip_explanation_box(ex, 0, 0, 0, &box, &found));
-    if (found)
-        printf("box: %u %u %u %u\n", box.x1, box.y1, box.x2, box.y2);
+    /* No box is all corners -1. */
+    TRY(chip_explanation_box(ex, 0, 0, 0, &box));
+    if (box.x1 >= 0)
+        printf("box: %d %d %d %d\n", (int)box.x1, (int)box.y1, (int)box.x2, (int)box.y2);
     else
         printf("box: none\n");
-    TRY(chip_explanation_map_size(ex, 0, 0, 0, &mw, &mh));
+    TRY(chip_explanation_map_size(ex, 0, 0, 0, &map_size));
+    mw = map_size.width;
+    mh = map_size.height;
     TRY(chip_explanation_map(ex, 0, 0, 0, NULL, 0, &len));
     map = (float *)malloc(len * sizeof(float));
     TRY(chip_explanation_map(ex, 0, 0, 0, map, len, &len));

@@ -17,8 +17,8 @@ int main(int argc, char **argv) try {
     const std::string photo = argv[4];
     std::printf("libchip %s\n", chip::version().c_str());
     chip::Model model = chip::Model::load(argv[1]);
-    auto [w, h] = model.input_size();
-    std::printf("model: %zu classes, input %zux%zu\n", model.num_classes(), w, h);
+    chip::Size input = model.input_size();
+    std::printf("model: %zu classes, input %ux%u\n", model.num_classes(), unsigned(input.width), unsigned(input.height));
 
     // The classes to fit: the photo's three most probable (ties: the lower class id).
     std::vector<float> probs = model.predict(model.preprocess_file(photo).data, 1);
@@ -44,8 +44,9 @@ int main(int argc, char **argv) try {
         auto [c, p] = ex.explained_class(0, k);
         std::printf("top%zu: %zu %s %.6f\n", k + 1, c, model.class_label(c).c_str(), p);
     }
-    if (auto box = ex.box(0, 0, 0))
-        std::printf("box: %u %u %u %u\n", box->x1, box->y1, box->x2, box->y2);
+    chip::Box box = ex.box(0, 0, 0);
+    if (chip::found(box))
+        std::printf("box: %d %d %d %d\n", int(box.x1), int(box.y1), int(box.x2), int(box.y2));
     else
         std::printf("box: none\n");
     chip::Map map = ex.map(0, 0, 0);

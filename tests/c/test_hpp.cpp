@@ -50,14 +50,15 @@ int main(int argc, char **argv) {
 
     chip::Model model = chip::Model::load(model_path);
     CHECK(model.num_classes() == 1000);
-    CHECK(model.input_size() == std::make_pair(size_t(224), size_t(224)));
+    chip::Size input = model.input_size();
+    CHECK(input.width == 224 && input.height == 224);
     CHECK(model.class_label(0).find("tench") != std::string::npos);
     CHECK(status_of([&] { model.class_label(1000); }) == CHIP_STATUS_INVALID_ARGUMENT);
     auto layers = model.layers();
     CHECK(std::any_of(layers.begin(), layers.end(), [&](const chip::LayerInfo &l) { return l.name == layer; }));
 
-    chip::Tensor t = model.preprocess_file(images[0]);
-    CHECK(t.data.size() == 3 * 224 * 224 && t.orig_width > 0);
+    chip::Prepared t = model.preprocess_file(images[0]);
+    CHECK(t.data.size() == 3 * 224 * 224 && t.size.width > 0);
     std::vector<float> probs = model.predict(t.data, 1);
     size_t top1 = size_t(std::max_element(probs.begin(), probs.end()) - probs.begin());
 
@@ -102,16 +103,20 @@ int main(int argc, char **argv) {
     CHECK(e.top(0).at(0).first == top1);
     CHECK(e.explained_class(0, 0).first == top1);
     chip::Map m = e.map(0, 0, 0);
-    CHECK(m.width == t.orig_width && m.height == t.orig_height && m.data.size() == m.width * m.height);
-    auto box = e.box(0, 0, 0);
-    auto box2 = chip::localize(m.data, m.width, m.height, chip::ExplainOptions().threshold);
-    CHECK(box.has_value() && box2.has_value());
-    if (box && box2) CHECK(chip::iou(*box, *box2) == 1.0);
+    CHECK(m.width == t.size.width && m.height == t.size.height && m.data.size() == m.width * m.height);
+    chip::Box box = e.box(0, 0, 0);
+    chip::Box box2 = chip::localize(m.data, m.width, m.height, chip::ExplainOptions().threshold);
+    CHECK(chip::found(box) && chip::found(box2));
+    CHECK(chip::iou(box, box2) == 1.0);
+    // No box: all corners -1, IoU 0 with any box.
+    chip::Box none = chip::localize(std::vector<float>(m.data.size(), 0.0f), m.width, m.height, 0.5f);
+    CHECK(!chip::found(none) && none.x1 == -1 && none.y2 == -1);
+    CHECK(chip::iou(box, none) == 0.0);
     CHECK(status_of([&] { e.map(0, 0, CHIP_REFINED); }) == CHIP_STATUS_INVALID_ARGUMENT);
     CHECK(status_of([&] { e.map(1, 0, 0); }) == CHIP_STATUS_INVALID_ARGUMENT);
 
     // The same image through the tensor and encoded paths.
-    chip::Explanation et = explainer.explain_tensor(t.data, 1, {{t.orig_width, t.orig_height}});
+    chip::Explanation et = explainer.explain_tensor(t.data, 1, {t.size});
     CHECK(et.map(0, 0, 0).data == m.data);
     std::vector<std::vector<uint8_t>> encoded(1);
     {

@@ -53,7 +53,7 @@ static double explanation_difference(const chip_explanation *a, const chip_expla
     for (i = 0; i < na && i < nb; i++) {
         float pa[1000], pb[1000], *ma, *mb, max = 0;
         float qa = 0, qb = 0;
-        uint32_t wa = 0, ha = 0, wb = 0, hb = 0;
+        chip_size sa = {0, 0}, sb = {0, 0};
         REQUIRE_OK(chip_explanation_probabilities(a, i, pa, 1000, &la));
         REQUIRE_OK(chip_explanation_probabilities(b, i, pb, 1000, &lb));
         CHECK(la == lb);
@@ -62,12 +62,12 @@ static double explanation_difference(const chip_explanation *a, const chip_expla
         REQUIRE_OK(chip_explanation_class(a, i, 0, &ca, &qa));
         REQUIRE_OK(chip_explanation_class(b, i, 0, &cb, &qb));
         CHECK(ca == cb);
-        REQUIRE_OK(chip_explanation_image_size(a, i, &wa, &ha));
-        REQUIRE_OK(chip_explanation_image_size(b, i, &wb, &hb));
-        CHECK(wa == wb && ha == hb);
+        REQUIRE_OK(chip_explanation_image_size(a, i, &sa));
+        REQUIRE_OK(chip_explanation_image_size(b, i, &sb));
+        CHECK(sa.width == sb.width && sa.height == sb.height);
         REQUIRE_OK(chip_explanation_map(a, i, 0, 0, NULL, 0, &la));
         REQUIRE_OK(chip_explanation_map(b, i, 0, 0, NULL, 0, &lb));
-        CHECK(la == lb && la == (size_t)wa * ha);
+        CHECK(la == lb && la == (size_t)sa.width * sa.height);
         if (la != lb) continue;
         ma = (float *)malloc(la * sizeof(float));
         mb = (float *)malloc(lb * sizeof(float));
@@ -91,13 +91,13 @@ int main(int argc, char **argv) {
     chip_layer_fit *old_fit = NULL, *fit = NULL;
     chip_explainer *ex = NULL;
     chip_explanation *old_e = NULL, *e = NULL;
-    chip_fit_options fo;
-    chip_explain_options eo;
+    chip_fit_options fo = {.struct_size = sizeof(chip_fit_options)};
+    chip_explain_options eo = {.struct_size = sizeof(chip_explain_options)};
     chip_images files, encoded, tensor, bad;
     unsigned char *bufs[N];
     const unsigned char *cbufs[N];
     size_t lens[N], per = 0, n = 0, i;
-    uint32_t sizes[2 * N];
+    chip_size sizes[N];
     float *data;
     size_t classes[N]; /* the images' top-1 classes, so that every explained map has weights */
     float *probs;
@@ -121,10 +121,10 @@ int main(int argc, char **argv) {
     }
     encoded.data = cbufs;
     encoded.lens = lens;
-    REQUIRE_OK(chip_model_preprocess_file(m, paths[0], NULL, 0, &per, NULL, NULL));
+    REQUIRE_OK(chip_model_preprocess_file(m, paths[0], NULL, 0, &per, NULL));
     data = (float *)malloc(N * per * sizeof(float));
     for (i = 0; i < N; i++)
-        REQUIRE_OK(chip_model_preprocess_file(m, paths[i], data + i * per, per, &n, &sizes[2 * i], &sizes[2 * i + 1]));
+        REQUIRE_OK(chip_model_preprocess_file(m, paths[i], data + i * per, per, &n, &sizes[i]));
     tensor = descriptor(CHIP_IMAGES_TENSOR);
     tensor.tensor = data;
     tensor.tensor_len = N * per;
@@ -236,7 +236,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(chip_explain(ex, &bad, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("images->tensor holds");
     bad = tensor;
-    sizes[2] = 0;
+    sizes[1].width = 0;
     CHECK_STATUS(chip_explain(ex, &bad, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("sizes[1]");
     CHECK(fit == NULL && e == NULL);

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
     chip_model *m = NULL, *m2 = NULL;
     chip_layer_fit *fit_all = NULL, *fit_merged = NULL, *fit_bad = NULL;
     chip_stats *sa = NULL, *sb = NULL, *la = NULL, *lb = NULL, *bad = NULL;
-    chip_fit_options fo, other;
+    chip_fit_options fo = {.struct_size = sizeof(chip_fit_options)}, other;
     chip_images all, shard_a, shard_b;
     size_t per = 0, n = 0, i, c, k, channels = 0, count = 0, classes[N], model_len = 0;
     float *data, *probs, *ra, *rb;
@@ -90,9 +90,9 @@ int main(int argc, char **argv) {
     REQUIRE_OK(chip_load_model(model_path, NULL, &m));
 
     /* Fit the images' top-1 classes, so that the compared rows have weights. */
-    REQUIRE_OK(chip_model_preprocess_file(m, paths[0], NULL, 0, &per, NULL, NULL));
+    REQUIRE_OK(chip_model_preprocess_file(m, paths[0], NULL, 0, &per, NULL));
     data = (float *)malloc(N * per * sizeof(float));
-    for (i = 0; i < N; i++) REQUIRE_OK(chip_model_preprocess_file(m, paths[i], data + i * per, per, &n, NULL, NULL));
+    for (i = 0; i < N; i++) REQUIRE_OK(chip_model_preprocess_file(m, paths[i], data + i * per, per, &n, NULL));
     probs = (float *)malloc(N * 1000 * sizeof(float));
     REQUIRE_OK(chip_model_predict(m, data, N * per, N, probs, N * 1000, &n));
     for (i = 0; i < N; i++) {

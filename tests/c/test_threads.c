@@ -20,7 +20,7 @@
 static const chip_explainer *explainer;
 static const chip_explanation *shared;
 static float *tensors[MAX_IMAGES];
-static uint32_t sizes[MAX_IMAGES][2];
+static chip_size sizes[MAX_IMAGES];
 static size_t per_image;
 static size_t n_images;
 static size_t iterations;
@@ -29,7 +29,6 @@ struct expected {
     size_t top1;
     float p1;
     chip_box box;
-    int found;
     float *map;
     size_t len;
 };
@@ -37,13 +36,13 @@ static struct expected expected[MAX_IMAGES];
 
 static int explain_one(size_t img, struct expected *out) {
     chip_explanation *e = NULL;
-    chip_status s = chip_explain_tensor(explainer, tensors[img], per_image, 1, sizes[img], NULL, &e);
+    chip_status s = chip_explain_tensor(explainer, tensors[img], per_image, 1, &sizes[img], NULL, &e);
     if (s != CHIP_STATUS_OK) {
         fprintf(stderr, "explain failed: %s\n", chip_last_error());
         return 0;
     }
     s = chip_explanation_top(e, 0, 0, &out->top1, &out->p1);
-    if (s == CHIP_STATUS_OK) s = chip_explanation_box(e, 0, 0, 0, &out->box, &out->found);
+    if (s == CHIP_STATUS_OK) s = chip_explanation_box(e, 0, 0, 0, &out->box);
     if (s == CHIP_STATUS_OK) s = chip_explanation_map(e, 0, 0, 0, NULL, 0, &out->len);
     if (s == CHIP_STATUS_OK) {
         out->map = (float *)malloc(out->len * sizeof(float));
@@ -55,7 +54,7 @@ static int explain_one(size_t img, struct expected *out) {
 }
 
 static int same(const struct expected *a, const struct expected *b) {
-    return a->top1 == b->top1 && a->p1 == b->p1 && a->found == b->found && memcmp(&a->box, &b->box, sizeof a->box) == 0 &&
+    return a->top1 == b->top1 && a->p1 == b->p1 && memcmp(&a->box, &b->box, sizeof a->box) == 0 &&
            a->len == b->len && memcmp(a->map, b->map, a->len * sizeof(float)) == 0;
 }
 
@@ -79,8 +78,8 @@ int main(int argc, char **argv) {
     chip_layer_fit *fit = NULL;
     chip_explainer *ex = NULL;
     chip_explanation *sh = NULL;
-    chip_fit_options fo;
-    chip_model_options mo;
+    chip_fit_options fo = {.struct_size = sizeof(chip_fit_options)};
+    chip_model_options mo = {.struct_size = sizeof(chip_model_options)};
     size_t gates;
     const char *const *images;
     pthread_t threads[64];
@@ -103,12 +102,12 @@ int main(int argc, char **argv) {
     if (n_threads < 1 || n_threads > 64) return 2;
 
     REQUIRE_OK(chip_load_model(argv[1], &mo, &m));
-    REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per_image, NULL, NULL));
+    REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per_image, NULL));
     for (i = 0; i < n_images; i++) {
         float probs[1000];
         size_t k, best = 0;
         tensors[i] = (float *)malloc(per_image * sizeof(float));
-        REQUIRE_OK(chip_model_preprocess_file(m, images[i], tensors[i], per_image, &n, &sizes[i][0], &sizes[i][1]));
+        REQUIRE_OK(chip_model_preprocess_file(m, images[i], tensors[i], per_image, &n, &sizes[i]));
         REQUIRE_OK(chip_model_predict(m, tensors[i], per_image, 1, probs, 1000, &n));
         for (k = 1; k < 1000; k++)
             if (probs[k] > probs[best]) best = k;
@@ -126,7 +125,7 @@ int main(int argc, char **argv) {
     explainer = ex;
 
     for (i = 0; i < n_images; i++) REQUIRE_OK(explain_one(i, &expected[i]) ? CHIP_STATUS_OK : CHIP_STATUS_PANIC);
-    REQUIRE_OK(chip_explain_tensor(ex, tensors[0], per_image, 1, sizes[0], NULL, &sh));
+    REQUIRE_OK(chip_explain_tensor(ex, tensors[0], per_image, 1, &sizes[0], NULL, &sh));
     shared = sh;
 
     for (i = 0; i < n_threads; i++) CHECK(pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i) == 0);

@@ -290,8 +290,8 @@ unsafe fn use_explanation(t: &mut Tape, e: *mut chip_explanation) -> Result<(), 
             1 => usize::MAX,
             _ => t.size(),
         };
-        let (mut w, mut h) = (0u32, 0u32);
-        check("chip_explanation_image_size", chip_explanation_image_size(e, image, &mut w, &mut h))?;
+        let mut size = chip_size::default();
+        check("chip_explanation_image_size", chip_explanation_image_size(e, image, &mut size))?;
         let mut b = Buf::<f32>::draw(t, 8);
         let mut out_len = 0usize;
         check("chip_explanation_probabilities", chip_explanation_probabilities(e, image, b.ptr(), b.len, &mut out_len))?;
@@ -302,8 +302,9 @@ unsafe fn use_explanation(t: &mut Tape, e: *mut chip_explanation) -> Result<(), 
         check("chip_explanation_class_count", chip_explanation_class_count(e, image, &mut c))?;
         check("chip_explanation_class", chip_explanation_class(e, image, index, &mut class, &mut p))?;
         check("chip_explanation_layer_count", chip_explanation_layer_count(e, &mut c))?;
-        let (mut mw, mut mh) = (0usize, 0usize);
-        if check("chip_explanation_map_size", chip_explanation_map_size(e, image, index, layer, &mut mw, &mut mh))? {
+        let mut ms = chip_size::default();
+        if check("chip_explanation_map_size", chip_explanation_map_size(e, image, index, layer, &mut ms))? {
+            let (mw, mh) = (ms.width as usize, ms.height as usize);
             // A buffer of the map's size or a size query.
             let mut map = vec![0f32; if t.flag() { mw * mh } else { 0 }];
             let p = if map.is_empty() { null_mut() } else { map.as_mut_ptr() };
@@ -312,10 +313,9 @@ unsafe fn use_explanation(t: &mut Tape, e: *mut chip_explanation) -> Result<(), 
                 return Err(format!("map of {mw}x{mh} reports {need} values"));
             }
         }
-        let mut bx = chip_box::default();
-        let mut found: c_int = 0;
+        let mut bx = chip_box { x1: 0, y1: 0, x2: 0, y2: 0 };
         let nb = t.null();
-        check("chip_explanation_box", chip_explanation_box(e, image, index, layer, ptr_or_null(nb, &mut bx), &mut found))?;
+        check("chip_explanation_box", chip_explanation_box(e, image, index, layer, ptr_or_null(nb, &mut bx)))?;
     }
     Ok(())
 }
@@ -404,9 +404,9 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let mut c = 0usize;
             let n = t.null();
             check("chip_model_num_classes", chip_model_num_classes(model, ptr_or_null(n, &mut c)))?;
-            let (mut w, mut hh) = (0usize, 0usize);
-            let (a, b) = (t.null(), t.null());
-            check("chip_model_input_size", chip_model_input_size(model, ptr_or_null(a, &mut w), ptr_or_null(b, &mut hh)))?;
+            let mut size = chip_size::default();
+            let a = t.null();
+            check("chip_model_input_size", chip_model_input_size(model, ptr_or_null(a, &mut size)))?;
         }
         2 => {
             let class = if t.flag() { t.below(6) } else { t.size() };
@@ -449,8 +449,8 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let dlen = if nul { t.size() } else { t.len_within(bytes.len()) };
             let data = if nul { null() } else { bytes.as_mut_ptr() as *const u8 };
             let mut b = Buf::<f32>::draw(t, 3 * 16 * 16);
-            let (mut need, mut w, mut hh) = (0usize, 0u32, 0u32);
-            let nulls: Vec<bool> = (0..3).map(|_| t.null()).collect();
+            let (mut need, mut size) = (0usize, chip_size::default());
+            let nulls: Vec<bool> = (0..2).map(|_| t.null()).collect();
             check(
                 "chip_model_preprocess_encoded",
                 chip_model_preprocess_encoded(
@@ -460,8 +460,7 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
                     b.ptr(),
                     b.len,
                     ptr_or_null(nulls[0], &mut need),
-                    ptr_or_null(nulls[1], &mut w),
-                    ptr_or_null(nulls[2], &mut hh),
+                    ptr_or_null(nulls[1], &mut size),
                 ),
             )?;
         }
@@ -582,16 +581,14 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             // Explaining a tensor with original sizes that are small, zero, or past the limit
             // (sizes at the limit are valid and only slow; the C API tests cover them).
             let (v, nul, len, n) = tensor(t);
-            let pairs = 2 * n.min(4);
-            let sizes: Vec<u32> = (0..pairs)
-                .map(|_| match t.below(4) {
-                    0 | 1 => 1 + t.below(64) as u32,
-                    2 => [0u32, 16385, 100_000, u32::MAX, 1 << 31][t.below(5)],
-                    _ => t.byte() as u32,
-                })
-                .collect();
-            // The sizes array must hold 2n values when given; a shorter one is passed as NULL.
-            let sp = if sizes.len() == 2 * n && !t.null() { sizes.as_ptr() } else { null() };
+            let mut side = || match t.below(4) {
+                0 | 1 => 1 + t.below(64) as u32,
+                2 => [0u32, 16385, 100_000, u32::MAX, 1 << 31][t.below(5)],
+                _ => t.byte() as u32,
+            };
+            let sizes: Vec<chip_size> = (0..n.min(4)).map(|_| chip_size { width: side(), height: side() }).collect();
+            // The sizes array must hold n sizes when given; a shorter one is passed as NULL.
+            let sp = if sizes.len() == n && !t.null() { sizes.as_ptr() } else { null() };
             let mut ids = Vec::new();
             let o = explain_options(t, &mut ids);
             let opts = if t.below(6) == 0 { null() } else { &o as *const _ };
@@ -672,13 +669,13 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
                 _ => (map.as_ptr(), w, hh),
             };
             let threshold = t.f64() as f32;
-            let mut bx = chip_box::default();
-            let mut found: c_int = 0;
-            let (a, b) = (t.null(), t.null());
-            check("chip_localize", chip_localize(p, w, hh, threshold, ptr_or_null(a, &mut bx), ptr_or_null(b, &mut found)))?;
+            let mut bx = chip_box { x1: 0, y1: 0, x2: 0, y2: 0 };
+            let a = t.null();
+            check("chip_localize", chip_localize(p, w, hh, threshold, ptr_or_null(a, &mut bx)))?;
         }
         17 => {
-            let mut corner = || t.u64() as u32 >> (t.byte() % 32);
+            // Corners of any sign, no box (-1) among them.
+            let mut corner = || (t.u64() as u32 >> (t.byte() % 32)) as i32 - 1;
             let mut a = chip_box { x1: corner(), y1: corner(), x2: corner(), y2: corner() };
             let mut b = chip_box { x1: corner(), y1: corner(), x2: corner(), y2: corner() };
             let mut out = 0f64;

@@ -1,0 +1,203 @@
+//! Explainers: a model with fitted layers, and chip_explain.
+use super::boundary::*;
+use super::explanation::chip_explanation;
+use super::fit::{chip_layer_fit, fits_arg};
+use super::images::*;
+
+use super::model::chip_model;
+use super::options::{chip_explain_options, explain_options};
+use super::status::chip_status;
+use crate::explain::{ClassSelect, ExplainOptions, Explainer};
+use crate::preprocess::{Size, MAX_SIDE};
+use std::ffi::c_char;
+
+/// A model with fitted layers, ready to explain images. Thread safety: chip_explain may be called
+/// on one explainer from many threads at once; chip_explainer_free must not race with any other use.
+pub struct chip_explainer {
+    inner: Explainer,
+}
+
+/// Makes an explainer. Fails with CHIP_STATUS_FIT_MISMATCH when a fit belongs to another model or
+/// layer shape.
+/// \param model The model (the explainer keeps its own reference).
+/// \param fits `count` fits (copied); their order is the layer order of the maps, and the first and
+///        last fitted layer of the network give Refined CHIP.
+/// \param count The number of fits, at least 1.
+/// \param out_explainer Receives a new explainer (free with chip_explainer_free), or NULL on failure.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explainer_new(
+    model: *const chip_model,
+    fits: *const *const chip_layer_fit,
+    count: usize,
+    out_explainer: *mut *mut chip_explainer,
+) -> chip_status {
+    guard(|| {
+        let out = Out::new(out_explainer, "out_explainer")?;
+        let m = deref(model, "model")?;
+        let e = Explainer::new(m.inner.clone(), fits_arg(fits, count)?)?;
+        out.put(chip_explainer { inner: e })
+    })
+}
+
+/// Frees an explainer.
+/// \param explainer The explainer, or NULL (ignored).
+#[no_mangle]
+pub unsafe extern "C" fn chip_explainer_free(explainer: *mut chip_explainer) {
+    free_handle(explainer)
+}
+
+/// The number of fitted layers of the explainer.
+/// \param explainer The explainer.
+/// \param out Receives the number of layers.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explainer_layer_count(explainer: *const chip_explainer, out: *mut usize) -> chip_status {
+    guard(|| set(out, "out", deref(explainer, "explainer")?.inner.fits.len()))
+}
+
+/// The name of one of the explainer's layers.
+/// \param explainer The explainer.
+/// \param index The layer's index, below chip_explainer_layer_count.
+/// \param buf, len, out_len The name (buffer convention).
+#[no_mangle]
+pub unsafe extern "C" fn chip_explainer_layer_name(
+    explainer: *const chip_explainer,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> chip_status {
+    guard(|| {
+        let names = deref(explainer, "explainer")?.inner.layer_names();
+        let Some(name) = names.get(index) else {
+            return invalid(format!("layer index {index} out of range (the explainer has {} layers)", names.len()));
+        };
+        write_str(name, buf, len, out_len, "name")
+    })
+}
+
+/// Explains images. Maps that would not fit in memory give CHIP_STATUS_INVALID_ARGUMENT.
+/// \param explainer The explainer.
+/// \param images The images, of any kind.
+/// \param opts NULL for the defaults.
+/// \param out_explanation Receives a new explanation (free with chip_explanation_free), or NULL on
+///        failure.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explain(
+    explainer: *const chip_explainer,
+    images: *const chip_images,
+    opts: *const chip_explain_options,
+    out_explanation: *mut *mut chip_explanation,
+) -> chip_status {
+    guard(|| {
+        let out = Out::new(out_explanation, "out_explanation")?;
+        let e = &deref(explainer, "explainer")?.inner;
+        let images = images_arg(images, &e.model)?;
+        let options = explain_options(opts)?;
+        let result = match images {
+            ImageArgs::Files(paths) => e.explain_files(&paths, &options)?,
+            ImageArgs::Encoded(bufs) => e.explain_encoded(&bufs, &options)?,
+            ImageArgs::Tensor { data, n, sizes } => {
+                let sizes = tensor_sizes(e, sizes, n)?;
+                check_map_memory(e, &sizes, &options)?;
+                e.explain(data, &sizes, &options)?
+            }
+        };
+        out.put(chip_explanation { images: result, layers: e.fits.len() })
+    })
+}
+
+/// The original sizes of a tensor's images: `n` sizes, or the input size for NULL.
+unsafe fn tensor_sizes(e: &Explainer, sizes: *const chip_size, n: usize) -> FfiResult<Vec<Size>> {
+    if sizes.is_null() {
+        return Ok(vec![e.model.input_size(); n]);
+    }
+    let sizes: Vec<Size> = slice_arg(sizes, n, "images->sizes")?.iter().map(|s| Size::new(s.width, s.height)).collect();
+    let bad = |s: &Size| s.width == 0 || s.height == 0 || s.width > MAX_SIDE || s.height > MAX_SIDE;
+    if let Some((i, s)) = sizes.iter().enumerate().find(|(_, s)| bad(s)) {
+        return invalid(format!("sizes[{i}] is {s}; each side must be within 1..={MAX_SIDE}, as for decoded images"));
+    }
+    Ok(sizes)
+}
+
+/// The maps of one call are sized by the caller; a request that cannot be allocated would abort
+/// the process, so it is refused: more than the memory available, or a failed trial reservation.
+fn check_map_memory(e: &Explainer, sizes: &[Size], options: &ExplainOptions) -> FfiResult {
+    let classes = match &options.classes {
+        ClassSelect::Top(k) => (*k).min(e.model.classes),
+        ClassSelect::Ids(ids) => ids.len(),
+    } as u128;
+    let per_class = e.fits.len() as u128 + u128::from(options.refined);
+    let input = e.model.input_size();
+    let pixels: u128 = sizes.iter().map(|s| if options.original_size { s.pixels() } else { input.pixels() } as u128).sum();
+    let bytes = pixels * classes * per_class * std::mem::size_of::<f32>() as u128;
+    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+    let too_much = |why: String| {
+        invalid(format!("the maps of this call need {:.1} GiB: {why}; explain fewer or smaller images or classes", gib(bytes)))
+    };
+    if let Some(avail) = crate::error::available_memory() {
+        if bytes > avail as u128 {
+            return too_much(format!("only {:.1} GiB of memory is available", gib(avail as u128)));
+        }
+    }
+    let Ok(bytes_usize) = usize::try_from(bytes) else { return too_much("more than the address space".into()) };
+    let mut probe: Vec<u8> = Vec::new();
+    if probe.try_reserve_exact(bytes_usize).is_err() {
+        return too_much("they cannot be allocated".into());
+    }
+    Ok(())
+}
+
+/// A thin wrapper: chip_explain with a CHIP_IMAGES_TENSOR descriptor.
+/// \param explainer, opts, out_explanation As for chip_explain.
+/// \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
+/// \param len The number of floats.
+/// \param n The number of images.
+/// \param sizes The n original image sizes the maps are scaled to (each side 1..=16384), or NULL
+///        for the input size.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explain_tensor(
+    explainer: *const chip_explainer,
+    data: *const f32,
+    len: usize,
+    n: usize,
+    sizes: *const chip_size,
+    opts: *const chip_explain_options,
+    out_explanation: *mut *mut chip_explanation,
+) -> chip_status {
+    let images = chip_images { tensor: data, tensor_len: len, sizes, ..images_of(CHIP_IMAGES_TENSOR, n) };
+    chip_explain(explainer, &images, opts, out_explanation)
+}
+
+/// A thin wrapper: chip_explain with a CHIP_IMAGES_ENCODED descriptor.
+/// \param explainer, opts, out_explanation As for chip_explain.
+/// \param images `n` encoded images (PNG, JPEG, BMP, TIFF, WebP).
+/// \param lens Their lengths in bytes.
+/// \param n The number of images.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explain_encoded(
+    explainer: *const chip_explainer,
+    images: *const *const u8,
+    lens: *const usize,
+    n: usize,
+    opts: *const chip_explain_options,
+    out_explanation: *mut *mut chip_explanation,
+) -> chip_status {
+    let desc = chip_images { data: images, lens, ..images_of(CHIP_IMAGES_ENCODED, n) };
+    chip_explain(explainer, &desc, opts, out_explanation)
+}
+
+/// A thin wrapper: chip_explain with a CHIP_IMAGES_FILES descriptor.
+/// \param explainer, opts, out_explanation As for chip_explain.
+/// \param paths `n` image files, UTF-8.
+/// \param n The number of images.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explain_files(
+    explainer: *const chip_explainer,
+    paths: *const *const c_char,
+    n: usize,
+    opts: *const chip_explain_options,
+    out_explanation: *mut *mut chip_explanation,
+) -> chip_status {
+    let images = chip_images { paths, ..images_of(CHIP_IMAGES_FILES, n) };
+    chip_explain(explainer, &images, opts, out_explanation)
+}

@@ -1,0 +1,125 @@
+//! The chip_images descriptor: one argument for image files, encoded images or a tensor.
+use super::boundary::*;
+use super::model::tensor_arg;
+use super::status::chip_status::*;
+use crate::fit::Images;
+use crate::model::Model;
+use crate::preprocess::Size;
+use std::ffi::{c_char, c_int};
+use std::path::PathBuf;
+
+/// A size in pixels. Thread safety: a plain struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct chip_size {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<Size> for chip_size {
+    fn from(s: Size) -> Self {
+        chip_size { width: s.width, height: s.height }
+    }
+}
+
+/// Which kind of images a chip_images descriptor holds: one of the CHIP_IMAGES_* values. 0 is no
+/// kind, so a zeroed descriptor is refused.
+pub type chip_images_kind = c_int;
+/// `count` image files: `paths` holds `count` UTF-8 paths.
+pub const CHIP_IMAGES_FILES: chip_images_kind = 1;
+/// `count` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at `data[i]`.
+pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
+/// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
+/// model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
+/// the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
+/// the input size. Fits ignore `sizes`.
+pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
+
+/// The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
+/// sizeof(chip_images), `kind` and `count`, and the fields of that kind; the others are not read.
+/// Nothing is copied beyond the call. Thread safety: read only during the call it is passed to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct chip_images {
+    /// sizeof(chip_images).
+    pub struct_size: usize,
+    /// A CHIP_IMAGES_* value.
+    pub kind: chip_images_kind,
+    /// The number of images (at least 1).
+    pub count: usize,
+    /// CHIP_IMAGES_FILES: `count` paths.
+    pub paths: *const *const c_char,
+    /// CHIP_IMAGES_ENCODED: `count` buffers and their lengths in bytes.
+    pub data: *const *const u8,
+    pub lens: *const usize,
+    /// CHIP_IMAGES_TENSOR: the floats, their number, and the original sizes or NULL.
+    pub tensor: *const f32,
+    pub tensor_len: usize,
+    pub sizes: *const chip_size,
+}
+
+/// A checked chip_images descriptor.
+pub(super) enum ImageArgs<'a> {
+    Files(Vec<PathBuf>),
+    Encoded(Vec<&'a [u8]>),
+    Tensor { data: &'a [f32], n: usize, sizes: *const chip_size },
+}
+
+impl ImageArgs<'_> {
+    pub(super) fn for_fit(&self) -> Images<'_> {
+        match self {
+            ImageArgs::Files(p) => Images::Paths(p.clone()),
+            ImageArgs::Encoded(b) => Images::Encoded(b.clone()),
+            ImageArgs::Tensor { data, n, .. } => Images::Tensor { data, n: *n },
+        }
+    }
+}
+
+/// A descriptor of all zeros but its size, kind and count, for the wrappers to fill in.
+pub(super) fn images_of(kind: chip_images_kind, count: usize) -> chip_images {
+    chip_images {
+        struct_size: std::mem::size_of::<chip_images>(),
+        kind,
+        count,
+        paths: std::ptr::null(),
+        data: std::ptr::null(),
+        lens: std::ptr::null(),
+        tensor: std::ptr::null(),
+        tensor_len: 0,
+        sizes: std::ptr::null(),
+    }
+}
+
+/// Checks a descriptor: its size, kind and count, then every pointer its kind reads.
+pub(super) unsafe fn images_arg<'a>(p: *const chip_images, model: &Model) -> FfiResult<ImageArgs<'a>> {
+    if p.is_null() {
+        return fail(CHIP_STATUS_NULL_POINTER, "images is NULL");
+    }
+    // The size is read alone first: a smaller struct from a caller must not be read past its end.
+    let size = std::ptr::read_unaligned(p as *const usize);
+    let want = std::mem::size_of::<chip_images>();
+    if size != want {
+        return invalid(format!("images->struct_size is {size}, expected sizeof(chip_images) = {want}"));
+    }
+    let d = &*p;
+    let n = d.count;
+    if !matches!(d.kind, CHIP_IMAGES_FILES | CHIP_IMAGES_ENCODED | CHIP_IMAGES_TENSOR) {
+        return invalid(format!(
+            "images->kind {} is not CHIP_IMAGES_FILES (1), CHIP_IMAGES_ENCODED (2) or CHIP_IMAGES_TENSOR (3)",
+            d.kind
+        ));
+    }
+    if n == 0 {
+        return invalid("images->count is 0: give at least one image");
+    }
+    match d.kind {
+        CHIP_IMAGES_FILES => Ok(ImageArgs::Files(paths_arg(d.paths, n, "images->paths")?)),
+        CHIP_IMAGES_ENCODED => {
+            let ptrs = slice_arg(d.data, n, "images->data")?;
+            let lens = slice_arg(d.lens, n, "images->lens")?;
+            let bufs = ptrs.iter().zip(lens).enumerate().map(|(i, (&p, &l))| slice_arg(p, l, &format!("images->data[{i}]")));
+            Ok(ImageArgs::Encoded(bufs.collect::<FfiResult<_>>()?))
+        }
+        _ => Ok(ImageArgs::Tensor { data: tensor_arg(model, d.tensor, d.tensor_len, n, "images->tensor")?, n, sizes: d.sizes }),
+    }
+}
