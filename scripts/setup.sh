@@ -226,6 +226,9 @@ else
     stamp_write "$DATA/.stamp-model" "$MODEL_KEY"
 fi
 
+# ------------------------------------------------- 7. Python package ----
+bash "$SCRIPTS/setup_python.sh" || die "setup_python.sh failed"
+
 # ---------------------------------------------------------- summary ----
 "$SYS_PY" - "$ROOT" <<'EOF'
 import json, os, sys

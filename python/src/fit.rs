@@ -297,7 +297,7 @@ impl PyLayerFit {
     fn weights<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let m = &self.inner.meta;
         let a = array(py, self.inner.weights.clone(), &[m.classes, m.channels])?;
-        a.cast::<numpy::PyArray2<f32>>()?.readwrite().make_nonwritable();
+        a.cast::<numpy::PyArray2<f32>>()?.readwrite().make_nonwriteable();
         Ok(a)
     }
 

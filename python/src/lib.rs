@@ -2,7 +2,7 @@
 //! (exceptions, `Size`, `Prepared`, `Explanation`, keyword arguments, tqdm) live in python/chip.
 use chip::model::Model;
 use chip::runtime::{Device, RuntimeOptions};
-use numpy::{PyArrayMethods, PyReadonlyArray4, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray4, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::path::PathBuf;
@@ -78,7 +78,7 @@ pub(crate) fn fspath(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<PathBuf> {
     let s = p
         .cast::<PyString>()
         .map_err(|_| invalid(py, format!("{what}: expected a str path, got a bytes path")))?;
-    Ok(PathBuf::from(s.to_str()?))
+    Ok(PathBuf::from(s.extract::<String>()?))
 }
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The Python package's tests (python/tests): the package against ONNX Runtime's Python API, the C ABI
+# and the CLI, and chip.ray on a real two-node local Ray cluster. Rebuilds the wheel when its
+# sources changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bash scripts/setup_python.sh
+# The C ABI (libchip.so) and the CLI are the tests' references.
+cargo build --release -p chip --lib --bin chip
+export CHIP_ORT_LIB="${CHIP_ORT_LIB:-$root/third_party/onnxruntime/lib/libonnxruntime.so}"
+# Not from python/: the installed package must be the one imported, not the source folder.
+"$root/third_party/venv/bin/python" -m pytest -q -p no:cacheprovider python/tests "$@"
