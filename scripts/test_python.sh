@@ -10,4 +10,6 @@ bash scripts/setup_python.sh
 cargo build --release -p chip --lib --bin chip
 export CHIP_ORT_LIB="${CHIP_ORT_LIB:-$root/third_party/onnxruntime/lib/libonnxruntime.so}"
 # Not from python/: the installed package must be the one imported, not the source folder.
-"$root/third_party/venv/bin/python" -m pytest -q -p no:cacheprovider python/tests "$@"
+# Arguments, when given, replace the default test paths (e.g. python/tests/test_ray.py -x).
+if (($# == 0)); then set -- python/tests; fi
+"$root/third_party/venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -12,6 +12,9 @@ STEM = "/_conv_stem/Conv_output_0"
 CLI = ROOT / "target" / "release" / "chip"
 LIBCHIP = ROOT / "target" / "release" / "libchip.so"
 
+# Ray otherwise replaces 127.0.0.1 by the machine's outward address when connecting, and the test
+# cluster listens on loopback only.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("CHIP_ORT_LIB", str(ROOT / "third_party" / "onnxruntime" / "lib" / "libonnxruntime.so"))
 
 

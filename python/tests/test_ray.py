@@ -1,5 +1,6 @@
 """chip.ray on a real two-node local Ray cluster (two raylets bound to 127.0.0.1, one CPU each),
 started here and stopped at the end."""
+import faulthandler
 import os
 import pathlib
 import signal
@@ -24,6 +25,8 @@ MARK = f"CHIP_RAY_TEST={uuid.uuid4().hex}"
 def cluster():
     key, value = MARK.split("=")
     os.environ[key] = value
+    # A cluster that cannot start must fail the run, not hang it: dump the stacks and exit.
+    faulthandler.dump_traceback_later(400, exit=True)
     node = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 * 1024 * 1024)
     c = Cluster(initialize_head=True, head_node_args=dict(node, include_dashboard=False))
     c.add_node(**node)
@@ -35,6 +38,7 @@ def cluster():
     finally:
         ray.shutdown()
         c.shutdown()
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="module")
