@@ -47,7 +47,7 @@ LayerFit = _chip.LayerFit
 
 __all__ = [
     "__version__", "Model", "Stats", "LayerFit", "Explainer", "Explanation", "Prepared", "Size", "Layer",
-    "fit_layer", "collect_stats", "solve", "merge", "preprocess", "ort_library", "fit_options_default",
+    "fit_layer", "collect_stats", "solve", "merge", "preprocess", "list_images", "ort_library", "fit_options_default",
     "ChipError", "InvalidArgumentError", "IoError", "OrtNotFoundError", "OrtError", "ModelError",
     "UnknownLayerError", "ImageError", "FitFileError", "FitVersionError", "FitMismatchError",
     "NonFiniteError", "CancelledError", "PanicError",
@@ -63,6 +63,12 @@ def ort_library(ort_lib: Union[str, "os.PathLike[str]", None] = None) -> str:
     CHIP_ORT_LIB, beside the module, beside the executable, the project's third_party/onnxruntime/lib,
     then the ``onnxruntime`` PyPI wheel's library."""
     return _chip.ensure_ort(ort_lib)
+
+
+def list_images(path: Union[str, "os.PathLike[str]"]) -> List[str]:
+    """The images a fit reads from a folder (its image files, sorted) or a list file (one path a line,
+    relative to the file)."""
+    return _chip.list_images(path)
 
 
 def fit_options_default() -> dict:

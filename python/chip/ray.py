@@ -69,8 +69,8 @@ def _remote_fn():
 
 
 def _image_list(images: Any) -> List[Any]:
-    """The images as a list of paths or of encoded bytes (a folder or a list file is listed here, in
-    the library's order)."""
+    """The images as a list of paths or of encoded bytes (a folder or a list file is listed by the
+    library, in its order)."""
     if isinstance(images, (list, tuple)):
         if not images:
             raise InvalidArgumentError("invalid argument: no images given")
@@ -78,21 +78,7 @@ def _image_list(images: Any) -> List[Any]:
             return list(images)
         return [os.fspath(p) for p in images]
     if isinstance(images, (str, os.PathLike)):
-        path = os.fspath(images)
-        if os.path.isdir(path):
-            exts = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-            files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                           if f.lower().endswith(exts) and os.path.isfile(os.path.join(path, f)))
-            if not files:
-                raise InvalidArgumentError(f"invalid argument: no image files ({', '.join(e[1:] for e in exts)}) in folder {path}")
-            return files
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = [line.strip() for line in f if line.strip()]
-        except OSError as e:
-            raise chip.IoError(f"{path}: {e.strerror}") from e
-        base = os.path.dirname(path)
-        return [line if os.path.isabs(line) else os.path.join(base, line) for line in lines]
+        return chip._chip.list_images(images)
     raise InvalidArgumentError(
         f"invalid argument: images: expected a folder, a list file, or a list of paths or encoded images, got {type(images).__name__}")
 

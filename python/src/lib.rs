@@ -311,6 +311,14 @@ fn load_ort(py: Python<'_>, explicit: Option<PathBuf>) -> PyResult<PathBuf> {
     }
 }
 
+/// The images of a folder (sorted image files) or a list file, as the fits read them.
+#[pyfunction]
+fn list_images(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let p = fspath(path, "path")?;
+    let files = run(py, move || chip::fit::list_images(&p))?;
+    Ok(files.iter().map(|f| f.display().to_string()).collect())
+}
+
 #[pymodule]
 fn _chip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -319,6 +327,7 @@ fn _chip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LIBCHIP_VERSION", v.to_str().unwrap_or("?"))?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(ensure_ort, m)?)?;
+    m.add_function(wrap_pyfunction!(list_images, m)?)?;
     fit::register(m)?;
     explain::register(m)?;
     Ok(())
