@@ -1,4 +1,4 @@
-//! The `chip._chip` extension module: a thin layer over the chip crate. Python-side helpers
+//! The `chip._chip` extension module: a thin layer over the chip crate. The Python side
 //! (exceptions, `Size`, `Prepared`, `Explanation`, keyword arguments, tqdm) live in python/chip.
 use chip::model::Model;
 use chip::runtime::{Device, RuntimeOptions};

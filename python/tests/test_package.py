@@ -366,7 +366,7 @@ def test_error_types(model, four, head_fit, tmp_path):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x08\x07" + bytes(range(256)) * 4)
     check(chip.ModelError, 8, lambda: chip.Model(garbage), "garbage.onnx")
-    # The CPU-only ONNX Runtime of this tree refuses a CUDA session (on a CUDA build this loads).
+    # The CPU-only ONNX Runtime of this tree refuses to run on CUDA (on a CUDA build this loads).
     if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
         check(chip.OrtError, 7, lambda: chip.Model(MODEL, device="cuda:0"), "CUDA")
     check(chip.InvalidArgumentError, 1, lambda: chip.Model(MODEL, device="tpu"), "device 'tpu'")
