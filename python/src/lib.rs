@@ -1,5 +1,5 @@
 //! The `chip._chip` extension module: a thin layer over the chip crate. The Python side
-//! (exceptions, `Size`, `Prepared`, `Explanation`, keyword arguments, tqdm) live in python/chip.
+//! (exceptions, `Size`, `Prepared`, `Explanation`, keyword arguments, tqdm) lives in python/chip.
 use chip::model::Model;
 use chip::runtime::{Device, RuntimeOptions};
 use numpy::{PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray4, PyUntypedArray, PyUntypedArrayMethods};
