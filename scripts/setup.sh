@@ -9,6 +9,7 @@
 #   data/images/               aib/ skimage/ mpl/ boxes/  (real photos)
 #   data/boxes.json            ground-truth object boxes mapped to ImageNet-1k classes
 #   data/index.json            every photo with its size and the model's top-1 prediction
+#   the `chip` Python package  built from python/ and installed into third_party/venv (setup_python.sh)
 #
 # Idempotent: each step writes into a temporary location, then renames, and
 # leaves a stamp keyed on the pinned versions (and on the helper script
@@ -237,6 +238,9 @@ else
     "$VPY" "$SCRIPTS/convert_model.py" --data "$DATA" --weights "$WEIGHTS" || die "convert_model.py failed"
     stamp_write "$DATA/.stamp-model" "$MODEL_KEY"
 fi
+
+# ------------------------------------------------- 7. Python package ----
+bash "$SCRIPTS/setup_python.sh" || die "setup_python.sh failed"
 
 # ---------------------------------------------------------- summary ----
 "$SYS_PY" - "$ROOT" <<'EOF'

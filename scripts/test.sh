@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: provisioning, the Rust suite (unit, integration, ABI, a bounded run of every fuzz
 # target, the kill -9 test), the C/C++ suite under ctest
-# (plain, valgrind, AddressSanitizer), the Go and Java bindings, and the Triton backend on a real server.
+# (plain, valgrind, AddressSanitizer), the Go and Java bindings, the Triton backend on a real server,
+# and the Python package with its Ray fits on a two-node local cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -15,7 +16,7 @@ step "Rust: build and test"
 cargo build --release --workspace --all-targets
 cargo test --release --workspace
 
-for suite in test_c test_go test_java test_triton; do
+for suite in test_c test_go test_java test_triton test_python; do
     if [ -f "scripts/$suite.sh" ]; then
         step "$suite"
         bash "scripts/$suite.sh"
