@@ -66,7 +66,7 @@ impl PyExplainer {
         };
         let arg = ImagesArg::from_py(images)?;
         let e = self.inner.clone();
-        let (ih, iw) = e.model.input_size();
+        let (iw, ih) = e.model.input_size().as_usize();
         let out: Vec<ImageExplanation> = match &arg {
             ImagesArg::Tensor(a, given) => {
                 let n = a.shape()[0];
@@ -79,6 +79,7 @@ impl PyExplainer {
                     return Err(invalid(py, format!("sizes has {} entries for {n} images", sizes.len())));
                 }
                 let data = slice(a)?;
+                let sizes: Vec<chip::Size> = sizes.iter().map(|&(width, height)| chip::Size { width, height }).collect();
                 run(py, move || e.explain(data, &sizes, &options))?
             }
             ImagesArg::Dir(p) => {
@@ -103,7 +104,7 @@ impl PyExplainer {
         let n_classes = self.inner.model.classes;
         let layers = self.inner.fits.len();
         let per = out.first().map(|e| e.classes.len()).unwrap_or(0);
-        let (ih, iw) = self.inner.model.input_size();
+        let (iw, ih) = self.inner.model.input_size().as_usize();
         let mut probs = Vec::with_capacity(n * n_classes);
         let mut class_ids = Vec::with_capacity(n * per);
         let mut scores = Vec::with_capacity(n * per);
@@ -116,8 +117,8 @@ impl PyExplainer {
         let mut sizes = Vec::with_capacity(n);
         for img in out {
             probs.extend_from_slice(&img.probabilities);
-            sizes.push(crate::make(py, "Size", (img.orig_width, img.orig_height))?);
-            let (mh, mw) = if original_size { (img.orig_height as usize, img.orig_width as usize) } else { (ih, iw) };
+            sizes.push(crate::make(py, "Size", (img.size.width, img.size.height))?);
+            let (mh, mw) = if original_size { (img.size.height as usize, img.size.width as usize) } else { (ih, iw) };
             let mut one: Vec<f32> = Vec::with_capacity(per * layers * mh * mw);
             let mut one_refined: Vec<f32> = Vec::new();
             for c in &img.classes {

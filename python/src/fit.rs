@@ -1,6 +1,6 @@
 //! Fits: options from keyword arguments, statistics per shard, merge, solve, and the two file types.
 // The crate's fit options type; renamed FitOptions in the vocabulary, so it is named here only.
-use chip::fit::FitParams as CoreFitOptions;
+use chip::fit::FitOptions as CoreFitOptions;
 use chip::fit::Progress;
 use chip::fitfile::LayerFit;
 use chip::objective::Target;

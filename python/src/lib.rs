@@ -210,7 +210,7 @@ impl PyModel {
     /// Input size as chip.Size(width, height).
     #[getter]
     fn input_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let (h, w) = self.inner.input_size();
+        let (w, h) = self.inner.input_size().as_usize();
         make(py, "Size", (w, h))
     }
     #[getter]
@@ -253,13 +253,13 @@ impl PyModel {
                 run(py, move || bufs.iter().map(|b| m.preprocess.decode(b)).collect())?
             }
         };
-        let (h, w) = self.inner.input_size();
+        let (w, h) = self.inner.input_size().as_usize();
         let n = prepared.len();
         let mut data = Vec::with_capacity(n * 3 * h * w);
         let mut sizes = Vec::with_capacity(n);
         for p in prepared {
             data.extend_from_slice(&p.data);
-            sizes.push((p.orig_width, p.orig_height));
+            sizes.push((p.size.width, p.size.height));
         }
         Ok((array(py, data, &[n, 3, h, w])?, sizes))
     }
@@ -275,7 +275,7 @@ impl PyModel {
     }
 
     fn __repr__(&self) -> String {
-        let (h, w) = self.inner.input_size();
+        let (w, h) = self.inner.input_size().as_usize();
         format!("chip.Model('{}', input {}x{}, {} classes)", self.path.display(), w, h, self.inner.classes)
     }
 }
