@@ -112,17 +112,11 @@ impl Explainer {
     pub fn explain(&self, batch: &[f32], sizes: &[Size], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         use rayon::prelude::*;
         let n = sizes.len();
-        let (iw, ih) = self.model.input_size().as_usize();
         self.check_options(options)?;
         if n == 0 {
             return Ok(Vec::new());
         }
-        if batch.len() != n * 3 * ih * iw {
-            return Err(Error::invalid(format!(
-                "batch has {} values, {} images of 3x{}x{} need {}",
-                batch.len(), n, ih, iw, n * 3 * ih * iw
-            )));
-        }
+        self.model.check_batch_len("batch", batch.len(), n)?;
         if let Some(i) = sizes.iter().position(|s| s.width == 0 || s.height == 0) {
             return Err(Error::invalid(format!("image {} has an empty original size {}", i, sizes[i])));
         }
@@ -305,7 +299,7 @@ impl Explainer {
                     return Err(Error::invalid(format!("class {} is out of range: the model has {} classes (0..{})", c, classes, classes - 1)));
                 }
                 for f in &self.fits {
-                    if let Some(c) = ids.iter().find(|&&c| !is_solved(f, c)) {
+                    if let Some(c) = ids.iter().find(|&&c| !f.is_solved(c)) {
                         return Err(Error::invalid(format!(
                             "class {} was not solved in the fit of layer '{}' (it solved {} classes); fit again including it",
                             c, f.meta.layer, f.meta.solved_classes.len()
@@ -408,10 +402,6 @@ pub fn refine_pair(model: &Model, fits: &[LayerFit]) -> Result<Option<(usize, us
     Ok(if first == last { None } else { Some((first, last)) })
 }
 
-/// Whether a fit solved a class (rows of unsolved classes are zero).
-pub fn is_solved(fit: &LayerFit, class: usize) -> bool {
-    fit.meta.solved_classes.is_empty() || fit.meta.solved_classes.contains(&class)
-}
 
 /// Class indices by decreasing probability (ties by index, so the order is deterministic).
 fn rank(probs: &[f32]) -> Vec<usize> {

@@ -241,9 +241,7 @@ fn solved_rows(f: &LayerFit) -> (Vec<f32>, Vec<i64>) {
     if m.solved_classes.is_empty() {
         return (f.weights.clone(), (0..m.classes as i64).collect());
     }
-    let mut solved = m.solved_classes.clone();
-    solved.sort_unstable();
-    solved.dedup();
+    let solved = f.solved();
     let zero = solved.len() as i64;
     let mut index = vec![zero; m.classes];
     let mut rows = Vec::with_capacity((solved.len() + 1) * m.channels);
@@ -264,7 +262,7 @@ fn metadata(model: &Model, fits: &[LayerFit], refine: Option<(usize, usize)>, op
                 "layer": m.layer, "channels": m.channels, "height": m.height, "width": m.width,
                 "model_fingerprint": m.model_fingerprint, "lambda_rel": m.admm.lambda_rel,
                 "sigma2_rel": m.sigma2_rel, "gates": m.gates, "seed": m.seed, "images": m.images,
-                "solved_classes": if m.solved_classes.is_empty() { m.classes } else { m.solved_classes.len() },
+                "solved_classes": f.solved().len(),
             })
         })
         .collect();

@@ -215,19 +215,7 @@ pub fn collect_stats_timed(
             (Source::Files(p.clone()), p.len())
         }
         Images::Tensor { data, n } => {
-            if *n == 0 {
-                return Err(Error::invalid("image tensor holds no images (n = 0)"));
-            }
-            if data.len() != n * image_len {
-                return Err(Error::invalid(format!(
-                    "image tensor has {} floats, expected n×{}×{}×{} = {}",
-                    data.len(),
-                    ic,
-                    ih,
-                    iw,
-                    n * image_len
-                )));
-            }
+            model.check_batch_len("image tensor", data.len(), *n)?;
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite(format!("image tensor (image {}, value {})", i / image_len, i % image_len)));
             }

@@ -54,6 +54,24 @@ fn short_hash(h: &str) -> &str { &h[..h.len().min(12)] }
 impl LayerFit {
     pub fn row(&self, class: usize) -> &[f32] { &self.weights[class * self.meta.channels..(class + 1) * self.meta.channels] }
 
+    /// Whether the fit solved `class` (rows of unsolved classes are zero). An empty
+    /// `solved_classes` means every class.
+    pub fn is_solved(&self, class: usize) -> bool {
+        class < self.meta.classes && (self.meta.solved_classes.is_empty() || self.meta.solved_classes.contains(&class))
+    }
+
+    /// The solved classes, ascending and distinct.
+    pub fn solved(&self) -> Vec<usize> {
+        let m = &self.meta;
+        if m.solved_classes.is_empty() {
+            return (0..m.classes).collect();
+        }
+        let mut solved = m.solved_classes.clone();
+        solved.sort_unstable();
+        solved.dedup();
+        solved
+    }
+
     fn check(&self) -> Result<()> {
         let m = &self.meta;
         let expected = m.classes.checked_mul(m.channels).ok_or_else(|| Error::invalid("fit: classes × channels overflows"))?;

@@ -227,24 +227,30 @@ impl Model {
     }
 
     /// Floats in one preprocessed image (3×H×W).
-    fn image_len(&self) -> usize {
+    pub fn image_len(&self) -> usize {
         3 * self.preprocess.height * self.preprocess.width
     }
 
-    fn check_batch(&self, batch: &[f32], n: usize) -> Result<()> {
+    /// The one check of a preprocessed batch's length: `len` floats hold `n` ≥ 1 images of 3×H×W.
+    /// `what` names the tensor in the message.
+    pub fn check_batch_len(&self, what: &str, len: usize, n: usize) -> Result<()> {
         if n == 0 {
-            return Err(Error::invalid("empty batch (n = 0)"));
+            return Err(Error::invalid(format!("{what} holds no images (n = 0)")));
         }
-        let want = n.checked_mul(self.image_len());
-        if want != Some(batch.len()) {
+        let need = n.checked_mul(self.image_len());
+        if need != Some(len) {
             return Err(Error::invalid(format!(
-                "batch of {n} images needs {n}x3x{}x{} floats, got {}",
+                "{what} has {len} floats, but {n} image(s) of 3x{}x{} need {}",
                 self.preprocess.height,
                 self.preprocess.width,
-                batch.len()
+                n.saturating_mul(self.image_len())
             )));
         }
         Ok(())
+    }
+
+    fn check_batch(&self, batch: &[f32], n: usize) -> Result<()> {
+        self.check_batch_len("batch", batch.len(), n)
     }
 
     /// Runs `runner` on the image input, in chunks when the graph fixes the batch size.

@@ -17,11 +17,7 @@ pub struct chip_model {
 /// `n` preprocessed images at the model's input size: `len` floats, n x 3 x H x W.
 pub(super) unsafe fn tensor_arg<'a>(m: &Model, p: *const f32, len: usize, n: usize, name: &str) -> FfiResult<&'a [f32]> {
     let data = slice_arg(p, len, name)?;
-    let (w, h) = m.input_size().as_usize();
-    let need = n.checked_mul(3 * h * w);
-    if need != Some(len) {
-        return invalid(format!("{name} holds {len} floats but {n} images of 3×{h}×{w} need {}", n.saturating_mul(3 * h * w)));
-    }
+    m.check_batch_len(name, len, n)?;
     Ok(data)
 }
 

@@ -85,16 +85,12 @@ impl Engine {
     }
 
     pub fn image_len(&self) -> usize {
-        let (w, h) = self.model.input_size().as_usize();
-        3 * h * w
+        self.model.image_len()
     }
 
     /// Checks a preprocessed tensor (n×3×H×W floats) for non-finite values.
     pub fn check_tensor(&self, data: &[f32], n: usize) -> Result<(), String> {
-        if data.len() != n * self.image_len() {
-            let (w, h) = self.model.input_size().as_usize();
-            return Err(format!("IMAGE holds {} floats, {n} image(s) of 3×{h}×{w} need {}", data.len(), n * self.image_len()));
-        }
+        self.model.check_batch_len("IMAGE", data.len(), n).map_err(|e| e.to_string())?;
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(format!("IMAGE holds a non-finite value (NaN or infinity) at image {}, index {}", i / self.image_len(), i % self.image_len()));
         }

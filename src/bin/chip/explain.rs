@@ -98,7 +98,7 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
             let idx = chunk_i * a.batch.max(1) + j;
             if !unsolved_warned {
                 for c in &ex.classes {
-                    if let Some(f) = explainer.fits.iter().find(|f| !chip::explain::is_solved(f, c.class)) {
+                    if let Some(f) = explainer.fits.iter().find(|f| !f.is_solved(c.class)) {
                         eprintln!(
                             "chip: warning: class {} ({}) was not solved in the fit of '{}'; its map is empty",
                             c.class, label(&model, c.class), f.meta.layer

@@ -231,7 +231,7 @@ pub(crate) fn fit_progress() -> (ProgressBar, impl Fn(Progress) -> bool + Sync) 
 /// The one-line summary of a written fit, and a warning for solved classes that came out all zero.
 pub(crate) fn report_fit(fit: &LayerFit, out: &Path, t0: std::time::Instant) {
     let m = &fit.meta;
-    let rows: Vec<usize> = if m.solved_classes.is_empty() { (0..m.classes).collect() } else { m.solved_classes.clone() };
+    let rows = fit.solved();
     let sparsity = chip::inspect::sparsity(&fit.weights, m.channels, &rows);
     let zero = chip::inspect::zero_rows(&fit.weights, m.channels, &rows);
     eprintln!(

@@ -74,7 +74,7 @@ pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
         None => None,
     };
     let name = |c: usize| labels.as_ref().and_then(|l| l.get(c)).cloned().unwrap_or_else(|| format!("class {c}"));
-    let solved: Vec<usize> = if m.solved_classes.is_empty() { (0..m.classes).collect() } else { m.solved_classes.clone() };
+    let solved = fit.solved();
     let shown: Vec<usize> = match a.class {
         Some(c) if c >= m.classes => {
             return Err(Error::invalid(format!("class {c} is out of range: the fit has {} classes", m.classes)));

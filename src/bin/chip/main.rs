@@ -193,5 +193,5 @@ fn load_fits(paths: &[PathBuf]) -> Result<Vec<LayerFit>> {
 }
 
 fn label(model: &Model, class: usize) -> String {
-    model.labels.as_ref().and_then(|l| l.get(class)).cloned().unwrap_or_else(|| format!("class {class}"))
+    model.label(class).map_or_else(|| format!("class {class}"), str::to_string)
 }
