@@ -1,7 +1,7 @@
 // Package chip is a Go binding of libchip's C API: CHIP (channel-wise disentangled interpretation)
 // explanations of image-classification CNNs.
 //
-// Handles (Model, LayerFit, Explainer, Explanation) own a libchip object. Close frees it; a
+// Handles (Model, LayerFit, Stats, Explainer, Explanation) own a libchip object. Close frees it; a
 // finalizer frees a handle that was never closed, but Close early: the objects hold large native
 // buffers the Go garbage collector does not see. Like the C API, Close must not race with other
 // use of the same handle; every other method may be called from many goroutines at once.

@@ -62,7 +62,7 @@ func run(m *testing.M) int {
 		mu.Unlock()
 		return true
 	}
-	if fit, err = model.FitLayer(lastName, testref.FitPhotos(root), &opts); err != nil {
+	if fit, err = model.FitLayer(lastName, chip.Files(testref.FitPhotos(root)...), &opts); err != nil {
 		println("fitting:", err.Error())
 		return 1
 	}
@@ -73,7 +73,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	opts.Progress = nil
-	if shallow, err = model.FitLayer(testref.ShallowLayer, testref.FitPhotos(root), &opts); err != nil {
+	if shallow, err = model.FitLayer(testref.ShallowLayer, chip.Files(testref.FitPhotos(root)...), &opts); err != nil {
 		println("fitting:", err.Error())
 		return 1
 	}
@@ -132,9 +132,8 @@ func TestModelInfo(t *testing.T) {
 	if n := must(model.NumClasses()); n != 1000 {
 		t.Fatalf("%d classes", n)
 	}
-	w, h, err := model.InputSize()
-	if err != nil || w != 224 || h != 224 {
-		t.Fatalf("input size %dx%d, %v", w, h, err)
+	if s := must(model.InputSize()); s != (chip.Size{Width: 224, Height: 224}) {
+		t.Fatalf("input size %+v", s)
 	}
 	// Labels against the model's class list read here.
 	f := must(os.Open(testref.LabelsFile(root)))
@@ -148,7 +147,7 @@ func TestModelInfo(t *testing.T) {
 			t.Fatalf("class %d: label %q, file %q", i, got, sc.Text())
 		}
 	}
-	_, err = model.ClassLabel(1000)
+	_, err := model.ClassLabel(1000)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	_, err = model.ClassLabel(-1)
 	wantStatus(t, err, chip.StatusInvalidArgument)
@@ -292,15 +291,16 @@ func TestExplainMatchesCLI(t *testing.T) {
 	}
 	opts := chip.DefaultExplainOptions()
 	opts.Refined = true
-	x := must(e.ExplainFiles([]string{photo()}, &opts))
+	x := must(e.Explain(chip.Files(photo()), &opts))
 	defer x.Close()
 	ref, err := testref.Explain(cli, testref.ModelPath(root), []string{shalPath, fitPath}, photo(), filepath.Join(tmp, "cli-explain"), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, h := must2(t)(x.ImageSize(0))
+	size := must(x.ImageSize(0))
+	w, h := size.Width, size.Height
 	if w != ref.Width || h != ref.Height {
-		t.Fatalf("image size %dx%d, CLI %dx%d", w, h, ref.Width, ref.Height)
+		t.Fatalf("image size %+v, CLI %dx%d", size, ref.Width, ref.Height)
 	}
 	top := must(x.Top(0))
 	if len(top) != len(ref.Top) {
@@ -336,24 +336,14 @@ func TestExplainMatchesCLI(t *testing.T) {
 		if m.Max() <= 0 {
 			t.Fatalf("layer %d: map is empty", layer)
 		}
-		box, found, err := x.Box(0, 0, layer)
-		if err != nil || !found || want.Box == nil {
-			t.Fatalf("layer %d: box found=%v (CLI %v), %v", layer, found, want.Box, err)
+		box := must(x.Box(0, 0, layer))
+		if !box.Found() || want.Box == nil {
+			t.Fatalf("layer %d: box %+v (CLI %v)", layer, box, want.Box)
 		}
-		if [4]uint32{box.X1, box.Y1, box.X2, box.Y2} != *want.Box {
+		if [4]int{box.X1, box.Y1, box.X2, box.Y2} != *want.Box {
 			t.Fatalf("layer %d: box %+v, CLI %v", layer, box, *want.Box)
 		}
 		t.Logf("layer %d: class %d p=%.4f box %+v sum %.4f max %.4f, max |binding-CLI| %.3g", layer, classes[0].Class, classes[0].Probability, box, m.Sum(), m.Max(), d)
-	}
-}
-
-func must2(t *testing.T) func(a, b int, err error) (int, int) {
-	return func(a, b int, err error) (int, int) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, b
 	}
 }
 
@@ -363,7 +353,7 @@ func TestRefinedIsProductOfMaps(t *testing.T) {
 	defer e.Close()
 	opts := chip.DefaultExplainOptions()
 	opts.Refined = true
-	x := must(e.ExplainFiles([]string{photo()}, &opts))
+	x := must(e.Explain(chip.Files(photo()), &opts))
 	defer x.Close()
 	a, b, r := must(x.Map(0, 0, 0)), must(x.Map(0, 0, 1)), must(x.Map(0, 0, chip.Refined))
 	prod := make([]float32, len(a.Data))
@@ -374,13 +364,13 @@ func TestRefinedIsProductOfMaps(t *testing.T) {
 		t.Fatalf("refined differs from the product of the maps by %g", d)
 	}
 	// Without the option there is no refined map.
-	plain := must(e.ExplainFiles([]string{photo()}, nil))
+	plain := must(e.Explain(chip.Files(photo()), nil))
 	defer plain.Close()
 	_, err := plain.Map(0, 0, chip.Refined)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	// One layer is not enough.
 	one := newExplainer(t)
-	_, err = one.ExplainFiles([]string{photo()}, &opts)
+	_, err = one.Explain(chip.Files(photo()), &opts)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 }
 
@@ -389,16 +379,16 @@ func TestExplainInputsAgree(t *testing.T) {
 	e := newExplainer(t)
 	opts := chip.DefaultExplainOptions()
 	opts.Classes = []int{285, 281}
-	fromFile := must(e.ExplainFiles([]string{photo()}, &opts))
+	fromFile := must(e.Explain(chip.Files(photo()), &opts))
 	defer fromFile.Close()
 	data := must(os.ReadFile(photo()))
-	fromBytes := must(e.ExplainEncoded([][]byte{data}, &opts))
+	fromBytes := must(e.Explain(chip.Encoded(data), &opts))
 	defer fromBytes.Close()
 	img := must(model.PreprocessFile(photo()))
 	if len(img.Data) != 3*224*224 {
 		t.Fatalf("preprocessed %d floats", len(img.Data))
 	}
-	fromTensor := must(e.ExplainTensor(img.Data, 1, [][2]uint32{{uint32(img.OriginalWidth), uint32(img.OriginalHeight)}}, &opts))
+	fromTensor := must(e.Explain(chip.Tensor(img.Data, 1, []chip.Size{img.Size}), &opts))
 	defer fromTensor.Close()
 	ref := must(fromFile.Map(0, 1, 0))
 	for name, x := range map[string]*chip.Explanation{"bytes": fromBytes, "tensor": fromTensor} {
@@ -413,12 +403,12 @@ func TestExplainInputsAgree(t *testing.T) {
 			}
 		}
 	}
-	if ref.Width != img.OriginalWidth || ref.Height != img.OriginalHeight {
-		t.Fatalf("map %dx%d, photo %dx%d", ref.Width, ref.Height, img.OriginalWidth, img.OriginalHeight)
+	if ref.Size != img.Size {
+		t.Fatalf("map %+v, photo %+v", ref.Size, img.Size)
 	}
 	// Maps at the input size when asked.
 	opts.OriginalSize = false
-	small := must(e.ExplainFiles([]string{photo()}, &opts))
+	small := must(e.Explain(chip.Files(photo()), &opts))
 	defer small.Close()
 	if m := must(small.Map(0, 0, 0)); m.Width != 224 || m.Height != 224 {
 		t.Fatalf("input-size map %dx%d", m.Width, m.Height)
@@ -433,7 +423,7 @@ func TestExplainInputsAgree(t *testing.T) {
 // Probabilities agree with the model's own predictions and are sorted into the top list.
 func TestPredictionsAndTop(t *testing.T) {
 	e := newExplainer(t)
-	x := must(e.ExplainFiles([]string{photo(), filepath.Join(root, "data/images/skimage/coffee.png")}, nil))
+	x := must(e.Explain(chip.Files(photo(), filepath.Join(root, "data/images/skimage/coffee.png")), nil))
 	defer x.Close()
 	if n := must(x.ImageCount()); n != 2 {
 		t.Fatalf("%d images", n)
@@ -483,24 +473,23 @@ func TestLocalization(t *testing.T) {
 	for _, th := range []float32{0.25, 0.5} {
 		opts := chip.DefaultExplainOptions()
 		opts.Threshold = th
-		x := must(e.ExplainFiles([]string{photo()}, &opts))
+		x := must(e.Explain(chip.Files(photo()), &opts))
 		m := must(x.Map(0, 0, 0))
-		box, found, err := x.Box(0, 0, 0)
-		if err != nil || !found {
-			t.Fatalf("t=%v: found=%v %v", th, found, err)
+		box := must(x.Box(0, 0, 0))
+		if !box.Found() {
+			t.Fatalf("t=%v: no box", th)
 		}
-		lb, lfound, err := chip.Localize(m, th)
-		if err != nil || !lfound || lb != box {
-			t.Fatalf("t=%v: Localize %+v (%v, %v), explanation %+v", th, lb, lfound, err, box)
+		if lb := must(chip.Localize(m, th)); lb != box {
+			t.Fatalf("t=%v: Localize %+v, explanation %+v", th, lb, box)
 		}
 		rb, rfound := testref.Localize(m.Data, m.Width, m.Height, th)
-		if !rfound || rb != [4]uint32{box.X1, box.Y1, box.X2, box.Y2} {
+		if !rfound || rb != [4]int{box.X1, box.Y1, box.X2, box.Y2} {
 			t.Fatalf("t=%v: reference box %v, libchip %+v", th, rb, box)
 		}
 		x.Close()
 	}
 	// Planted: two blobs, the larger one wins; an all-zero map has no box.
-	m := &chip.Map{Width: 10, Height: 8, Data: make([]float32, 80)}
+	m := &chip.Map{Size: chip.Size{Width: 10, Height: 8}, Data: make([]float32, 80)}
 	for y := 1; y <= 2; y++ {
 		for x := 1; x <= 2; x++ {
 			m.Data[y*10+x] = 2
@@ -511,14 +500,15 @@ func TestLocalization(t *testing.T) {
 			m.Data[y*10+x] = 1
 		}
 	}
-	b, found := must2b(t)(chip.Localize(m, 0.4))
-	if !found || b != (chip.Box{X1: 5, Y1: 4, X2: 8, Y2: 6}) {
+	b := must(chip.Localize(m, 0.4))
+	if !b.Found() || b != (chip.Box{X1: 5, Y1: 4, X2: 8, Y2: 6}) {
 		t.Fatalf("planted box %+v", b)
 	}
-	if _, found := must2b(t)(chip.Localize(&chip.Map{Width: 3, Height: 3, Data: make([]float32, 9)}, 0.25)); found {
-		t.Fatal("box in an all-zero map")
+	three := chip.Size{Width: 3, Height: 3}
+	if b := must(chip.Localize(&chip.Map{Size: three, Data: make([]float32, 9)}, 0.25)); b != chip.NoBox || b.Found() {
+		t.Fatalf("box %+v in an all-zero map", b)
 	}
-	_, _, err := chip.Localize(&chip.Map{Width: 3, Height: 3, Data: make([]float32, 8)}, 0.25)
+	_, err := chip.Localize(&chip.Map{Size: three, Data: make([]float32, 8)}, 0.25)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	// IoU of inclusive boxes: 5x5 overlap of two 10x10 boxes = 25 / 175.
 	iou := must(chip.IoU(chip.Box{X1: 0, Y1: 0, X2: 9, Y2: 9}, chip.Box{X1: 5, Y1: 5, X2: 14, Y2: 14}))
@@ -528,16 +518,14 @@ func TestLocalization(t *testing.T) {
 	if iou := must(chip.IoU(b, b)); iou != 1 {
 		t.Fatalf("self IoU %v", iou)
 	}
-}
-
-func must2b(t *testing.T) func(b chip.Box, f bool, err error) (chip.Box, bool) {
-	return func(b chip.Box, f bool, err error) (chip.Box, bool) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	// No box overlaps nothing, itself included; other negative corners are refused.
+	for _, pair := range [][2]chip.Box{{chip.NoBox, b}, {b, chip.NoBox}, {chip.NoBox, chip.NoBox}} {
+		if iou := must(chip.IoU(pair[0], pair[1])); iou != 0 {
+			t.Fatalf("IoU%v = %v", pair, iou)
 		}
-		return b, f
 	}
+	_, err = chip.IoU(chip.Box{X1: -2, Y1: 0, X2: 3, Y2: 3}, b)
+	wantStatus(t, err, chip.StatusInvalidArgument)
 }
 
 func TestCancel(t *testing.T) {
@@ -548,7 +536,7 @@ func TestCancel(t *testing.T) {
 		calls++
 		return false
 	}
-	f, err := model.FitLayer(lastName, testref.FitPhotos(root)[:4], &opts)
+	f, err := model.FitLayer(lastName, chip.Files(testref.FitPhotos(root)[:4]...), &opts)
 	wantStatus(t, err, chip.StatusCancelled)
 	if f != nil || calls != 1 {
 		t.Fatalf("fit %v after %d callbacks", f, calls)
@@ -559,7 +547,7 @@ func TestCancel(t *testing.T) {
 		calls++
 		return p.Kind != chip.ProgressSuffixRuns
 	}
-	_, err = model.FitLayer(lastName, testref.FitPhotos(root)[:4], &opts)
+	_, err = model.FitLayer(lastName, chip.Files(testref.FitPhotos(root)[:4]...), &opts)
 	wantStatus(t, err, chip.StatusCancelled)
 	// A panicking callback cancels the fit and the panic reaches the caller.
 	func() {
@@ -569,7 +557,7 @@ func TestCancel(t *testing.T) {
 			}
 		}()
 		opts.Progress = func(chip.Progress) bool { panic("boom") }
-		model.FitLayer(lastName, testref.FitPhotos(root)[:4], &opts)
+		model.FitLayer(lastName, chip.Files(testref.FitPhotos(root)[:4]...), &opts)
 		t.Fatal("no panic")
 	}()
 	// The model is still usable.
@@ -588,18 +576,18 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("garbage model: %v", err)
 	}
 
-	_, err = model.FitLayer("no/such/layer", testref.FitPhotos(root)[:2], nil)
+	_, err = model.FitLayer("no/such/layer", chip.Files(testref.FitPhotos(root)[:2]...), nil)
 	wantStatus(t, err, chip.StatusUnknownLayer, "no/such/layer")
 
 	opts := chip.DefaultFitOptions()
 	opts.Gates, opts.Classes = 4, []int{1000}
-	_, err = model.FitLayer(lastName, testref.FitPhotos(root)[:2], &opts)
+	_, err = model.FitLayer(lastName, chip.Files(testref.FitPhotos(root)[:2]...), &opts)
 	wantStatus(t, err, chip.StatusInvalidArgument, "1000")
 	opts.Classes = []int{-3}
-	_, err = model.FitLayer(lastName, testref.FitPhotos(root)[:2], &opts)
+	_, err = model.FitLayer(lastName, chip.Files(testref.FitPhotos(root)[:2]...), &opts)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 
-	_, err = model.FitLayer(lastName, []string{filepath.Join(tmp, "nope.png")}, nil)
+	_, err = model.FitLayer(lastName, chip.Files(filepath.Join(tmp, "nope.png")), nil)
 	if s := chip.StatusOf(err); s != chip.StatusIO && s != chip.StatusImage {
 		t.Fatalf("missing photo: %v", err)
 	}
@@ -630,32 +618,32 @@ func TestErrors(t *testing.T) {
 	e := newExplainer(t)
 	eo := chip.DefaultExplainOptions()
 	eo.Threshold = float32(math.NaN())
-	_, err = e.ExplainFiles([]string{photo()}, &eo)
+	_, err = e.Explain(chip.Files(photo()), &eo)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	eo = chip.DefaultExplainOptions()
 	eo.Classes = []int{5000}
-	_, err = e.ExplainFiles([]string{photo()}, &eo)
+	_, err = e.Explain(chip.Files(photo()), &eo)
 	wantStatus(t, err, chip.StatusInvalidArgument, "5000")
 
-	_, err = e.ExplainEncoded([][]byte{[]byte("not an image")}, nil)
+	_, err = e.Explain(chip.Encoded([]byte("not an image")), nil)
 	wantStatus(t, err, chip.StatusImage)
-	_, err = e.ExplainFiles([]string{filepath.Join(tmp, "nope.png")}, nil)
+	_, err = e.Explain(chip.Files(filepath.Join(tmp, "nope.png")), nil)
 	if s := chip.StatusOf(err); s != chip.StatusIO && s != chip.StatusImage {
 		t.Fatalf("missing photo: %v", err)
 	}
-	_, err = e.ExplainTensor(make([]float32, 10), 1, nil, nil)
+	_, err = e.Explain(chip.Tensor(make([]float32, 10), 1, nil), nil)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	nan := make([]float32, 3*224*224)
 	nan[7] = float32(math.NaN())
-	_, err = e.ExplainTensor(nan, 1, nil, nil)
+	_, err = e.Explain(chip.Tensor(nan, 1, nil), nil)
 	wantStatus(t, err, chip.StatusNonFinite)
 
-	x := must(e.ExplainFiles([]string{photo()}, nil))
+	x := must(e.Explain(chip.Files(photo()), nil))
 	_, err = x.Map(0, 1, 0)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	_, err = x.Map(0, 0, 1)
 	wantStatus(t, err, chip.StatusInvalidArgument)
-	_, _, err = x.Box(-1, 0, 0)
+	_, err = x.Box(-1, 0, 0)
 	wantStatus(t, err, chip.StatusInvalidArgument)
 
 	// Closed handles are errors, not crashes; Close twice is fine.
@@ -664,7 +652,7 @@ func TestErrors(t *testing.T) {
 	_, err = x.Map(0, 0, 0)
 	wantStatus(t, err, chip.StatusNullPointer)
 	e.Close()
-	_, err = e.ExplainFiles([]string{photo()}, nil)
+	_, err = e.Explain(chip.Files(photo()), nil)
 	wantStatus(t, err, chip.StatusNullPointer)
 }
 
@@ -674,7 +662,7 @@ func TestExplainerOutlivesModelAndConcurrency(t *testing.T) {
 	e := must(chip.NewExplainer(m, fit))
 	defer e.Close()
 	m.Close()
-	want := must(e.ExplainFiles([]string{photo()}, nil))
+	want := must(e.Explain(chip.Files(photo()), nil))
 	defer want.Close()
 	ref := must(want.Map(0, 0, 0))
 	var wg sync.WaitGroup
@@ -683,7 +671,7 @@ func TestExplainerOutlivesModelAndConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			x, err := e.ExplainFiles([]string{photo()}, nil)
+			x, err := e.Explain(chip.Files(photo()), nil)
 			if err != nil {
 				errs <- err
 				return
@@ -722,4 +710,97 @@ func runCLI(t *testing.T, cli string, args ...string) {
 	if err := testref.Run(cli, args...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Statistics of two shards, merged and solved, give the fit of all their photos: W identical.
+// Mosaics are tiled within one call's images, so only without them.
+func TestStatsShardsEqualOneFit(t *testing.T) {
+	photos := testref.FitPhotos(root)[:6]
+	opts := chip.DefaultFitOptions()
+	opts.Gates, opts.Seed, opts.Classes, opts.Mosaics = 16, 3, testref.FitClasses, 0
+	whole := must(model.FitLayer(lastName, chip.Files(photos...), &opts))
+	defer whole.Close()
+
+	a := must(model.CollectStats(lastName, chip.Files(photos[:2]...), &opts))
+	defer a.Close()
+	// The second shard as encoded bytes: the image source must not matter.
+	var enc [][]byte
+	for _, p := range photos[2:] {
+		enc = append(enc, must(os.ReadFile(p)))
+	}
+	b := must(model.CollectStats(lastName, chip.Encoded(enc...), &opts))
+	defer b.Close()
+	if na, nb := must(a.ImageCount()), must(b.ImageCount()); na != 2 || nb != 4 {
+		t.Fatalf("shards hold %d and %d images, want 2 and 4", na, nb)
+	}
+	if name := must(b.LayerName()); name != lastName {
+		t.Fatalf("statistics of %q, collected at %q", name, lastName)
+	}
+	// Through a file, as shards collected elsewhere would come.
+	path := filepath.Join(tmp, "b.stats")
+	if err := b.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	loaded := must(chip.LoadStats(path))
+	defer loaded.Close()
+	if err := a.Merge(loaded); err != nil {
+		t.Fatal(err)
+	}
+	if n := must(a.ImageCount()); n != 6 {
+		t.Fatalf("merged statistics hold %d images", n)
+	}
+	merged := must(model.Solve(a, &opts))
+	defer merged.Close()
+	for _, c := range append([]int{0}, testref.FitClasses...) {
+		w, m := must(whole.WeightsRow(c)), must(merged.WeightsRow(c))
+		if d := testref.MaxAbsDiff(w, m); d != 0 {
+			t.Fatalf("class %d: merged shards and one fit differ by %g", c, d)
+		}
+	}
+	if nz := testref.MaxAbsDiff(must(merged.WeightsRow(285)), make([]float32, 1280)); nz == 0 {
+		t.Fatal("the merged fit is all zero")
+	}
+
+	// Statistics of another gate seed do not merge, and the failed merge changes nothing.
+	opts.Seed = 4
+	other := must(model.CollectStats(lastName, chip.Files(photos[:1]...), &opts))
+	defer other.Close()
+	wantStatus(t, a.Merge(other), chip.StatusFitMismatch, "seed")
+	if n := must(a.ImageCount()); n != 6 {
+		t.Fatalf("a failed merge left %d images", n)
+	}
+	wantStatus(t, a.Merge(a), chip.StatusInvalidArgument)
+	_, err := chip.LoadStats(filepath.Join(tmp, "missing.stats"))
+	wantStatus(t, err, chip.StatusIO, "missing.stats")
+	_, err = chip.LoadStats(fitPath)
+	if s := chip.StatusOf(err); s != chip.StatusFitFile {
+		t.Fatalf("a fit file read as statistics: %v", err)
+	}
+	wantStatus(t, b.Save(filepath.Join(tmp, "no-such-dir", "x.stats")), chip.StatusIO)
+	b.Close()
+	_, err = b.ImageCount()
+	wantStatus(t, err, chip.StatusNullPointer)
+}
+
+// A fit on preprocessed tensors equals the fit on the files they came from.
+func TestFitTensorEqualsFiles(t *testing.T) {
+	photos := testref.FitPhotos(root)[:3]
+	opts := chip.DefaultFitOptions()
+	opts.Gates, opts.Classes = 8, []int{285}
+	var data []float32
+	for _, p := range photos {
+		data = append(data, must(model.PreprocessFile(p)).Data...)
+	}
+	a := must(model.FitLayer(lastName, chip.Files(photos...), &opts))
+	defer a.Close()
+	b := must(model.FitLayer(lastName, chip.Tensor(data, len(photos), nil), &opts))
+	defer b.Close()
+	if d := testref.MaxAbsDiff(must(a.WeightsRow(285)), must(b.WeightsRow(285))); d != 0 {
+		t.Fatalf("tensor and file fits differ by %g", d)
+	}
+	// A zeroed descriptor has no kind and is refused.
+	_, err := model.FitLayer(lastName, chip.Images{}, &opts)
+	wantStatus(t, err, chip.StatusInvalidArgument)
+	_, err = model.FitLayer(lastName, chip.Tensor(data, 2, nil), &opts)
+	wantStatus(t, err, chip.StatusInvalidArgument)
 }

@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 )
@@ -113,14 +114,18 @@ type ExplainOptions struct {
 
 // DefaultExplainOptions are libchip's defaults.
 func DefaultExplainOptions() ExplainOptions {
-	var c C.chip_explain_options
-	C.chip_explain_options_default(&c)
+	c := defaultExplainOptionsC()
 	return ExplainOptions{TopK: int(c.top_k), Refined: c.refined != 0, Threshold: float32(c.threshold), OriginalSize: c.original_size != 0}
 }
 
-func explainCall(opts *ExplainOptions, run func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status) (*Explanation, error) {
-	var o C.chip_explain_options
-	C.chip_explain_options_default(&o)
+// Explain explains images of any kind (Files, Encoded, Tensor).
+func (e *Explainer) Explain(images Images, opts *ExplainOptions) (*Explanation, error) {
+	p, err := e.ptr()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(e)
+	o := defaultExplainOptionsC()
 	if opts != nil {
 		if opts.TopK < 0 {
 			return nil, invalid("TopK is negative")
@@ -133,105 +138,17 @@ func explainCall(opts *ExplainOptions, run func(o *C.chip_explain_options, out *
 		defer free()
 		o.classes = classes
 		o.class_count = C.size_t(len(opts.Classes))
-		o.refined = 0
-		if opts.Refined {
-			o.refined = 1
-		}
+		o.refined = cBool(opts.Refined)
 		o.threshold = C.float(opts.Threshold)
-		o.original_size = 0
-		if opts.OriginalSize {
-			o.original_size = 1
-		}
+		o.original_size = cBool(opts.OriginalSize)
 	}
-	var p *C.chip_explanation
-	if err := call(func() C.chip_status { return run(&o, &p) }); err != nil {
+	var x *C.chip_explanation
+	if err := images.withC(func(d *C.chip_images) C.chip_status { return C.chip_explain(p, d, &o, &x) }); err != nil {
 		return nil, err
 	}
-	x := &Explanation{p: p}
-	runtime.SetFinalizer(x, (*Explanation).Close)
-	return x, nil
-}
-
-// ExplainFiles explains image files.
-func (e *Explainer) ExplainFiles(paths []string, opts *ExplainOptions) (*Explanation, error) {
-	p, err := e.ptr()
-	if err != nil {
-		return nil, err
-	}
-	defer runtime.KeepAlive(e)
-	cpaths, free := cStrings(paths)
-	defer free()
-	return explainCall(opts, func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status {
-		return C.chip_explain_files(p, cpaths, C.size_t(len(paths)), o, out)
-	})
-}
-
-// ExplainEncoded explains encoded images (PNG, JPEG, BMP, TIFF, WebP) held in memory.
-func (e *Explainer) ExplainEncoded(images [][]byte, opts *ExplainOptions) (*Explanation, error) {
-	p, err := e.ptr()
-	if err != nil {
-		return nil, err
-	}
-	defer runtime.KeepAlive(e)
-	n := len(images)
-	var ptrs **C.uint8_t
-	var lens *C.size_t
-	if n > 0 {
-		// The pointer array must not hold Go pointers, so the images are copied to C memory.
-		pmem := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof((*C.uint8_t)(nil))))
-		lmem := C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.size_t(0))))
-		pview := unsafe.Slice((**C.uint8_t)(pmem), n)
-		lview := unsafe.Slice((*C.size_t)(lmem), n)
-		for i, img := range images {
-			pview[i] = nil
-			if len(img) > 0 {
-				pview[i] = (*C.uint8_t)(C.CBytes(img))
-			}
-			lview[i] = C.size_t(len(img))
-		}
-		defer func() {
-			for _, q := range pview {
-				C.free(unsafe.Pointer(q))
-			}
-			C.free(pmem)
-			C.free(lmem)
-		}()
-		ptrs, lens = (**C.uint8_t)(pmem), (*C.size_t)(lmem)
-	}
-	return explainCall(opts, func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status {
-		return C.chip_explain_encoded(p, ptrs, lens, C.size_t(n), o, out)
-	})
-}
-
-// ExplainTensor explains n preprocessed images (n x 3 x H x W floats at the model's input size).
-// sizes holds the original (width, height) of each image, the size maps are scaled to, or is nil
-// for the input size.
-func (e *Explainer) ExplainTensor(data []float32, n int, sizes [][2]uint32, opts *ExplainOptions) (*Explanation, error) {
-	p, err := e.ptr()
-	if err != nil {
-		return nil, err
-	}
-	defer runtime.KeepAlive(e)
-	if n < 0 {
-		return nil, invalid("negative image count")
-	}
-	var csizes *C.uint32_t
-	if sizes != nil {
-		if len(sizes) != n {
-			return nil, invalid(fmt.Sprintf("%d sizes for %d images", len(sizes), n))
-		}
-		flat := make([]uint32, 0, 2*n)
-		for _, s := range sizes {
-			flat = append(flat, s[0], s[1])
-		}
-		if n > 0 {
-			csizes = (*C.uint32_t)(unsafe.Pointer(&flat[0]))
-		}
-		defer runtime.KeepAlive(flat)
-	}
-	return explainCall(opts, func(o *C.chip_explain_options, out **C.chip_explanation) C.chip_status {
-		return C.chip_explain_tensor(p, floatPtr(data), C.size_t(len(data)), C.size_t(n), csizes, o, out)
-	})
+	xp := &Explanation{p: x}
+	runtime.SetFinalizer(xp, (*Explanation).Close)
+	return xp, nil
 }
 
 // Explanation is the result of one explain call: per image the probabilities, top classes and, per
@@ -246,15 +163,22 @@ type ClassProb struct {
 	Probability float32
 }
 
-// Box is a bounding box with inclusive pixel corners, x to the right, y down.
+// Box is a bounding box with inclusive pixel corners, x to the right, y down. No box (a map
+// without a positive value) is NoBox, all four corners -1.
 type Box struct {
-	X1, Y1, X2, Y2 uint32
+	X1, Y1, X2, Y2 int
 }
+
+// NoBox is the box of a map without a positive value.
+var NoBox = Box{X1: -1, Y1: -1, X2: -1, Y2: -1}
+
+// Found tells a box from NoBox.
+func (b Box) Found() bool { return b.X1 >= 0 }
 
 // Map is an explanation map: Height rows of Width floats.
 type Map struct {
-	Width, Height int
-	Data          []float32
+	Size
+	Data []float32
 }
 
 // At is the value at column x, row y.
@@ -325,17 +249,17 @@ func (x *Explanation) LayerCount() (int, error) {
 }
 
 // ImageSize is the original size of an image in pixels.
-func (x *Explanation) ImageSize(image int) (width, height int, err error) {
+func (x *Explanation) ImageSize(image int) (Size, error) {
 	p, err := x.ptr()
 	if err != nil {
-		return 0, 0, err
+		return Size{}, err
 	}
 	defer runtime.KeepAlive(x)
-	var w, h C.uint32_t
-	if err := call(func() C.chip_status { return C.chip_explanation_image_size(p, index(image), &w, &h) }); err != nil {
-		return 0, 0, err
+	var s C.chip_size
+	if err := call(func() C.chip_status { return C.chip_explanation_image_size(p, index(image), &s) }); err != nil {
+		return Size{}, err
 	}
-	return int(w), int(h), nil
+	return sizeFromC(s), nil
 }
 
 // Probabilities are the class probabilities of an image.
@@ -404,67 +328,89 @@ func (x *Explanation) Map(image, index, layer int) (*Map, error) {
 	}
 	defer runtime.KeepAlive(x)
 	img, idx, lay := indexOf(image), indexOf(index), layerIndex(layer)
-	var w, h C.size_t
-	if err := call(func() C.chip_status { return C.chip_explanation_map_size(p, img, idx, lay, &w, &h) }); err != nil {
+	var s C.chip_size
+	if err := call(func() C.chip_status { return C.chip_explanation_map_size(p, img, idx, lay, &s) }); err != nil {
 		return nil, err
 	}
-	data, err := getFloats(int(w*h), func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
+	size := sizeFromC(s)
+	data, err := getFloats(size.Width*size.Height, func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
 		return C.chip_explanation_map(p, img, idx, lay, buf, n, out)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Map{Width: int(w), Height: int(h), Data: data}, nil
+	return &Map{Size: size, Data: data}, nil
 }
 
-// Box is the localization box of a map; found is false when the map has no positive value.
-func (x *Explanation) Box(image, index, layer int) (b Box, found bool, err error) {
+// Box is the localization box of a map; NoBox when the map has no positive value.
+func (x *Explanation) Box(image, index, layer int) (Box, error) {
 	p, err := x.ptr()
 	if err != nil {
-		return Box{}, false, err
+		return NoBox, err
 	}
 	defer runtime.KeepAlive(x)
 	var cb C.chip_box
-	var f C.int
 	err = call(func() C.chip_status {
-		return C.chip_explanation_box(p, indexOf(image), indexOf(index), layerIndex(layer), &cb, &f)
+		return C.chip_explanation_box(p, indexOf(image), indexOf(index), layerIndex(layer), &cb)
 	})
 	if err != nil {
-		return Box{}, false, err
+		return NoBox, err
 	}
-	return boxFromC(cb), f != 0, nil
+	return boxFromC(cb), nil
 }
 
 func indexOf(i int) C.size_t { return index(i) }
 
 func boxFromC(b C.chip_box) Box {
-	return Box{X1: uint32(b.x1), Y1: uint32(b.y1), X2: uint32(b.x2), Y2: uint32(b.y2)}
+	return Box{X1: int(b.x1), Y1: int(b.y1), X2: int(b.x2), Y2: int(b.y2)}
 }
 
-// Localize is the box of the largest 8-connected region of {map >= threshold * max}; found is
-// false when the map has no positive value or holds NaN.
-func Localize(m *Map, threshold float32) (b Box, found bool, err error) {
+func boxToC(b Box) (C.chip_box, error) {
+	for _, v := range []int{b.X1, b.Y1, b.X2, b.Y2} {
+		if v < -1 || v > math.MaxInt32 {
+			return C.chip_box{}, invalid(fmt.Sprintf("box %+v has a corner outside -1..2^31-1", b))
+		}
+	}
+	return C.chip_box{x1: C.int32_t(b.X1), y1: C.int32_t(b.Y1), x2: C.int32_t(b.X2), y2: C.int32_t(b.Y2)}, nil
+}
+
+// Localize is the box of the largest 8-connected region of {map >= threshold * max}; NoBox when
+// the map has no positive value or holds NaN.
+func Localize(m *Map, threshold float32) (Box, error) {
 	if m == nil || m.Width < 0 || m.Height < 0 || len(m.Data) != m.Width*m.Height {
-		return Box{}, false, invalid("map data does not match its width x height")
+		return NoBox, invalid("map data does not match its width x height")
 	}
 	var cb C.chip_box
-	var f C.int
-	err = call(func() C.chip_status {
-		return C.chip_localize(floatPtr(m.Data), C.size_t(m.Width), C.size_t(m.Height), C.float(threshold), &cb, &f)
+	err := call(func() C.chip_status {
+		return C.chip_localize(floatPtr(m.Data), C.size_t(m.Width), C.size_t(m.Height), C.float(threshold), &cb)
 	})
 	if err != nil {
-		return Box{}, false, err
+		return NoBox, err
 	}
-	return boxFromC(cb), f != 0, nil
+	return boxFromC(cb), nil
 }
 
-// IoU is the intersection over union of two boxes (inclusive corners), in 0..1.
+// IoU is the intersection over union of two boxes (inclusive corners), in 0..1; 0 when either is
+// NoBox.
 func IoU(a, b Box) (float64, error) {
-	ca := C.chip_box{x1: C.uint32_t(a.X1), y1: C.uint32_t(a.Y1), x2: C.uint32_t(a.X2), y2: C.uint32_t(a.Y2)}
-	cb := C.chip_box{x1: C.uint32_t(b.X1), y1: C.uint32_t(b.Y1), x2: C.uint32_t(b.X2), y2: C.uint32_t(b.Y2)}
+	ca, err := boxToC(a)
+	if err != nil {
+		return 0, err
+	}
+	cb, err := boxToC(b)
+	if err != nil {
+		return 0, err
+	}
 	var out C.double
 	if err := call(func() C.chip_status { return C.chip_iou(&ca, &cb, &out) }); err != nil {
 		return 0, err
 	}
 	return float64(out), nil
+}
+
+func defaultExplainOptionsC() C.chip_explain_options {
+	var c C.chip_explain_options
+	c.struct_size = C.size_t(unsafe.Sizeof(c))
+	C.chip_explain_options_default(&c)
+	return c
 }

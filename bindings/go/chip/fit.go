@@ -24,6 +24,15 @@ import (
 	"unsafe"
 )
 
+// Target is what each class's linear model regresses in a fit.
+type Target int32
+
+const (
+	TargetProbability    Target = C.CHIP_TARGET_PROBABILITY // the CHIP paper's objective (without intercept)
+	TargetLogit          Target = C.CHIP_TARGET_LOGIT
+	TargetLogProbability Target = C.CHIP_TARGET_LOG_PROBABILITY
+)
+
 // FitOptions are the options of a fit. Start from DefaultFitOptions(); nil means the defaults.
 type FitOptions struct {
 	Gates      int     // number of random gate vectors
@@ -35,15 +44,29 @@ type FitOptions struct {
 	MaxIter    int     // ADMM iteration limit per class
 	Rho        float64 // ADMM penalty; 0 picks one from the scale of the problem
 	Classes    []int   // class ids to solve; nil for all
+	Target     Target  // what each class's linear model regresses
+	Intercept  bool    // an unpenalised per-class intercept
+	Nonneg     bool    // weights constrained to be >= 0
+	Augment    int     // augmented views (random resized crops and flips) per image
+	// 2x2 mosaics per image, tiled from four of the images of one call: only with 0 do merged
+	// statistics of several shards equal one fit over all their images.
+	Mosaics int
 	// Progress, if set, is called as the fit advances (possibly from another thread, never two at
 	// once); returning false cancels the fit, which then fails with ErrCancelled.
 	Progress func(Progress) bool
 }
 
+func defaultFitOptionsC() C.chip_fit_options {
+	var c C.chip_fit_options
+	c.struct_size = C.size_t(unsafe.Sizeof(c))
+	// Cannot fail: struct_size is the header's, and the header is the library's (see ABIVersion).
+	C.chip_fit_options_default(&c)
+	return c
+}
+
 // DefaultFitOptions are libchip's defaults.
 func DefaultFitOptions() FitOptions {
-	var c C.chip_fit_options
-	C.chip_fit_options_default(&c)
+	c := defaultFitOptionsC()
 	return FitOptions{
 		Gates:      int(c.gates),
 		LambdaRel:  float64(c.lambda_rel),
@@ -53,19 +76,31 @@ func DefaultFitOptions() FitOptions {
 		ImageBatch: int(c.image_batch),
 		MaxIter:    int(c.max_iter),
 		Rho:        float64(c.rho),
+		Target:     Target(c.target),
+		Intercept:  c.intercept != 0,
+		Nonneg:     c.nonneg != 0,
+		Augment:    int(c.augment),
+		Mosaics:    int(c.mosaics),
 	}
 }
 
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // fitCall fills the C options, runs the fit and re-raises a panic of the progress callback.
-func fitCall(opts *FitOptions, run func(o *C.chip_fit_options) C.chip_status) error {
-	var o C.chip_fit_options
-	C.chip_fit_options_default(&o)
+func fitCall(opts *FitOptions, run func(o *C.chip_fit_options) error) error {
+	o := defaultFitOptionsC()
 	var st *progressState
 	if opts != nil {
 		for _, v := range []struct {
 			n    int
 			name string
-		}{{opts.Gates, "Gates"}, {opts.GateBatch, "GateBatch"}, {opts.ImageBatch, "ImageBatch"}, {opts.MaxIter, "MaxIter"}} {
+		}{{opts.Gates, "Gates"}, {opts.GateBatch, "GateBatch"}, {opts.ImageBatch, "ImageBatch"}, {opts.MaxIter, "MaxIter"},
+			{opts.Augment, "Augment"}, {opts.Mosaics, "Mosaics"}} {
 			if v.n < 0 {
 				return invalid(v.name + " is negative")
 			}
@@ -78,6 +113,11 @@ func fitCall(opts *FitOptions, run func(o *C.chip_fit_options) C.chip_status) er
 		o.image_batch = C.size_t(opts.ImageBatch)
 		o.max_iter = C.size_t(opts.MaxIter)
 		o.rho = C.double(opts.Rho)
+		o.target = C.int(opts.Target)
+		o.intercept = cBool(opts.Intercept)
+		o.nonneg = cBool(opts.Nonneg)
+		o.augment = C.size_t(opts.Augment)
+		o.mosaics = C.size_t(opts.Mosaics)
 		classes, free, err := cSizes(opts.Classes)
 		if err != nil {
 			return err
@@ -92,16 +132,16 @@ func fitCall(opts *FitOptions, run func(o *C.chip_fit_options) C.chip_status) er
 			C.chip_go_set_progress(&o, C.uintptr_t(h))
 		}
 	}
-	err := call(func() C.chip_status { return run(&o) })
+	err := run(&o)
 	if st != nil && st.panicked != nil {
 		panic(st.panicked)
 	}
 	return err
 }
 
-// FitLayer fits a layer's class-by-channel importance on image files. It runs images x gates
-// forward passes; see FitOptions.Progress to follow or cancel it.
-func (m *Model) FitLayer(layer string, paths []string, opts *FitOptions) (*LayerFit, error) {
+// FitLayer fits a layer's class-by-channel importance on images of any kind (Files, Encoded,
+// Tensor). It runs images x gates forward passes; see FitOptions.Progress to follow or cancel it.
+func (m *Model) FitLayer(layer string, images Images, opts *FitOptions) (*LayerFit, error) {
 	p, err := m.ptr()
 	if err != nil {
 		return nil, err
@@ -109,33 +149,9 @@ func (m *Model) FitLayer(layer string, paths []string, opts *FitOptions) (*Layer
 	defer runtime.KeepAlive(m)
 	clayer := C.CString(layer)
 	defer C.free(unsafe.Pointer(clayer))
-	cpaths, free := cStrings(paths)
-	defer free()
 	var f *C.chip_layer_fit
-	err = fitCall(opts, func(o *C.chip_fit_options) C.chip_status {
-		return C.chip_fit_layer_paths(p, clayer, cpaths, C.size_t(len(paths)), o, &f)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return newLayerFit(f), nil
-}
-
-// FitLayerTensor fits a layer on n preprocessed images (n x 3 x H x W floats at the input size).
-func (m *Model) FitLayerTensor(layer string, data []float32, n int, opts *FitOptions) (*LayerFit, error) {
-	p, err := m.ptr()
-	if err != nil {
-		return nil, err
-	}
-	defer runtime.KeepAlive(m)
-	if n < 0 {
-		return nil, invalid("negative image count")
-	}
-	clayer := C.CString(layer)
-	defer C.free(unsafe.Pointer(clayer))
-	var f *C.chip_layer_fit
-	err = fitCall(opts, func(o *C.chip_fit_options) C.chip_status {
-		return C.chip_fit_layer_tensor(p, clayer, floatPtr(data), C.size_t(len(data)), C.size_t(n), o, &f)
+	err = fitCall(opts, func(o *C.chip_fit_options) error {
+		return images.withC(func(d *C.chip_images) C.chip_status { return C.chip_fit_layer(p, clayer, d, o, &f) })
 	})
 	if err != nil {
 		return nil, err

@@ -26,11 +26,13 @@ type ModelOptions struct {
 	// Intra-op threads per session; 0 lets ONNX Runtime choose.
 	Threads int
 	// Path of libonnxruntime.so; "" searches CHIP_ORT_LIB, beside libchip, beside the executable.
-	ORTLib string
+	// ONNX Runtime is loaded once per process; later values are ignored.
+	OrtLib string
 }
 
 func (o *ModelOptions) toC() (C.chip_model_options, func()) {
 	var c C.chip_model_options
+	c.struct_size = C.size_t(unsafe.Sizeof(c))
 	C.chip_model_options_default(&c)
 	free := func() {}
 	if o == nil {
@@ -41,8 +43,8 @@ func (o *ModelOptions) toC() (C.chip_model_options, func()) {
 	if o.Threads > 0 {
 		c.threads = C.size_t(o.Threads)
 	}
-	if o.ORTLib != "" {
-		s := C.CString(o.ORTLib)
+	if o.OrtLib != "" {
+		s := C.CString(o.OrtLib)
 		c.ort_lib = s
 		free = func() { C.free(unsafe.Pointer(s)) }
 	}
@@ -129,17 +131,17 @@ func (m *Model) NumClasses() (int, error) {
 }
 
 // InputSize is the model's input size in pixels.
-func (m *Model) InputSize() (width, height int, err error) {
+func (m *Model) InputSize() (Size, error) {
 	p, err := m.ptr()
 	if err != nil {
-		return 0, 0, err
+		return Size{}, err
 	}
 	defer runtime.KeepAlive(m)
-	var w, h C.size_t
-	if err := call(func() C.chip_status { return C.chip_model_input_size(p, &w, &h) }); err != nil {
-		return 0, 0, err
+	var s C.chip_size
+	if err := call(func() C.chip_status { return C.chip_model_input_size(p, &s) }); err != nil {
+		return Size{}, err
 	}
-	return int(w), int(h), nil
+	return sizeFromC(s), nil
 }
 
 // ClassLabel is the name of a class (its decimal id for models without labels).
@@ -181,22 +183,15 @@ func (m *Model) Layers() ([]Layer, error) {
 
 // tensorLen is the length of one preprocessed image, or 0 when unknown.
 func (m *Model) tensorLen() int {
-	w, h, err := m.InputSize()
+	s, err := m.InputSize()
 	if err != nil {
 		return 0
 	}
-	return 3 * w * h
-}
-
-// Image is a preprocessed image: 3 x H x W floats at the model's input size, and the size of the
-// original image the maps are scaled to.
-type Image struct {
-	Data                          []float32
-	OriginalWidth, OriginalHeight int
+	return 3 * s.Width * s.Height
 }
 
 // PreprocessFile decodes and preprocesses an image file as the model expects.
-func (m *Model) PreprocessFile(path string) (*Image, error) {
+func (m *Model) PreprocessFile(path string) (*Prepared, error) {
 	p, err := m.ptr()
 	if err != nil {
 		return nil, err
@@ -204,18 +199,18 @@ func (m *Model) PreprocessFile(path string) (*Image, error) {
 	defer runtime.KeepAlive(m)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	var w, h C.uint32_t
+	var size C.chip_size
 	data, err := getFloats(m.tensorLen(), func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
-		return C.chip_model_preprocess_file(p, cpath, buf, n, out, &w, &h)
+		return C.chip_model_preprocess_file(p, cpath, buf, n, out, &size)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Data: data, OriginalWidth: int(w), OriginalHeight: int(h)}, nil
+	return &Prepared{Data: data, Size: sizeFromC(size)}, nil
 }
 
 // PreprocessEncoded decodes and preprocesses an encoded image (PNG, JPEG, ...) held in memory.
-func (m *Model) PreprocessEncoded(encoded []byte) (*Image, error) {
+func (m *Model) PreprocessEncoded(encoded []byte) (*Prepared, error) {
 	p, err := m.ptr()
 	if err != nil {
 		return nil, err
@@ -225,14 +220,14 @@ func (m *Model) PreprocessEncoded(encoded []byte) (*Image, error) {
 	if len(encoded) > 0 {
 		ptr = (*C.uint8_t)(unsafe.Pointer(&encoded[0]))
 	}
-	var w, h C.uint32_t
+	var size C.chip_size
 	data, err := getFloats(m.tensorLen(), func(buf *C.float, n C.size_t, out *C.size_t) C.chip_status {
-		return C.chip_model_preprocess_encoded(p, ptr, C.size_t(len(encoded)), buf, n, out, &w, &h)
+		return C.chip_model_preprocess_encoded(p, ptr, C.size_t(len(encoded)), buf, n, out, &size)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Data: data, OriginalWidth: int(w), OriginalHeight: int(h)}, nil
+	return &Prepared{Data: data, Size: sizeFromC(size)}, nil
 }
 
 // Predict gives the class probabilities of n preprocessed images (data holds n x 3 x H x W floats):

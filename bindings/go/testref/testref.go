@@ -103,7 +103,7 @@ func CLI(root string) (string, error) {
 
 // CLIMap is one map of the command line tool's output.
 type CLIMap struct {
-	Box           *[4]uint32
+	Box           *[4]int // nil for no box
 	Width, Height int
 	Data          []float32
 }
@@ -127,8 +127,8 @@ type CLIResult struct {
 }
 
 type jsonMap struct {
-	Box *[4]uint32 `json:"box"`
-	Map *string    `json:"map"`
+	Box *[4]int `json:"box"`
+	Map *string `json:"map"`
 }
 
 // ExplainTop runs `chip explain --top k --json --save-map` on one image with fit files.
@@ -193,6 +193,10 @@ func explain(cli, model string, fits []string, image, outDir string, extra []str
 		}
 		if len(shape) != 2 {
 			return CLIMap{}, fmt.Errorf("%s: shape %v is not 2-D", *m.Map, shape)
+		}
+		// No box is null or all four corners -1.
+		if m.Box != nil && *m.Box == [4]int{-1, -1, -1, -1} {
+			m.Box = nil
 		}
 		return CLIMap{Box: m.Box, Width: shape[1], Height: shape[0], Data: data}, nil
 	}
@@ -295,7 +299,7 @@ func MaxAbsDiff(a, b []float32) float64 {
 
 // Localize is a second implementation of the method's localization: threshold the map at
 // t * max, keep the largest 8-connected region, return its bounding box (inclusive corners).
-func Localize(data []float32, width, height int, t float32) (box [4]uint32, found bool) {
+func Localize(data []float32, width, height int, t float32) (box [4]int, found bool) {
 	var mx float32
 	for _, v := range data {
 		if v != v {
@@ -342,7 +346,7 @@ func Localize(data []float32, width, height int, t float32) (box [4]uint32, foun
 		}
 		if size > best {
 			best = size
-			box = [4]uint32{uint32(x1), uint32(y1), uint32(x2), uint32(y2)}
+			box = [4]int{x1, y1, x2, y2}
 		}
 	}
 	return box, true

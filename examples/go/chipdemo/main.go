@@ -44,11 +44,11 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w, h, err := model.InputSize()
+	input, err := model.InputSize()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "model: %d classes, input %dx%d\n", classes, w, h)
+	fmt.Fprintf(out, "model: %d classes, input %dx%d\n", classes, input.Width, input.Height)
 
 	// The classes to fit: the photo's three most probable.
 	img, err := model.PreprocessFile(photo)
@@ -67,7 +67,7 @@ func run(args []string, out io.Writer) error {
 
 	opts := chip.DefaultFitOptions()
 	opts.Gates, opts.Seed, opts.Classes = 32, 0, order[:3]
-	fit, err := model.FitLayer(layer, fitPhotos, &opts)
+	fit, err := model.FitLayer(layer, chip.Files(fitPhotos...), &opts)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func run(args []string, out io.Writer) error {
 
 	eo := chip.DefaultExplainOptions()
 	eo.TopK = 3
-	x, err := explainer.ExplainFiles([]string{photo}, &eo)
+	x, err := explainer.Explain(chip.Files(photo), &eo)
 	if err != nil {
 		return err
 	}
@@ -105,11 +105,12 @@ func run(args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "top%d: %d %s %.6f\n", k+1, c.Class, label, float64(c.Probability))
 	}
-	box, found, err := x.Box(0, 0, 0)
+	// No box is all corners -1.
+	box, err := x.Box(0, 0, 0)
 	if err != nil {
 		return err
 	}
-	if found {
+	if box.Found() {
 		fmt.Fprintf(out, "box: %d %d %d %d\n", box.X1, box.Y1, box.X2, box.Y2)
 	} else {
 		fmt.Fprintf(out, "box: none\n")

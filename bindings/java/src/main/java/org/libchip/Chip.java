@@ -1,13 +1,11 @@
 package org.libchip;
 
 import com.sun.jna.ptr.DoubleByReference;
-import com.sun.jna.ptr.IntByReference;
-import java.util.Optional;
 
 /** Library-wide functions of libchip. */
 public final class Chip {
     /** The C ABI version this binding was written for. */
-    public static final int ABI_VERSION = 1;
+    public static final int ABI_VERSION = 2;
 
     private Chip() {}
 
@@ -22,18 +20,17 @@ public final class Chip {
     }
 
     /**
-     * The box of the largest 8-connected region of {map >= threshold * max}; empty when the map has
-     * no positive value or holds NaN.
+     * The box of the largest 8-connected region of {map >= threshold * max}; {@link Box#NONE} when
+     * the map has no positive value or holds NaN.
      */
-    public static Optional<Box> localize(ChipMap map, float threshold) {
+    public static Box localize(ChipMap map, float threshold) {
         ChipLibrary.CBox box = new ChipLibrary.CBox();
-        IntByReference found = new IntByReference();
         Native.check(Native.LIB.chip_localize(map.data().length == 0 ? null : map.data(), Native.size(map.width()),
-                Native.size(map.height()), threshold, box, found));
-        return found.getValue() != 0 ? Optional.of(Box.of(box)) : Optional.empty();
+                Native.size(map.height()), threshold, box));
+        return Box.of(box);
     }
 
-    /** Intersection over union of two boxes (inclusive corners), in 0..1. */
+    /** Intersection over union of two boxes (inclusive corners), in 0..1; 0 when either is {@link Box#NONE}. */
     public static double iou(Box a, Box b) {
         DoubleByReference out = new DoubleByReference();
         Native.check(Native.LIB.chip_iou(a.toC(), b.toC(), out));

@@ -9,7 +9,6 @@ import com.sun.jna.Structure;
 import com.sun.jna.ptr.ByReference;
 import com.sun.jna.ptr.DoubleByReference;
 import com.sun.jna.ptr.FloatByReference;
-import com.sun.jna.ptr.IntByReference;
 import com.sun.jna.ptr.PointerByReference;
 import java.util.Map;
 
@@ -90,6 +89,25 @@ interface ChipLibrary extends Library {
         public int original_size;
     }
 
+    @Structure.FieldOrder({"width", "height"})
+    final class CSize extends Structure {
+        public int width; // uint32_t; sides are at most 16384
+        public int height;
+    }
+
+    @Structure.FieldOrder({"struct_size", "kind", "count", "paths", "data", "lens", "tensor", "tensor_len", "sizes"})
+    final class CImages extends Structure {
+        public SizeT struct_size;
+        public int kind;
+        public SizeT count;
+        public Pointer paths;
+        public Pointer data;
+        public Pointer lens;
+        public Pointer tensor;
+        public SizeT tensor_len;
+        public Pointer sizes;
+    }
+
     @Structure.FieldOrder({"x1", "y1", "x2", "y2"})
     final class CBox extends Structure {
         public int x1;
@@ -120,7 +138,7 @@ interface ChipLibrary extends Library {
 
     int chip_model_num_classes(Pointer model, SizeTByReference out);
 
-    int chip_model_input_size(Pointer model, SizeTByReference width, SizeTByReference height);
+    int chip_model_input_size(Pointer model, CSize out);
 
     int chip_model_class_label(Pointer model, SizeT cls, byte[] buf, SizeT len, SizeTByReference outLen);
 
@@ -130,19 +148,31 @@ interface ChipLibrary extends Library {
             SizeTByReference channels, SizeTByReference height, SizeTByReference width);
 
     int chip_model_preprocess_file(Pointer model, String path, float[] buf, SizeT len, SizeTByReference outLen,
-            IntByReference width, IntByReference height);
+            CSize outSize);
 
     int chip_model_preprocess_encoded(Pointer model, byte[] data, SizeT dataLen, float[] buf, SizeT len,
-            SizeTByReference outLen, IntByReference width, IntByReference height);
+            SizeTByReference outLen, CSize outSize);
 
     int chip_model_predict(Pointer model, float[] data, SizeT len, SizeT n, float[] probs, SizeT probsLen,
             SizeTByReference outLen);
 
-    int chip_fit_layer_paths(Pointer model, String layer, String[] paths, SizeT count, CFitOptions opts,
-            PointerByReference out);
+    int chip_fit_layer(Pointer model, String layer, CImages images, CFitOptions opts, PointerByReference out);
 
-    int chip_fit_layer_tensor(Pointer model, String layer, float[] data, SizeT len, SizeT n, CFitOptions opts,
-            PointerByReference out);
+    int chip_collect_stats(Pointer model, String layer, CImages images, CFitOptions opts, PointerByReference out);
+
+    int chip_stats_merge(Pointer into, Pointer other);
+
+    int chip_solve(Pointer model, Pointer stats, CFitOptions opts, PointerByReference out);
+
+    int chip_stats_save(Pointer stats, String path);
+
+    int chip_stats_load(String path, PointerByReference out);
+
+    int chip_stats_image_count(Pointer stats, SizeTByReference out);
+
+    int chip_stats_layer_name(Pointer stats, byte[] buf, SizeT len, SizeTByReference outLen);
+
+    void chip_stats_free(Pointer stats);
 
     int chip_layer_fit_save(Pointer fit, String path);
 
@@ -166,19 +196,13 @@ interface ChipLibrary extends Library {
 
     int chip_explainer_layer_name(Pointer explainer, SizeT index, byte[] buf, SizeT len, SizeTByReference outLen);
 
-    int chip_explain_tensor(Pointer explainer, float[] data, SizeT len, SizeT n, int[] sizes, CExplainOptions opts,
-            PointerByReference out);
-
-    int chip_explain_encoded(Pointer explainer, Pointer[] images, SizeT[] lens, SizeT n, CExplainOptions opts,
-            PointerByReference out);
-
-    int chip_explain_files(Pointer explainer, String[] paths, SizeT n, CExplainOptions opts, PointerByReference out);
+    int chip_explain(Pointer explainer, CImages images, CExplainOptions opts, PointerByReference out);
 
     void chip_explanation_free(Pointer explanation);
 
     int chip_explanation_image_count(Pointer explanation, SizeTByReference out);
 
-    int chip_explanation_image_size(Pointer explanation, SizeT image, IntByReference width, IntByReference height);
+    int chip_explanation_image_size(Pointer explanation, SizeT image, CSize out);
 
     int chip_explanation_probabilities(Pointer explanation, SizeT image, float[] buf, SizeT len,
             SizeTByReference outLen);
@@ -195,16 +219,14 @@ interface ChipLibrary extends Library {
 
     int chip_explanation_layer_count(Pointer explanation, SizeTByReference out);
 
-    int chip_explanation_map_size(Pointer explanation, SizeT image, SizeT index, SizeT layer, SizeTByReference width,
-            SizeTByReference height);
+    int chip_explanation_map_size(Pointer explanation, SizeT image, SizeT index, SizeT layer, CSize out);
 
     int chip_explanation_map(Pointer explanation, SizeT image, SizeT index, SizeT layer, float[] buf, SizeT len,
             SizeTByReference outLen);
 
-    int chip_explanation_box(Pointer explanation, SizeT image, SizeT index, SizeT layer, CBox box,
-            IntByReference found);
+    int chip_explanation_box(Pointer explanation, SizeT image, SizeT index, SizeT layer, CBox box);
 
-    int chip_localize(float[] map, SizeT width, SizeT height, float threshold, CBox box, IntByReference found);
+    int chip_localize(float[] map, SizeT width, SizeT height, float threshold, CBox box);
 
     int chip_iou(CBox a, CBox b, DoubleByReference out);
 }

@@ -8,6 +8,11 @@ public record ChipMap(int width, int height, float[] data) {
         }
     }
 
+    /** The map's size. */
+    public Size size() {
+        return new Size(width, height);
+    }
+
     /** The value at column x, row y. */
     public float at(int x, int y) {
         return data[y * width + x];

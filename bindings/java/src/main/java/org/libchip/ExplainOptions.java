@@ -10,6 +10,7 @@ public final class ExplainOptions {
 
     public ExplainOptions() {
         ChipLibrary.CExplainOptions c = new ChipLibrary.CExplainOptions();
+        c.struct_size = Native.size(c.size());
         Native.check(Native.LIB.chip_explain_options_default(c));
         topK = c.top_k.longValue();
         refined = c.refined != 0;
@@ -61,6 +62,7 @@ public final class ExplainOptions {
             throw Native.invalid("topK is negative");
         }
         ChipLibrary.CExplainOptions c = new ChipLibrary.CExplainOptions();
+        c.struct_size = Native.size(c.size());
         Native.check(Native.LIB.chip_explain_options_default(c));
         c.top_k = Native.size(topK);
         com.sun.jna.Memory ids = FitOptions.sizeArray(classes);

@@ -1,9 +1,7 @@
 package org.libchip;
 
-import com.sun.jna.Memory;
 import com.sun.jna.Pointer;
 import com.sun.jna.ptr.PointerByReference;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.libchip.ChipLibrary.SizeT;
@@ -61,76 +59,15 @@ public final class Explainer extends NativeHandle {
         });
     }
 
-    /** Explains image files. */
-    public Explanation explainFiles(List<Path> photos, ExplainOptions options) {
-        String[] paths = photos.stream().map(Path::toString).toArray(String[]::new);
+    /** Explains images of any kind. */
+    public Explanation explain(Images images, ExplainOptions options) {
         Object[] keep = new Object[1];
         ChipLibrary.CExplainOptions o = options.toC(keep);
-        return use(p -> {
+        return use(p -> images.withC(d -> {
             PointerByReference out = new PointerByReference();
-            Native.check(Native.LIB.chip_explain_files(p, paths.length == 0 ? null : paths, Native.size(paths.length), o, out));
+            Native.check(Native.LIB.chip_explain(p, d, o, out));
             java.lang.ref.Reference.reachabilityFence(keep);
             return new Explanation(out.getValue());
-        });
-    }
-
-    /** Explains encoded images (PNG, JPEG, BMP, TIFF, WebP) held in memory. */
-    public Explanation explainEncoded(List<byte[]> images, ExplainOptions options) {
-        int n = images.size();
-        Pointer[] ptrs = new Pointer[n];
-        SizeT[] lens = new SizeT[n];
-        Memory[] mems = new Memory[n];
-        for (int i = 0; i < n; i++) {
-            byte[] img = images.get(i);
-            if (img.length > 0) {
-                mems[i] = new Memory(img.length);
-                mems[i].write(0, img, 0, img.length);
-            }
-            ptrs[i] = mems[i];
-            lens[i] = Native.size(img.length);
-        }
-        Object[] keep = new Object[1];
-        ChipLibrary.CExplainOptions o = options.toC(keep);
-        return use(p -> {
-            PointerByReference out = new PointerByReference();
-            Native.check(Native.LIB.chip_explain_encoded(p, n == 0 ? null : ptrs, n == 0 ? null : lens, Native.size(n), o, out));
-            java.lang.ref.Reference.reachabilityFence(keep);
-            java.lang.ref.Reference.reachabilityFence(mems);
-            return new Explanation(out.getValue());
-        });
-    }
-
-    /**
-     * Explains n preprocessed images (n x 3 x H x W floats at the model's input size). sizes holds
-     * each image's original {width, height}, the size maps are scaled to, or is null for the input size.
-     */
-    public Explanation explainTensor(float[] data, int n, int[][] sizes, ExplainOptions options) {
-        if (n < 0) {
-            throw Native.invalid("negative image count");
-        }
-        int[] flat = null;
-        if (sizes != null) {
-            if (sizes.length != n) {
-                throw Native.invalid(sizes.length + " sizes for " + n + " images");
-            }
-            flat = new int[2 * n];
-            for (int i = 0; i < n; i++) {
-                if (sizes[i].length != 2) {
-                    throw Native.invalid("size " + i + " is not {width, height}");
-                }
-                flat[2 * i] = sizes[i][0];
-                flat[2 * i + 1] = sizes[i][1];
-            }
-        }
-        int[] csizes = flat != null && flat.length > 0 ? flat : null;
-        Object[] keep = new Object[1];
-        ChipLibrary.CExplainOptions o = options.toC(keep);
-        return use(p -> {
-            PointerByReference out = new PointerByReference();
-            Native.check(Native.LIB.chip_explain_tensor(p, data.length == 0 ? null : data, Native.size(data.length),
-                    Native.size(n), csizes, o, out));
-            java.lang.ref.Reference.reachabilityFence(keep);
-            return new Explanation(out.getValue());
-        });
+        }));
     }
 }

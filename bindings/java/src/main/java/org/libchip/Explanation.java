@@ -2,10 +2,8 @@ package org.libchip;
 
 import com.sun.jna.Pointer;
 import com.sun.jna.ptr.FloatByReference;
-import com.sun.jna.ptr.IntByReference;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import org.libchip.ChipLibrary.SizeT;
 import org.libchip.ChipLibrary.SizeTByReference;
 
@@ -43,13 +41,12 @@ public final class Explanation extends NativeHandle {
         });
     }
 
-    /** The original size of an image, {width, height}. */
-    public int[] imageSize(int image) {
+    /** The original size of an image. */
+    public Size imageSize(int image) {
         return use(p -> {
-            IntByReference w = new IntByReference();
-            IntByReference h = new IntByReference();
-            Native.check(Native.LIB.chip_explanation_image_size(p, Native.index(image), w, h));
-            return new int[] {w.getValue(), h.getValue()};
+            ChipLibrary.CSize s = new ChipLibrary.CSize();
+            Native.check(Native.LIB.chip_explanation_image_size(p, Native.index(image), s));
+            return Size.of(s);
         });
     }
 
@@ -97,24 +94,22 @@ public final class Explanation extends NativeHandle {
             SizeT img = Native.index(image);
             SizeT idx = Native.index(index);
             SizeT lay = layerIndex(layer);
-            SizeTByReference w = new SizeTByReference();
-            SizeTByReference h = new SizeTByReference();
-            Native.check(Native.LIB.chip_explanation_map_size(p, img, idx, lay, w, h));
-            int width = Math.toIntExact(w.getValue());
-            int height = Math.toIntExact(h.getValue());
+            ChipLibrary.CSize s = new ChipLibrary.CSize();
+            Native.check(Native.LIB.chip_explanation_map_size(p, img, idx, lay, s));
+            int width = s.width;
+            int height = s.height;
             float[] data = Native.getFloats((long) width * height, (buf, len, out) ->
                     Native.LIB.chip_explanation_map(p, img, idx, lay, buf, len, out));
             return new ChipMap(width, height, data);
         });
     }
 
-    /** The localization box of a map; empty when the map has no positive value. */
-    public Optional<Box> box(int image, int index, int layer) {
+    /** The localization box of a map; {@link Box#NONE} when the map has no positive value. */
+    public Box box(int image, int index, int layer) {
         return use(p -> {
             ChipLibrary.CBox box = new ChipLibrary.CBox();
-            IntByReference found = new IntByReference();
-            Native.check(Native.LIB.chip_explanation_box(p, Native.index(image), Native.index(index), layerIndex(layer), box, found));
-            return found.getValue() != 0 ? Optional.of(Box.of(box)) : Optional.<Box>empty();
+            Native.check(Native.LIB.chip_explanation_box(p, Native.index(image), Native.index(index), layerIndex(layer), box));
+            return Box.of(box);
         });
     }
 }

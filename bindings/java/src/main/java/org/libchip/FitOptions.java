@@ -15,11 +15,15 @@ public final class FitOptions {
     private long maxIter;
     private double rho;
     private int[] classes = new int[0];
+    private Target target;
+    private boolean intercept;
+    private boolean nonneg;
+    private long augment;
+    private long mosaics;
     private ProgressListener progress;
 
     public FitOptions() {
-        ChipLibrary.CFitOptions c = new ChipLibrary.CFitOptions();
-        Native.check(Native.LIB.chip_fit_options_default(c));
+        ChipLibrary.CFitOptions c = defaults();
         gates = c.gates.longValue();
         lambdaRel = c.lambda_rel;
         sigma2Rel = c.sigma2_rel;
@@ -28,6 +32,18 @@ public final class FitOptions {
         imageBatch = c.image_batch.longValue();
         maxIter = c.max_iter.longValue();
         rho = c.rho;
+        target = Target.of(c.target);
+        intercept = c.intercept != 0;
+        nonneg = c.nonneg != 0;
+        augment = c.augment.longValue();
+        mosaics = c.mosaics.longValue();
+    }
+
+    private static ChipLibrary.CFitOptions defaults() {
+        ChipLibrary.CFitOptions c = new ChipLibrary.CFitOptions();
+        c.struct_size = Native.size(c.size());
+        Native.check(Native.LIB.chip_fit_options_default(c));
+        return c;
     }
 
     /** Number of random gate vectors. */
@@ -82,6 +98,39 @@ public final class FitOptions {
         return this;
     }
 
+    /** What each class's linear model regresses. */
+    public FitOptions target(Target target) {
+        this.target = java.util.Objects.requireNonNull(target, "target");
+        return this;
+    }
+
+    /** An unpenalised per-class intercept. */
+    public FitOptions intercept(boolean intercept) {
+        this.intercept = intercept;
+        return this;
+    }
+
+    /** Weights constrained to be &gt;= 0. */
+    public FitOptions nonneg(boolean nonneg) {
+        this.nonneg = nonneg;
+        return this;
+    }
+
+    /** Augmented views (random resized crops and flips) per image. */
+    public FitOptions augment(long augment) {
+        this.augment = augment;
+        return this;
+    }
+
+    /**
+     * 2x2 mosaics per image, tiled from four of the images of one call: only with 0 do merged
+     * statistics of several shards equal one fit over all their images.
+     */
+    public FitOptions mosaics(long mosaics) {
+        this.mosaics = mosaics;
+        return this;
+    }
+
     /** Progress listener, or null. */
     public FitOptions progress(ProgressListener progress) {
         this.progress = progress;
@@ -104,15 +153,22 @@ public final class FitOptions {
         return seed;
     }
 
+    public Target target() {
+        return target;
+    }
+
+    public long mosaics() {
+        return mosaics;
+    }
+
     /** Fills the C options, runs the fit and rethrows what the listener threw. */
     <T> T run(Function<ChipLibrary.CFitOptions, T> fit) {
-        for (long v : new long[] {gates, gateBatch, imageBatch, maxIter}) {
+        for (long v : new long[] {gates, gateBatch, imageBatch, maxIter, augment, mosaics}) {
             if (v < 0) {
                 throw Native.invalid("a count in the fit options is negative");
             }
         }
-        ChipLibrary.CFitOptions c = new ChipLibrary.CFitOptions();
-        Native.check(Native.LIB.chip_fit_options_default(c));
+        ChipLibrary.CFitOptions c = defaults();
         c.gates = Native.size(gates);
         c.lambda_rel = lambdaRel;
         c.sigma2_rel = sigma2Rel;
@@ -121,6 +177,11 @@ public final class FitOptions {
         c.image_batch = Native.size(imageBatch);
         c.max_iter = Native.size(maxIter);
         c.rho = rho;
+        c.target = target.code;
+        c.intercept = intercept ? 1 : 0;
+        c.nonneg = nonneg ? 1 : 0;
+        c.augment = Native.size(augment);
+        c.mosaics = Native.size(mosaics);
         Memory ids = sizeArray(classes);
         c.classes = ids;
         c.class_count = Native.size(classes.length);

@@ -1,7 +1,6 @@
 package org.libchip;
 
 import com.sun.jna.Memory;
-import com.sun.jna.ptr.IntByReference;
 import com.sun.jna.ptr.PointerByReference;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -52,13 +51,12 @@ public final class Model extends NativeHandle {
         });
     }
 
-    /** The input size in pixels, {width, height}. */
-    public int[] inputSize() {
+    /** The input size in pixels (the size of {@link Images#tensor} images). */
+    public Size inputSize() {
         return use(p -> {
-            SizeTByReference w = new SizeTByReference();
-            SizeTByReference h = new SizeTByReference();
-            Native.check(Native.LIB.chip_model_input_size(p, w, h));
-            return new int[] {Math.toIntExact(w.getValue()), Math.toIntExact(h.getValue())};
+            ChipLibrary.CSize s = new ChipLibrary.CSize();
+            Native.check(Native.LIB.chip_model_input_size(p, s));
+            return Size.of(s);
         });
     }
 
@@ -89,30 +87,28 @@ public final class Model extends NativeHandle {
     }
 
     private long tensorLength() {
-        int[] s = inputSize();
-        return 3L * s[0] * s[1];
+        Size s = inputSize();
+        return 3L * s.width() * s.height();
     }
 
-    /** Decodes and preprocesses an image file as the model expects. */
-    public PreprocessedImage preprocess(Path path) {
+    /** Decodes and preprocesses an image file as the model expects, for {@link Images#tensor}. */
+    public Prepared preprocess(Path path) {
         return use(p -> {
-            IntByReference w = new IntByReference();
-            IntByReference h = new IntByReference();
+            ChipLibrary.CSize size = new ChipLibrary.CSize();
             float[] data = Native.getFloats(tensorLength(), (buf, len, out) ->
-                    Native.LIB.chip_model_preprocess_file(p, path.toString(), buf, len, out, w, h));
-            return new PreprocessedImage(data, w.getValue(), h.getValue());
+                    Native.LIB.chip_model_preprocess_file(p, path.toString(), buf, len, out, size));
+            return new Prepared(data, Size.of(size));
         });
     }
 
     /** Decodes and preprocesses an encoded image (PNG, JPEG, ...) held in memory. */
-    public PreprocessedImage preprocess(byte[] encoded) {
+    public Prepared preprocess(byte[] encoded) {
         return use(p -> {
-            IntByReference w = new IntByReference();
-            IntByReference h = new IntByReference();
+            ChipLibrary.CSize size = new ChipLibrary.CSize();
             float[] data = Native.getFloats(tensorLength(), (buf, len, out) ->
                     Native.LIB.chip_model_preprocess_encoded(p, encoded.length == 0 ? null : encoded,
-                            Native.size(encoded.length), buf, len, out, w, h));
-            return new PreprocessedImage(data, w.getValue(), h.getValue());
+                            Native.size(encoded.length), buf, len, out, size));
+            return new Prepared(data, Size.of(size));
         });
     }
 
@@ -133,34 +129,40 @@ public final class Model extends NativeHandle {
     }
 
     /**
-     * Fits a layer's class-by-channel importance on image files. Runs images x gates forward passes;
-     * see {@link FitOptions#progress} to follow or cancel it.
+     * Fits a layer's class-by-channel importance on images of any kind. Runs images x gates forward
+     * passes; see {@link FitOptions#progress} to follow or cancel it.
      */
-    public LayerFit fitLayer(String layer, List<Path> photos, FitOptions options) {
-        String[] paths = photos.stream().map(Path::toString).toArray(String[]::new);
-        return use(p -> options.run(o -> {
+    public LayerFit fitLayer(String layer, Images images, FitOptions options) {
+        return use(p -> options.run(o -> images.withC(d -> {
             PointerByReference out = new PointerByReference();
-            int st = Native.LIB.chip_fit_layer_paths(p, layer, paths.length == 0 ? null : paths,
-                    Native.size(paths.length), o, out);
-            return st == 0 ? new LayerFit(out.getValue()) : failed(st);
-        }));
+            Native.check(Native.LIB.chip_fit_layer(p, layer, d, o, out));
+            return new LayerFit(out.getValue());
+        })));
     }
 
-    /** Fits a layer on n preprocessed images (n x 3 x H x W floats at the model's input size). */
-    public LayerFit fitLayer(String layer, float[] data, int n, FitOptions options) {
-        if (n < 0) {
-            throw Native.invalid("negative image count");
-        }
-        return use(p -> options.run(o -> {
+    /**
+     * Collects the statistics of a layer on the images of one shard (see {@link Stats}). Of the
+     * options, the gates, seed, sigma2Rel, target, views and mosaics are used; lambdaRel, rho, maxIter
+     * and the classes are not.
+     */
+    public Stats collectStats(String layer, Images images, FitOptions options) {
+        return use(p -> options.run(o -> images.withC(d -> {
             PointerByReference out = new PointerByReference();
-            int st = Native.LIB.chip_fit_layer_tensor(p, layer, data.length == 0 ? null : data,
-                    Native.size(data.length), Native.size(n), o, out);
-            return st == 0 ? new LayerFit(out.getValue()) : failed(st);
-        }));
+            Native.check(Native.LIB.chip_collect_stats(p, layer, d, o, out));
+            return new Stats(out.getValue());
+        })));
     }
 
-    private static LayerFit failed(int status) {
-        Native.check(status);
-        throw new AssertionError();
+    /**
+     * Solves statistics into a fit of their layer. Of the options, lambdaRel, rho, maxIter, the
+     * classes, the objective (target, which must be the one collected with, intercept, nonneg) and
+     * the progress listener are used.
+     */
+    public LayerFit solve(Stats stats, FitOptions options) {
+        return use(p -> stats.use(sp -> options.run(o -> {
+            PointerByReference out = new PointerByReference();
+            Native.check(Native.LIB.chip_solve(p, sp, o, out));
+            return new LayerFit(out.getValue());
+        })));
     }
 }

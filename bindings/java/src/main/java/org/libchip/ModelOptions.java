@@ -33,7 +33,10 @@ public final class ModelOptions {
         return this;
     }
 
-    /** Path of libonnxruntime.so; null searches CHIP_ORT_LIB, beside libchip, beside the executable. */
+    /**
+     * Path of libonnxruntime.so; null searches CHIP_ORT_LIB, beside libchip, beside the executable.
+     * ONNX Runtime is loaded once per process; later values are ignored.
+     */
     public ModelOptions ortLib(Path ortLib) {
         this.ortLib = ortLib;
         return this;
@@ -41,6 +44,7 @@ public final class ModelOptions {
 
     ChipLibrary.CModelOptions toC(com.sun.jna.Memory[] keep) {
         ChipLibrary.CModelOptions c = new ChipLibrary.CModelOptions();
+        c.struct_size = Native.size(c.size());
         Native.check(Native.LIB.chip_model_options_default(c));
         c.device = device.code;
         c.device_id = deviceId;

@@ -16,7 +16,6 @@ import java.util.Collections;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -51,8 +50,8 @@ class ChipTest {
                     progress.add(new long[] {kind.ordinal(), done, total});
                     return true;
                 });
-        fit = model.fitLayer(lastName, Reference.fitPhotos(), opts);
-        shallow = model.fitLayer(Reference.SHALLOW_LAYER, Reference.fitPhotos(), opts.progress(null));
+        fit = model.fitLayer(lastName, Images.files(Reference.fitPhotos()), opts);
+        shallow = model.fitLayer(Reference.SHALLOW_LAYER, Images.files(Reference.fitPhotos()), opts.progress(null));
         fitPath = tmp.resolve("last.chip");
         shallowPath = tmp.resolve("shallow.chip");
         fit.save(fitPath);
@@ -96,7 +95,7 @@ class ChipTest {
     @Test
     void modelInfo() throws Exception {
         assertEquals(1000, model.numClasses());
-        assertArrayEquals(new int[] {224, 224}, model.inputSize());
+        assertEquals(new Size(224, 224), model.inputSize());
         List<String> labels = Files.readAllLines(Reference.model().resolveSibling("imagenet_classes.txt"));
         for (int c : new int[] {0, 285, 500, 999}) {
             assertEquals(labels.get(c).strip(), model.classLabel(c));
@@ -190,11 +189,11 @@ class ChipTest {
     void explainMatchesCli() throws Exception {
         Path cli = cliOrSkip();
         try (Explainer e = Explainer.create(model, shallow, fit);
-                Explanation x = e.explainFiles(List.of(Reference.photo()), new ExplainOptions().refined(true))) {
+                Explanation x = e.explain(Images.files(Reference.photo()), new ExplainOptions().refined(true))) {
             assertEquals(List.of(Reference.SHALLOW_LAYER, lastName), e.layerNames());
             Reference.CliResult ref = Reference.explain(cli, List.of(shallowPath, fitPath), Reference.photo(),
                     tmp.resolve("cli-explain"), true);
-            assertArrayEquals(new int[] {ref.width(), ref.height()}, x.imageSize(0));
+            assertEquals(new Size(ref.width(), ref.height()), x.imageSize(0));
             List<ClassProbability> top = x.top(0);
             assertEquals(ref.top().size(), top.size());
             for (int i = 0; i < top.size(); i++) {
@@ -215,10 +214,9 @@ class ChipTest {
                 double d = Reference.maxAbsDiff(m.data(), want.data());
                 assertTrue(d <= 1e-5, "layer " + layer + ": maps differ by " + d);
                 assertTrue(m.max() > 0);
-                Optional<Box> box = x.box(0, 0, layer);
-                assertTrue(box.isPresent());
+                Box b = x.box(0, 0, layer);
+                assertTrue(b.found());
                 assertNotNull(want.box());
-                Box b = box.get();
                 assertArrayEquals(want.box(), new int[] {b.x1(), b.y1(), b.x2(), b.y2()}, "layer " + layer);
             }
         }
@@ -227,7 +225,7 @@ class ChipTest {
     @Test
     void refinedIsProductOfMaps() {
         try (Explainer e = Explainer.create(model, shallow, fit);
-                Explanation x = e.explainFiles(List.of(Reference.photo()), new ExplainOptions().refined(true))) {
+                Explanation x = e.explain(Images.files(Reference.photo()), new ExplainOptions().refined(true))) {
             ChipMap a = x.map(0, 0, 0);
             ChipMap b = x.map(0, 0, 1);
             ChipMap r = x.map(0, 0, Explanation.REFINED);
@@ -238,12 +236,12 @@ class ChipTest {
             assertTrue(Reference.maxAbsDiff(prod, r.data()) <= 1e-5 * a.max() * b.max());
         }
         try (Explainer e = Explainer.create(model, fit)) {
-            try (Explanation plain = e.explainFiles(List.of(Reference.photo()), new ExplainOptions())) {
+            try (Explanation plain = e.explain(Images.files(Reference.photo()), new ExplainOptions())) {
                 assertStatus(Status.INVALID_ARGUMENT, () -> plain.map(0, 0, Explanation.REFINED));
             }
             // One layer is not enough.
             assertStatus(Status.INVALID_ARGUMENT,
-                    () -> e.explainFiles(List.of(Reference.photo()), new ExplainOptions().refined(true)));
+                    () -> e.explain(Images.files(Reference.photo()), new ExplainOptions().refined(true)));
         }
     }
 
@@ -252,14 +250,13 @@ class ChipTest {
     void explainInputsAgree() throws Exception {
         ExplainOptions opts = new ExplainOptions().classes(285, 281);
         byte[] bytes = Files.readAllBytes(Reference.photo());
-        PreprocessedImage img = model.preprocess(Reference.photo());
+        Prepared img = model.preprocess(Reference.photo());
         assertEquals(3 * 224 * 224, img.data().length);
         assertArrayEquals(img.data(), model.preprocess(bytes).data());
         try (Explainer e = Explainer.create(model, fit);
-                Explanation file = e.explainFiles(List.of(Reference.photo()), opts);
-                Explanation enc = e.explainEncoded(List.of(bytes), opts);
-                Explanation tensor = e.explainTensor(img.data(), 1,
-                        new int[][] {{img.originalWidth(), img.originalHeight()}}, opts)) {
+                Explanation file = e.explain(Images.files(Reference.photo()), opts);
+                Explanation enc = e.explain(Images.encoded(bytes), opts);
+                Explanation tensor = e.explain(Images.tensor(img.data(), 1, List.of(img.size())), opts)) {
             for (Explanation x : List.of(enc, tensor)) {
                 assertEquals(List.of(285, 281), x.classes(0).stream().map(ClassProbability::classId).toList());
                 for (int idx = 0; idx < 2; idx++) {
@@ -270,9 +267,8 @@ class ChipTest {
                 }
             }
             ChipMap m = file.map(0, 0, 0);
-            assertEquals(img.originalWidth(), m.width());
-            assertEquals(img.originalHeight(), m.height());
-            try (Explanation small = e.explainFiles(List.of(Reference.photo()), opts.originalSize(false))) {
+            assertEquals(img.size(), m.size());
+            try (Explanation small = e.explain(Images.files(Reference.photo()), opts.originalSize(false))) {
                 ChipMap s = small.map(0, 0, 0);
                 assertEquals(224, s.width());
                 assertEquals(224, s.height());
@@ -284,7 +280,7 @@ class ChipTest {
     void predictionsAndTop() {
         Path coffee = Reference.root().resolve("data/images/skimage/coffee.png");
         List<Path> photos = List.of(Reference.photo(), coffee);
-        try (Explainer e = Explainer.create(model, fit); Explanation x = e.explainFiles(photos, new ExplainOptions())) {
+        try (Explainer e = Explainer.create(model, fit); Explanation x = e.explain(Images.files(photos), new ExplainOptions())) {
             assertEquals(2, x.imageCount());
             for (int i = 0; i < 2; i++) {
                 float[] pred = model.predict(model.preprocess(photos.get(i)).data(), 1)[0];
@@ -317,10 +313,11 @@ class ChipTest {
     void localization() {
         try (Explainer e = Explainer.create(model, fit)) {
             for (float t : new float[] {0.25f, 0.5f}) {
-                try (Explanation x = e.explainFiles(List.of(Reference.photo()), new ExplainOptions().threshold(t))) {
+                try (Explanation x = e.explain(Images.files(Reference.photo()), new ExplainOptions().threshold(t))) {
                     ChipMap m = x.map(0, 0, 0);
-                    Box box = x.box(0, 0, 0).orElseThrow();
-                    assertEquals(Optional.of(box), Chip.localize(m, t));
+                    Box box = x.box(0, 0, 0);
+                    assertTrue(box.found());
+                    assertEquals(box, Chip.localize(m, t));
                     assertArrayEquals(Reference.localize(m.data(), m.width(), m.height(), t),
                             new int[] {box.x1(), box.y1(), box.x2(), box.y2()});
                 }
@@ -338,10 +335,17 @@ class ChipTest {
                 d[y * 10 + x] = 1;
             }
         }
-        assertEquals(Optional.of(new Box(5, 4, 8, 6)), Chip.localize(new ChipMap(10, 8, d), 0.4f));
-        assertEquals(Optional.empty(), Chip.localize(new ChipMap(3, 3, new float[9]), 0.25f));
+        assertEquals(new Box(5, 4, 8, 6), Chip.localize(new ChipMap(10, 8, d), 0.4f));
+        Box none = Chip.localize(new ChipMap(3, 3, new float[9]), 0.25f);
+        assertEquals(Box.NONE, none);
+        assertFalse(none.found());
         assertEquals(25.0 / 175.0, Chip.iou(new Box(0, 0, 9, 9), new Box(5, 5, 14, 14)), 1e-12);
         assertEquals(1.0, Chip.iou(new Box(5, 4, 8, 6), new Box(5, 4, 8, 6)));
+        // No box overlaps nothing, itself included; other negative corners are refused.
+        assertEquals(0.0, Chip.iou(Box.NONE, new Box(5, 4, 8, 6)));
+        assertEquals(0.0, Chip.iou(new Box(5, 4, 8, 6), Box.NONE));
+        assertEquals(0.0, Chip.iou(Box.NONE, Box.NONE));
+        assertStatus(Status.INVALID_ARGUMENT, () -> Chip.iou(new Box(-2, 0, 3, 3), new Box(0, 0, 3, 3)));
     }
 
     @Test
@@ -352,16 +356,16 @@ class ChipTest {
             return false;
         });
         List<Path> four = Reference.fitPhotos().subList(0, 4);
-        assertStatus(Status.CANCELLED, () -> model.fitLayer(lastName, four, opts));
+        assertStatus(Status.CANCELLED, () -> model.fitLayer(lastName, Images.files(four), opts));
         assertEquals(1, calls[0]);
         // In a later stage too.
         opts.progress((k, done, total) -> k != ProgressKind.SUFFIX_RUNS);
-        assertStatus(Status.CANCELLED, () -> model.fitLayer(lastName, four, opts));
+        assertStatus(Status.CANCELLED, () -> model.fitLayer(lastName, Images.files(four), opts));
         // A throwing listener cancels the fit and its exception reaches the caller.
         opts.progress((k, done, total) -> {
             throw new IllegalStateException("boom");
         });
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.fitLayer(lastName, four, opts));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.fitLayer(lastName, Images.files(four), opts));
         assertEquals("boom", e.getMessage());
         assertEquals(Status.CANCELLED, ((ChipException) e.getSuppressed()[0]).status());
         assertEquals(1000, model.numClasses());
@@ -372,12 +376,12 @@ class ChipTest {
         assertStatus(Status.IO, () -> Model.load(tmp.resolve("missing.onnx")), "missing.onnx");
         assertStatus(Status.MODEL, () -> Model.fromBytes("not an onnx model".getBytes(), new ModelOptions()));
         List<Path> two = Reference.fitPhotos().subList(0, 2);
-        assertStatus(Status.UNKNOWN_LAYER, () -> model.fitLayer("no/such/layer", two, new FitOptions()), "no/such/layer");
-        assertStatus(Status.INVALID_ARGUMENT, () -> model.fitLayer(lastName, two, new FitOptions().gates(4).classes(1000)),
+        assertStatus(Status.UNKNOWN_LAYER, () -> model.fitLayer("no/such/layer", Images.files(two), new FitOptions()), "no/such/layer");
+        assertStatus(Status.INVALID_ARGUMENT, () -> model.fitLayer(lastName, Images.files(two), new FitOptions().gates(4).classes(1000)),
                 "1000");
-        assertStatus(Status.INVALID_ARGUMENT, () -> model.fitLayer(lastName, two, new FitOptions().classes(-3)));
+        assertStatus(Status.INVALID_ARGUMENT, () -> model.fitLayer(lastName, Images.files(two), new FitOptions().classes(-3)));
         ChipException missing = assertThrows(ChipException.class,
-                () -> model.fitLayer(lastName, List.of(tmp.resolve("nope.png")), new FitOptions()));
+                () -> model.fitLayer(lastName, Images.files(tmp.resolve("nope.png")), new FitOptions()));
         assertTrue(missing.status() == Status.IO || missing.status() == Status.IMAGE, missing.getMessage());
         assertTrue(missing.getMessage().contains("nope.png"));
 
@@ -397,18 +401,18 @@ class ChipTest {
 
         Explainer e = Explainer.create(model, fit);
         List<Path> photo = List.of(Reference.photo());
-        assertStatus(Status.INVALID_ARGUMENT, () -> e.explainFiles(photo, new ExplainOptions().threshold(Float.NaN)));
-        assertStatus(Status.INVALID_ARGUMENT, () -> e.explainFiles(photo, new ExplainOptions().classes(5000)), "5000");
-        assertStatus(Status.IMAGE, () -> e.explainEncoded(List.of("not an image".getBytes()), new ExplainOptions()));
+        assertStatus(Status.INVALID_ARGUMENT, () -> e.explain(Images.files(photo), new ExplainOptions().threshold(Float.NaN)));
+        assertStatus(Status.INVALID_ARGUMENT, () -> e.explain(Images.files(photo), new ExplainOptions().classes(5000)), "5000");
+        assertStatus(Status.IMAGE, () -> e.explain(Images.encoded("not an image".getBytes()), new ExplainOptions()));
         ChipException noFile = assertThrows(ChipException.class,
-                () -> e.explainFiles(List.of(tmp.resolve("nope.png")), new ExplainOptions()));
+                () -> e.explain(Images.files(tmp.resolve("nope.png")), new ExplainOptions()));
         assertTrue(noFile.status() == Status.IO || noFile.status() == Status.IMAGE, noFile.getMessage());
-        assertStatus(Status.INVALID_ARGUMENT, () -> e.explainTensor(new float[10], 1, null, new ExplainOptions()));
+        assertStatus(Status.INVALID_ARGUMENT, () -> e.explain(Images.tensor(new float[10], 1, null), new ExplainOptions()));
         float[] nan = new float[3 * 224 * 224];
         nan[7] = Float.NaN;
-        assertStatus(Status.NON_FINITE, () -> e.explainTensor(nan, 1, null, new ExplainOptions()));
+        assertStatus(Status.NON_FINITE, () -> e.explain(Images.tensor(nan, 1, null), new ExplainOptions()));
 
-        Explanation x = e.explainFiles(photo, new ExplainOptions());
+        Explanation x = e.explain(Images.files(photo), new ExplainOptions());
         assertStatus(Status.INVALID_ARGUMENT, () -> x.map(0, 1, 0));
         assertStatus(Status.INVALID_ARGUMENT, () -> x.map(0, 0, 1));
         assertStatus(Status.INVALID_ARGUMENT, () -> x.box(-1, 0, 0));
@@ -420,7 +424,7 @@ class ChipTest {
         assertTrue(x.isClosed());
         assertStatus(Status.NULL_POINTER, () -> x.map(0, 0, 0), "closed");
         e.close();
-        assertStatus(Status.NULL_POINTER, () -> e.explainFiles(photo, new ExplainOptions()));
+        assertStatus(Status.NULL_POINTER, () -> e.explain(Images.files(photo), new ExplainOptions()));
     }
 
     /** Explainers keep their own model reference and may be used from many threads at once. */
@@ -431,12 +435,12 @@ class ChipTest {
             e = Explainer.create(m, fit);
         }
         ExecutorService pool = Executors.newFixedThreadPool(4);
-        try (e; Explanation want = e.explainFiles(List.of(Reference.photo()), new ExplainOptions())) {
+        try (e; Explanation want = e.explain(Images.files(Reference.photo()), new ExplainOptions())) {
             float[] ref = want.map(0, 0, 0).data();
             List<Future<Double>> results = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
                 results.add(pool.submit(() -> {
-                    try (Explanation x = e.explainFiles(List.of(Reference.photo()), new ExplainOptions())) {
+                    try (Explanation x = e.explain(Images.files(Reference.photo()), new ExplainOptions())) {
                         return Reference.maxAbsDiff(ref, x.map(0, 0, 0).data());
                     }
                 }));
@@ -447,5 +451,65 @@ class ChipTest {
         } finally {
             pool.shutdown();
         }
+    }
+
+    /** Statistics of two shards, merged and solved, give the fit of all their photos: W identical (no mosaics, which tile one call's images). */
+    @Test
+    void statsShardsEqualOneFit() throws Exception {
+        List<Path> photos = Reference.fitPhotos().subList(0, 6);
+        FitOptions opts = new FitOptions().gates(16).seed(3).classes(Reference.FIT_CLASSES).mosaics(0);
+        try (LayerFit whole = model.fitLayer(lastName, Images.files(photos), opts);
+                Stats a = model.collectStats(lastName, Images.files(photos.subList(0, 2)), opts)) {
+            // The second shard as encoded bytes: the image source must not matter.
+            List<byte[]> enc = new ArrayList<>();
+            for (Path p : photos.subList(2, 6)) {
+                enc.add(Files.readAllBytes(p));
+            }
+            Path path = tmp.resolve("b.stats");
+            try (Stats b = model.collectStats(lastName, Images.encoded(enc), opts)) {
+                assertEquals(2, a.imageCount());
+                assertEquals(4, b.imageCount());
+                assertEquals(lastName, b.layerName());
+                // Through a file, as shards collected elsewhere would come.
+                b.save(path);
+                assertStatus(Status.IO, () -> b.save(tmp.resolve("no-such-dir/x.stats")));
+            }
+            try (Stats loaded = Stats.load(path)) {
+                a.merge(loaded);
+            }
+            assertEquals(6, a.imageCount());
+            try (LayerFit merged = model.solve(a, opts)) {
+                for (int c : new int[] {0, 281, 282, 285}) {
+                    assertArrayEquals(whole.weightsRow(c), merged.weightsRow(c), "class " + c);
+                }
+                assertTrue(Reference.maxAbsDiff(merged.weightsRow(285), new float[1280]) > 0, "the merged fit is all zero");
+            }
+            // Statistics of another gate seed do not merge, and the failed merge changes nothing.
+            try (Stats other = model.collectStats(lastName, Images.files(photos.subList(0, 1)), opts.seed(4))) {
+                assertStatus(Status.FIT_MISMATCH, () -> a.merge(other), "seed");
+            }
+            assertEquals(6, a.imageCount());
+            assertStatus(Status.INVALID_ARGUMENT, () -> a.merge(a));
+        }
+        assertStatus(Status.IO, () -> Stats.load(tmp.resolve("missing.stats")), "missing.stats");
+        assertStatus(Status.FIT_FILE, () -> Stats.load(fitPath));
+    }
+
+    /** A fit on preprocessed tensors equals the fit on the files they came from. */
+    @Test
+    void fitTensorEqualsFiles() {
+        List<Path> photos = Reference.fitPhotos().subList(0, 3);
+        FitOptions opts = new FitOptions().gates(8).classes(285);
+        float[] data = new float[3 * 3 * 224 * 224];
+        for (int i = 0; i < 3; i++) {
+            float[] one = model.preprocess(photos.get(i)).data();
+            System.arraycopy(one, 0, data, i * one.length, one.length);
+        }
+        try (LayerFit a = model.fitLayer(lastName, Images.files(photos), opts);
+                LayerFit b = model.fitLayer(lastName, Images.tensor(data, 3, null), opts)) {
+            assertArrayEquals(a.weightsRow(285), b.weightsRow(285));
+        }
+        assertStatus(Status.INVALID_ARGUMENT, () -> model.fitLayer(lastName, Images.tensor(data, 2, null), opts));
+        assertStatus(Status.INVALID_ARGUMENT, () -> Images.tensor(data, 3, List.of(new Size(10, 10))));
     }
 }

@@ -177,6 +177,10 @@ final class Reference {
         if (m.get("box") != null) {
             List<Object> b = (List<Object>) m.get("box");
             box = b.stream().mapToInt(v -> ((Number) v).intValue()).toArray();
+            // No box is null or all four corners -1.
+            if (java.util.Arrays.equals(box, new int[] {-1, -1, -1, -1})) {
+                box = null;
+            }
         }
         Npy npy = readNpy(Path.of((String) m.get("map")));
         if (npy.shape.length != 2) {

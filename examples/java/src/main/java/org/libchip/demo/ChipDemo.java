@@ -9,7 +9,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Optional;
 import java.util.stream.IntStream;
 import org.libchip.Box;
 import org.libchip.Chip;
@@ -20,9 +19,11 @@ import org.libchip.ExplainOptions;
 import org.libchip.Explainer;
 import org.libchip.Explanation;
 import org.libchip.FitOptions;
+import org.libchip.Images;
 import org.libchip.LayerFit;
 import org.libchip.Model;
-import org.libchip.PreprocessedImage;
+import org.libchip.Prepared;
+import org.libchip.Size;
 
 /**
  * libchip from Java: loads a model, fits one layer on a few photos, saves and reloads the fit,
@@ -60,11 +61,11 @@ public final class ChipDemo {
         out.println("libchip " + Chip.version());
         try (Model model = Model.load(Path.of(args[0]))) {
             int classes = model.numClasses();
-            int[] size = model.inputSize();
-            out.println("model: " + classes + " classes, input " + size[0] + "x" + size[1]);
+            Size size = model.inputSize();
+            out.println("model: " + classes + " classes, input " + size.width() + "x" + size.height());
 
             // The classes to fit: the photo's three most probable.
-            PreprocessedImage img = model.preprocess(photo);
+            Prepared img = model.preprocess(photo);
             float[] probs = model.predict(img.data(), 1)[0];
             int[] top3 = IntStream.range(0, classes).boxed()
                     .sorted(Comparator.comparingDouble((Integer c) -> probs[c]).reversed())
@@ -72,20 +73,21 @@ public final class ChipDemo {
 
             FitOptions opts = new FitOptions().gates(32).seed(0).classes(top3);
             Path fitPath = Path.of(args[2]);
-            try (LayerFit fit = model.fitLayer(args[1], fitPhotos, opts)) {
+            try (LayerFit fit = model.fitLayer(args[1], Images.files(fitPhotos), opts)) {
                 fit.save(fitPath);
             }
             try (LayerFit loaded = LayerFit.load(fitPath);
                     Explainer explainer = Explainer.create(model, loaded);
-                    Explanation x = explainer.explainFiles(List.of(photo), new ExplainOptions().topK(3))) {
+                    Explanation x = explainer.explain(Images.files(photo), new ExplainOptions().topK(3))) {
                 List<ClassProbability> explained = x.classes(0);
                 for (int k = 0; k < explained.size(); k++) {
                     ClassProbability c = explained.get(k);
                     out.println("top" + (k + 1) + ": " + c.classId() + " " + model.classLabel(c.classId()) + " "
                             + fixed6(c.probability()));
                 }
-                Optional<Box> box = x.box(0, 0, 0);
-                out.println(box.map(b -> "box: " + b.x1() + " " + b.y1() + " " + b.x2() + " " + b.y2()).orElse("box: none"));
+                // No box is all corners -1.
+                Box b = x.box(0, 0, 0);
+                out.println(b.found() ? "box: " + b.x1() + " " + b.y1() + " " + b.x2() + " " + b.y2() : "box: none");
                 ChipMap m = x.map(0, 0, 0);
                 float max = 0;
                 for (float v : m.data()) {
