@@ -202,22 +202,72 @@ private:
     std::unique_ptr<chip_model, detail::Deleter<chip_model, chip_model_free>> p_;
 };
 
+/// The images of one fit, statistics pass or explanation: files, encoded images or preprocessed
+/// tensors, as one chip_images descriptor. The referenced data must outlive the call it is passed to.
+class Images {
+public:
+    static Images files(const std::vector<std::string> &paths) {
+        Images i(CHIP_IMAGES_FILES, paths.size());
+        i.paths_ = detail::c_strings(paths);
+        i.d_.paths = i.paths_.data();
+        return i;
+    }
+    static Images encoded(const std::vector<std::vector<uint8_t>> &images) {
+        Images i(CHIP_IMAGES_ENCODED, images.size());
+        for (const auto &b : images) {
+            i.ptrs_.push_back(b.data());
+            i.lens_.push_back(b.size());
+        }
+        i.d_.data = i.ptrs_.data();
+        i.d_.lens = i.lens_.data();
+        return i;
+    }
+    /// n preprocessed images (n x 3 x H x W floats); `sizes` holds their n original sizes, or is
+    /// empty for the input size.
+    static Images tensor(const std::vector<float> &data, size_t n, const std::vector<Size> &sizes = {}) {
+        if (!sizes.empty() && sizes.size() != n) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "sizes must hold one size per image");
+        Images i(CHIP_IMAGES_TENSOR, n);
+        i.d_.tensor = data.data();
+        i.d_.tensor_len = data.size();
+        i.d_.sizes = sizes.empty() ? nullptr : sizes.data();
+        return i;
+    }
+    const chip_images *get() const noexcept { return &d_; }
+    // The descriptor points into this object's vectors: moves keep their buffers, copies would not.
+    Images(Images &&) = default;
+    Images(const Images &) = delete;
+    Images &operator=(const Images &) = delete;
+
+private:
+    Images(chip_images_kind kind, size_t count) : d_() {
+        d_.struct_size = sizeof(chip_images);
+        d_.kind = kind;
+        d_.count = count;
+    }
+    chip_images d_;
+    std::vector<const char *> paths_;
+    std::vector<const uint8_t *> ptrs_;
+    std::vector<size_t> lens_;
+};
+
 class LayerFit {
 public:
+    /// Fits `layer` on `images` (chip_fit_layer).
+    static LayerFit fit(const Model &model, const std::string &layer, const Images &images,
+                        const FitOptions &opts = FitOptions()) {
+        return run(opts, [&](const chip_fit_options *o, chip_layer_fit **out) {
+            return chip_fit_layer(model.get(), layer.c_str(), images.get(), o, out);
+        });
+    }
     /// Fits `layer` on image files.
     static LayerFit fit(const Model &model, const std::string &layer, const std::vector<std::string> &paths,
                         const FitOptions &opts = FitOptions()) {
-        auto c = detail::c_strings(paths);
-        return run(opts, [&](const chip_fit_options *o, chip_layer_fit **out) {
-            return chip_fit_layer_paths(model.get(), layer.c_str(), c.data(), c.size(), o, out);
-        });
+        return fit(model, layer, Images::files(paths), opts);
     }
     /// Fits `layer` on n preprocessed images (n x 3 x H x W floats).
     static LayerFit fit_tensor(const Model &model, const std::string &layer, const std::vector<float> &data, size_t n,
                                const FitOptions &opts = FitOptions()) {
-        return run(opts, [&](const chip_fit_options *o, chip_layer_fit **out) {
-            return chip_fit_layer_tensor(model.get(), layer.c_str(), data.data(), data.size(), n, o, out);
-        });
+        return fit(model, layer, Images::tensor(data, n), opts);
     }
     static LayerFit load(const std::string &path) {
         chip_layer_fit *f = nullptr;
@@ -377,31 +427,23 @@ public:
         return out;
     }
 
-    Explanation explain_files(const std::vector<std::string> &paths, const ExplainOptions &opts = ExplainOptions()) const {
-        auto c = detail::c_strings(paths);
+    /// Explains `images` (chip_explain).
+    Explanation explain(const Images &images, const ExplainOptions &opts = ExplainOptions()) const {
         chip_explanation *e = nullptr;
-        detail::check(chip_explain_files(get(), c.data(), c.size(), &opts, &e));
+        detail::check(chip_explain(get(), images.get(), &opts, &e));
         return Explanation(e);
     }
+    Explanation explain_files(const std::vector<std::string> &paths, const ExplainOptions &opts = ExplainOptions()) const {
+        return explain(Images::files(paths), opts);
+    }
     Explanation explain_encoded(const std::vector<std::vector<uint8_t>> &images, const ExplainOptions &opts = ExplainOptions()) const {
-        std::vector<const uint8_t *> ptrs;
-        std::vector<size_t> lens;
-        for (const auto &i : images) {
-            ptrs.push_back(i.data());
-            lens.push_back(i.size());
-        }
-        chip_explanation *e = nullptr;
-        detail::check(chip_explain_encoded(get(), ptrs.data(), lens.data(), images.size(), &opts, &e));
-        return Explanation(e);
+        return explain(Images::encoded(images), opts);
     }
     /// n preprocessed images (n x 3 x H x W floats); `sizes` holds their n original sizes, or is
     /// empty for the input size.
     Explanation explain_tensor(const std::vector<float> &data, size_t n, const std::vector<Size> &sizes = {},
                                const ExplainOptions &opts = ExplainOptions()) const {
-        if (!sizes.empty() && sizes.size() != n) throw Error(CHIP_STATUS_INVALID_ARGUMENT, "sizes must hold one size per image");
-        chip_explanation *e = nullptr;
-        detail::check(chip_explain_tensor(get(), data.data(), data.size(), n, sizes.empty() ? nullptr : sizes.data(), &opts, &e));
-        return Explanation(e);
+        return explain(Images::tensor(data, n, sizes), opts);
     }
 
     const chip_explainer *get() const noexcept { return p_.get(); }

@@ -240,7 +240,7 @@ impl Model {
         let need = n.checked_mul(self.image_len());
         if need != Some(len) {
             return Err(Error::invalid(format!(
-                "{what} has {len} floats, but {n} image(s) of 3x{}x{} need {}",
+                "{what} holds {len} floats, but {n} images of 3x{}x{} need {}",
                 self.preprocess.height,
                 self.preprocess.width,
                 n.saturating_mul(self.image_len())

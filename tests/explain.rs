@@ -357,7 +357,7 @@ fn bad_requests_fail_with_clear_errors() {
     assert!(e.contains("threshold"), "{e}");
     let (batch, _) = prepare(&f.model, photo);
     let e = ex.explain(&batch[1..], &[Size::new(10, 10)], &ExplainOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("batch has"), "{e}");
+    assert!(e.contains("batch holds"), "{e}");
     // A fit from another model is refused when the explainer is built.
     let mut other = f.head.clone();
     other.meta.model_fingerprint = "0".repeat(64);

@@ -58,10 +58,11 @@ pub(crate) fn stems(images: &[PathBuf]) -> Vec<String> {
     base.iter().enumerate().map(|(i, b)| if count[b.as_str()] > 1 { format!("{b}_{i}") } else { b.clone() }).collect()
 }
 
+/// A box as JSON `[x1, y1, x2, y2]`; no box is `[-1, -1, -1, -1]`, as in every language.
 pub(crate) fn box_json(b: &Option<BBox>) -> Value {
     match b {
         Some(b) => json!([b.x1, b.y1, b.x2, b.y2]),
-        None => Value::Null,
+        None => json!([-1, -1, -1, -1]),
     }
 }
 
