@@ -407,7 +407,7 @@ fn bad_inputs_are_refused_with_clear_errors() {
         r => panic!("{r:?}"),
     }
     match collect_stats(&model, &p.layer, &Images::Tensor { data: &data[1..], n: 2 }, &params, &no_progress) {
-        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("expected"), "{msg}"),
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("1535 floats") && msg.contains("need 1536"), "{msg}"),
         r => panic!("{r:?}"),
     }
     data[17] = f32::NAN;
