@@ -14,7 +14,7 @@ bash scripts/setup.sh
 
 step "Rust: build and test"
 cargo build --release --workspace --all-targets
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
 
 for suite in test_c test_go test_java test_triton test_python; do
     if [ -f "scripts/$suite.sh" ]; then

@@ -145,7 +145,7 @@ fn predict_augmented_and_split_agree() {
     assert!(matches!(m.run_augmented(&x, n, &["nope"]), Err(Error::UnknownLayer { .. })));
     assert!(matches!(m.run_augmented(&x, n, &["stem", "stem"]), Err(Error::InvalidArgument(_))));
     match m.predict(&x[1..], n) {
-        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("3x3x16x16"), "{msg}"),
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("3 images of 3x16x16"), "{msg}"),
         other => panic!("expected InvalidArgument, got {other:?}"),
     }
     let mut nan = x.clone();
