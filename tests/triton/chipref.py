@@ -18,7 +18,23 @@ class ExplainOptions(C.Structure):
 
 
 class Box(C.Structure):
-    _fields_ = [("x1", C.c_uint32), ("y1", C.c_uint32), ("x2", C.c_uint32), ("y2", C.c_uint32)]
+    """Inclusive corners; no box is all four -1."""
+    _fields_ = [("x1", C.c_int32), ("y1", C.c_int32), ("x2", C.c_int32), ("y2", C.c_int32)]
+
+
+class Size(C.Structure):
+    _fields_ = [("width", C.c_uint32), ("height", C.c_uint32)]
+
+
+CHIP_IMAGES_ENCODED = 2
+CHIP_IMAGES_TENSOR = 3
+
+
+class Images(C.Structure):
+    """chip_images: the one descriptor of chip_explain's images."""
+    _fields_ = [("struct_size", C.c_size_t), ("kind", C.c_int), ("count", C.c_size_t),
+                ("paths", C.c_void_p), ("data", C.c_void_p), ("lens", C.POINTER(C.c_size_t)),
+                ("tensor", C.POINTER(C.c_float)), ("tensor_len", C.c_size_t), ("sizes", C.POINTER(Size))]
 
 
 class ChipError(RuntimeError):
@@ -47,9 +63,9 @@ class Reference:
         n = C.c_size_t()
         self._ok(lib.chip_model_num_classes(self.model, C.byref(n)))
         self.classes = n.value
-        w, h = C.c_size_t(), C.c_size_t()
-        self._ok(lib.chip_model_input_size(self.model, C.byref(w), C.byref(h)))
-        self.width, self.height = w.value, h.value
+        size = Size()
+        self._ok(lib.chip_model_input_size(self.model, C.byref(size)))
+        self.width, self.height = size.width, size.height
         fits = []
         for p in fit_paths:
             f = vp()
@@ -83,17 +99,19 @@ class Reference:
     def preprocess_file(self, path):
         n = 3 * self.height * self.width
         buf = (C.c_float * n)()
-        out_len, w, h = C.c_size_t(), C.c_uint32(), C.c_uint32()
+        out_len, size = C.c_size_t(), Size()
         self._ok(self.lib.chip_model_preprocess_file(self.model, str(path).encode(), buf, n, C.byref(out_len),
-                                                     C.byref(w), C.byref(h)))
+                                                     C.byref(size)))
         return np.ctypeslib.as_array(buf).reshape(3, self.height, self.width).copy()
 
     def explain_encoded(self, data, target=None):
         o = self._options(target)
-        images = (C.c_char_p * 1)(data)
+        bufs = (C.c_char_p * 1)(data)
         lens = (C.c_size_t * 1)(len(data))
+        images = Images(struct_size=C.sizeof(Images), kind=CHIP_IMAGES_ENCODED, count=1,
+                        data=C.cast(bufs, C.c_void_p), lens=lens)
         ex = C.c_void_p()
-        self._ok(self.lib.chip_explain_encoded(self.explainer, C.cast(images, C.c_void_p), lens, 1, C.byref(o), C.byref(ex)))
+        self._ok(self.lib.chip_explain(self.explainer, C.byref(images), C.byref(o), C.byref(ex)))
         try:
             return self._read(ex)
         finally:
@@ -102,9 +120,10 @@ class Reference:
     def explain_tensor(self, tensor, target=None):
         o = self._options(target)
         t = np.ascontiguousarray(tensor, dtype=np.float32)
+        images = Images(struct_size=C.sizeof(Images), kind=CHIP_IMAGES_TENSOR, count=1,
+                        tensor=t.ctypes.data_as(C.POINTER(C.c_float)), tensor_len=t.size)
         ex = C.c_void_p()
-        self._ok(self.lib.chip_explain_tensor(self.explainer, t.ctypes.data_as(C.POINTER(C.c_float)), t.size, 1,
-                                              None, C.byref(o), C.byref(ex)))
+        self._ok(self.lib.chip_explain(self.explainer, C.byref(images), C.byref(o), C.byref(ex)))
         try:
             return self._read(ex)
         finally:
@@ -119,9 +138,9 @@ class Reference:
         return np.ctypeslib.as_array(buf).reshape(self.height, self.width).copy()
 
     def _box(self, ex, layer):
-        b, found = Box(), C.c_int()
-        self._ok(self.lib.chip_explanation_box(ex, 0, 0, C.c_size_t(layer), C.byref(b), C.byref(found)))
-        return [b.x1, b.y1, b.x2, b.y2] if found.value else [-1, -1, -1, -1]
+        b = Box()
+        self._ok(self.lib.chip_explanation_box(ex, 0, 0, C.c_size_t(layer), C.byref(b)))
+        return [b.x1, b.y1, b.x2, b.y2]
 
     def _read(self, ex):
         probs = (C.c_float * self.classes)()
