@@ -45,7 +45,8 @@ def figure(img_rel, caption, gt_html):
 
 
 def fmt_box(b):
-    return "none" if b is None else "(%d, %d, %d, %d)" % tuple(b)
+    # No box is [-1, -1, -1, -1] (older files: null).
+    return "none" if b is None or b[0] < 0 else "(%d, %d, %d, %d)" % tuple(b)
 
 
 def report_table(title, ev):
