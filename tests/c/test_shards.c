@@ -21,24 +21,6 @@ static char *scratch_path(const char *name) {
     return buf;
 }
 
-static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long n;
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = (unsigned char *)malloc((size_t)n + 16);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) exit(1);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static chip_images files(const char **paths, size_t count) {
     chip_images d;
     memset(&d, 0, sizeof d);
@@ -171,7 +153,10 @@ int main(int argc, char **argv) {
     check_refused(m, other_layer, &shard_b, &fo, lb, "layer");
     /* Another model: the same graph with another doc_string (protobuf field 6 appended), so another
      * fingerprint. */
-    model_bytes = read_all(model_path, &model_len);
+    model_bytes = read_file(model_path, &model_len);
+    /* Room for the three appended bytes below. */
+    model_bytes = (unsigned char *)realloc(model_bytes, model_len + 3);
+    REQUIRE_OK(model_bytes ? CHIP_STATUS_OK : CHIP_STATUS_INVALID_ARGUMENT);
     model_bytes[model_len++] = 0x32;
     model_bytes[model_len++] = 0x01;
     model_bytes[model_len++] = 'x';
@@ -201,7 +186,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(chip_stats_save(la, NULL), CHIP_STATUS_NULL_POINTER);
 
     /* An altered statistics file is refused by its checksum. */
-    file_bytes = read_all(scratch_path("b.stats"), &n);
+    file_bytes = read_file(scratch_path("b.stats"), &n);
     file_bytes[n / 2] ^= 0x40;
     f = fopen(scratch_path("altered.stats"), "wb");
     REQUIRE_OK(f && fwrite(file_bytes, 1, n, f) == n ? CHIP_STATUS_OK : CHIP_STATUS_IO);
