@@ -10,10 +10,10 @@
 //! by one closure slow whatever runs next in the same process. `CHIP_BENCH_BREAKDOWN=1` adds, per
 //! row, the time of each Rust step of a map and the ratios of the augmented run and of explain at
 //! the input size to predict; `CHIP_BENCH_REPS` sets the number of runs (15).
-use chip::explain::{ExplainOptions, Explainer};
-use chip::fitfile::{FitMeta, LayerFit};
-use chip::model::{LayerInfo, Model};
-use chip::preprocess::Size;
+use chip::engine::explain::{ExplainOptions, Explainer};
+use chip::engine::fitfile::{FitMeta, LayerFit};
+use chip::runtime::model::{LayerInfo, Model};
+use chip::runtime::preprocess::Size;
 use chip::runtime::{Runner, RuntimeOptions, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ fn main() {
     let layers = model.layers().unwrap();
     let stem = layers.iter().find(|l| matches!(l.op_type.as_str(), "Clip" | "Relu")).unwrap_or(&layers[0]).clone();
     let head = layers.iter().rev().find(|l| l.height > 1 && l.width > 1).unwrap().clone();
-    let photos = chip::fit::list_images(&root().join("data/images/aib")).unwrap();
+    let photos = chip::engine::fit::list_images(&root().join("data/images/aib")).unwrap();
     let prepared: Vec<_> = photos.iter().take(16).map(|p| model.preprocess.load(p).unwrap()).collect();
     let reps: usize = std::env::var("CHIP_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
     let spin = std::env::var_os(chip::runtime::ORT_SPINNING_ENV).is_some_and(|v| v == "1");
@@ -123,7 +123,7 @@ fn main() {
         ("stem+conv head", vec![dense_fit(&model, &stem), dense_fit(&model, &head)]),
     ];
     for (name, fits) in configs {
-        let onnx = chip::export::export(&model, &fits, &Default::default()).unwrap();
+        let onnx = chip::engine::export::export(&model, &fits, &Default::default()).unwrap();
         let exported = Runner::new(onnx.to_bytes().unwrap(), &rt).unwrap();
         let explainer = Explainer::new(model.clone(), fits).unwrap();
         for n in [1usize, 16] {
@@ -190,20 +190,20 @@ fn breakdown(model: &Model, explainer: &Explainer, batch: &[f32], sizes: &[chip:
             let row = &probs[i * model.classes..(i + 1) * model.classes];
             let c = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
             let (ow, oh) = sizes[i].as_usize();
-            for (f, a) in explainer.fits.iter().zip(&acts) {
+            for (f, a) in explainer.fits().iter().zip(&acts) {
                 let m = &f.meta;
                 let per = m.channels * m.height * m.width;
                 let t = Instant::now();
-                let raw = chip::maps::class_map(f.row(c), &a[i * per..(i + 1) * per], m.channels, m.height, m.width);
+                let raw = chip::math::maps::class_map(f.row(c), &a[i * per..(i + 1) * per], m.channels, m.height, m.width);
                 s[0] += t.elapsed().as_secs_f64();
                 let t = Instant::now();
-                let small = chip::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
+                let small = chip::math::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
                 s[1] += t.elapsed().as_secs_f64();
                 let t = Instant::now();
-                let big = chip::maps::resize_bilinear(&small, ih, iw, oh, ow);
+                let big = chip::math::maps::resize_bilinear(&small, ih, iw, oh, ow);
                 s[2] += t.elapsed().as_secs_f64();
                 let t = Instant::now();
-                std::hint::black_box(chip::localize::localize(&big, ow, oh, 0.35));
+                std::hint::black_box(chip::math::localize::localize(&big, ow, oh, 0.35));
                 s[3] += t.elapsed().as_secs_f64();
             }
         }

@@ -6,9 +6,9 @@
 //!                            [--layers head,stem] [--all-classes] [--augment N] [--mosaics N]
 //! The same settings can come from CHIP_BENCH_IMAGES, CHIP_BENCH_GATES, CHIP_BENCH_GATE_BATCH,
 //! CHIP_BENCH_IMAGE_BATCH, CHIP_BENCH_LAYERS.
-use chip::fit::{collect_stats_timed, list_images, no_progress, solve, FitOptions, Images};
-use chip::gates::GateSet;
-use chip::model::Model;
+use chip::engine::fit::{collect_stats_timed, list_images, no_progress, solve, FitOptions, Images};
+use chip::math::gates::GateSet;
+use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ struct Row {
     layer: String,
     shape: String,
     work: String,
-    t: chip::fit::FitTimings,
+    t: chip::engine::fit::FitTimings,
     solve: Duration,
     classes: usize,
     fit_rows: f64,

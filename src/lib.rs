@@ -1,9 +1,14 @@
 //! libchip: CHIP (channel-wise disentangled interpretation) of image-classification CNNs on ONNX Runtime.
 //!
-//! Pure math (no ONNX Runtime): [`gates`], [`stats`], [`admm`], [`maps`], [`localize`], [`inspect`].
-//! Graph surgery: [`onnx`]; test models (feature `test-models`): `testmodels`.
-//! Runtime: [`runtime`], [`model`], [`preprocess`].
-//! Engine: [`fit`], [`fitfile`], [`explain`]. C ABI: [`ffi`].
+//! The layers, each a folder that uses only the ones above it in this list:
+//! - [`util`]: atomic writes, memory probing, the seeded RNG; [`error`]: the one error type.
+//! - [`math`]: pure math, no ONNX Runtime (gates, objective, statistics, ADMM, maps, localization).
+//! - [`onnx`]: graph surgery on the protobuf (layers, augmented model, split, head, map nodes).
+//! - [`runtime`]: ONNX Runtime sessions, the loaded [`Model`], preprocessing.
+//! - [`engine`]: fit, fit files, explain, export, CAM, evaluation.
+//! - [`ffi`]: the C ABI, which only converts and checks. The `chip` command line sits on top.
+//!
+//! Test models (feature `test-models`): `testmodels`.
 //!
 //! ```no_run
 //! use chip::{fit_layer, ExplainOptions, Explainer, FitOptions, Images, Model};
@@ -23,37 +28,23 @@
 //! ```
 
 pub mod error;
-pub mod augment;
-pub mod gates;
-pub mod objective;
-pub mod stats;
-pub mod admm;
-pub mod maps;
-pub mod localize;
-pub mod inspect;
+pub mod util;
+pub mod math;
 pub mod onnx;
-pub mod head;
 #[cfg(any(test, feature = "test-models"))]
 pub mod testmodels;
 pub mod runtime;
-pub mod model;
-pub mod preprocess;
-pub mod fit;
-pub mod fitfile;
-pub mod explain;
-pub mod export;
-pub mod eval;
-pub mod quality;
+pub mod engine;
 #[cfg(feature = "cli")]
 pub mod render;
 pub mod ffi;
 
 pub use error::{Error, Result};
-pub use explain::{ExplainOptions, Explainer, ImageExplanation};
-pub use fit::{collect_stats, fit_layer, solve, FitOptions, Images};
-pub use fitfile::LayerFit;
-pub use localize::BBox;
-pub use model::Model;
-pub use preprocess::{Prepared, Size};
+pub use engine::explain::{ExplainOptions, Explainer, ImageExplanation};
+pub use engine::fit::{collect_stats, fit_layer, solve, FitOptions, Images};
+pub use engine::fitfile::LayerFit;
+pub use math::localize::BBox;
+pub use runtime::model::Model;
+pub use runtime::preprocess::{Prepared, Size};
 pub use runtime::RuntimeOptions;
-pub use stats::Stats;
+pub use math::stats::Stats;

@@ -1,7 +1,7 @@
 //! Pictures of explanations: a perceptual colour map, a map blended over its photo, box outlines,
 //! and float maps as NumPy `.npy` files.
 use crate::error::{Error, Result};
-use crate::localize::BBox;
+use crate::math::localize::BBox;
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
@@ -123,7 +123,7 @@ pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
 
 /// Writes an image as PNG atomically.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    crate::error::write_atomic(path, &png_bytes(img)?)
+    crate::util::atomic::write_atomic(path, &png_bytes(img)?)
 }
 
 /// NPY version 1.0 bytes of a little-endian float32 array of the given shape (C order).
@@ -157,7 +157,7 @@ pub fn npy_bytes(data: &[f32], shape: &[usize]) -> Result<Vec<u8>> {
 
 /// Writes a height×width float32 map as `.npy` atomically.
 pub fn save_npy(data: &[f32], height: usize, width: usize, path: &Path) -> Result<()> {
-    crate::error::write_atomic(path, &npy_bytes(data, &[height, width])?)
+    crate::util::atomic::write_atomic(path, &npy_bytes(data, &[height, width])?)
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ fn plant(rng: &mut SplitMix, classes: usize, channels: usize, per_class: usize) 
 }
 
 /// The gates' RNG with the few draws test weights need.
-struct SplitMix(crate::gates::Rng);
+struct SplitMix(crate::util::rng::Rng);
 
 impl SplitMix {
     fn next_u64(&mut self) -> u64 {
@@ -223,7 +223,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
 
 impl Builder {
     fn new(seed: u64) -> Self {
-        Builder { rng: SplitMix(crate::gates::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
+        Builder { rng: SplitMix(crate::util::rng::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
     }
 
     fn init(&mut self, name: &str, dims: &[i64], data: Vec<f32>) {

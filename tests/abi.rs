@@ -142,7 +142,7 @@ fn options_defaults_and_struct_size() {
 
         let mut f = std::mem::zeroed::<chip_fit_options>();
         assert_eq!(chip_fit_options_default(&mut f), chip_status::CHIP_STATUS_OK);
-        let d = chip::fit::FitOptions::default();
+        let d = chip::engine::fit::FitOptions::default();
         assert_eq!((f.gates, f.seed, f.gate_batch, f.image_batch), (d.gates, d.seed, d.gate_batch, d.image_batch));
         assert_eq!((f.lambda_rel, f.sigma2_rel, f.max_iter), (d.admm.lambda_rel, d.sigma2_rel, d.admm.max_iter));
         assert!(f.progress.is_none() && f.classes.is_null() && f.class_count == 0);
@@ -158,7 +158,7 @@ fn options_defaults_and_struct_size() {
         let mut e = std::mem::zeroed::<chip_explain_options>();
         assert_eq!(chip_explain_options_default(&mut e), chip_status::CHIP_STATUS_OK);
         assert_eq!((e.top_k, e.refined, e.original_size), (1, 0, 1));
-        assert_eq!(e.threshold, chip::localize::DEFAULT_THRESHOLD);
+        assert_eq!(e.threshold, chip::math::localize::DEFAULT_THRESHOLD);
 
         // A struct_size that is not this version's is rejected before anything is loaded.
         let path = CString::new("no-such-model.onnx").unwrap();
@@ -338,7 +338,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         let layer = CString::new(layer).unwrap();
         let (w, h) = input_size(model);
         let per = 3 * h * w;
-        let mut rng = chip::gates::Rng::new(3);
+        let mut rng = chip::util::rng::Rng::new(3);
         let data: Vec<f32> = (0..4 * per).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect();
         let mut fo = std::mem::zeroed::<chip_fit_options>();
         chip_fit_options_default(&mut fo);

@@ -1,6 +1,6 @@
 //! The atomic writer behind fit, statistics, PNG and .npy outputs, against a hostile folder:
 //! links planted at every name it could choose and at the destination, and stale temporaries.
-use chip::error::{write_atomic, write_atomic_with, TMP_MARK};
+use chip::util::atomic::{write_atomic, write_atomic_with, TMP_MARK};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 

@@ -158,7 +158,7 @@ fn explain_writes_overlays_maps_and_json() {
         assert!(header.contains(&format!("'shape': ({h}, {w})")) && header.contains("'<f4'"), "{header}");
         let map: Vec<f32> = npy[10 + hl..].chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
         assert_eq!(map.len(), (w * h) as usize);
-        let b = chip::localize::localize(&map, w as usize, h as usize, chip::localize::DEFAULT_THRESHOLD).expect("a box");
+        let b = chip::math::localize::localize(&map, w as usize, h as usize, chip::math::localize::DEFAULT_THRESHOLD).expect("a box");
         assert_eq!(layer["box"], serde_json::json!([b.x1, b.y1, b.x2, b.y2]));
     }
     // Without --json: one readable line per photo.
@@ -207,7 +207,7 @@ fn bad_input_gives_one_clear_line_and_status_1() {
     fails(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--class", "1000", &photo], "class 1000 is out of range");
     fails(&["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--refined", &photo], "Refined CHIP needs");
     // A fit of another model: same layer, other fingerprint.
-    let mut other = chip::fitfile::LayerFit::load(fit).unwrap();
+    let mut other = chip::engine::fitfile::LayerFit::load(fit).unwrap();
     other.meta.model_fingerprint = "f".repeat(64);
     let other_path = out.join("other.chip");
     other.save(&other_path).unwrap();
@@ -290,7 +290,7 @@ fn fit_warns_about_all_zero_classes() {
     assert!(run.status.success(), "{stderr}");
     let v: Value = serde_json::from_str(ok(&["inspect", "--fit", s(&out), "--json"]).trim()).unwrap();
     let zero = v["zero_classes"].as_u64().unwrap();
-    let fit = chip::fitfile::LayerFit::load(&out).unwrap();
+    let fit = chip::engine::fitfile::LayerFit::load(&out).unwrap();
     let recount = (0..1000).filter(|&c| fit.row(c).iter().all(|&w| w == 0.0)).count() as u64;
     assert_eq!(zero, recount);
     // One photo: the classes it gives (almost) no probability are never loyal, so their rows are zero.

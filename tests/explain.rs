@@ -1,12 +1,12 @@
 //! Explanations of EfficientNet-Lite0 on real photos with a real fit: the augmented-model path
 //! against the split path, batch against single images, Refined CHIP, boxes against ground truth,
 //! class discrimination on a composite photo. Needs scripts/setup.sh to have run.
-use chip::explain::{ClassSelect, ExplainOptions, Explainer};
-use chip::fit::{FitOptions, Images};
-use chip::fitfile::LayerFit;
-use chip::localize::{self, BBox, EvalItem, GtEntry};
-use chip::model::{LayerInfo, Model};
-use chip::preprocess::Size;
+use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer};
+use chip::engine::fit::{FitOptions, Images};
+use chip::engine::fitfile::LayerFit;
+use chip::math::localize::{self, BBox, EvalItem, GtEntry};
+use chip::runtime::model::{LayerInfo, Model};
+use chip::runtime::preprocess::Size;
 use chip::runtime::RuntimeOptions;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ fn stem_and_head(layers: &[LayerInfo]) -> (LayerInfo, LayerInfo) {
 }
 
 fn images_in(dir: &str) -> Vec<PathBuf> {
-    chip::fit::list_images(&root().join("data/images").join(dir)).expect("photos (run scripts/setup.sh)")
+    chip::engine::fit::list_images(&root().join("data/images").join(dir)).expect("photos (run scripts/setup.sh)")
 }
 
 struct Fixture {
@@ -76,7 +76,7 @@ fn fixture() -> &'static Fixture {
         let classes: Vec<usize> = classes.into_iter().collect();
         let t0 = std::time::Instant::now();
         let params = FitOptions { gates: 128, classes: Some(classes.clone()), ..FitOptions::default() };
-        let head_fit = chip::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::fit::no_progress).unwrap();
+        let head_fit = chip::engine::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
         eprintln!(
             "conv-head fit '{}' {}x{}x{}: {} photos x 128 gates, {} classes, lambda_rel {}, sigma2_rel {}: {:.1}s",
             head.name, head.channels, head.height, head.width, photos.len(), classes.len(),
@@ -85,7 +85,7 @@ fn fixture() -> &'static Fixture {
         let t0 = std::time::Instant::now();
         let few: Vec<PathBuf> = images_in("boxes").into_iter().chain(images_in("skimage")).take(10).collect();
         let stem_params = FitOptions { gates: 32, ..params };
-        let stem_fit = chip::fit::fit_layer(&model, &stem.name, &Images::Paths(few.clone()), &stem_params, &chip::fit::no_progress).unwrap();
+        let stem_fit = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Paths(few.clone()), &stem_params, &chip::engine::fit::no_progress).unwrap();
         eprintln!("stem fit '{}': {} photos x 32 gates: {:.1}s", stem.name, few.len(), t0.elapsed().as_secs_f64());
         Fixture { model, stem: stem_fit, head: head_fit }
     })
@@ -158,7 +158,7 @@ fn augmented_run_matches_the_split_prefix() {
                 }
             }
             raw.iter_mut().for_each(|v| *v = v.max(0.0));
-            let want = chip::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
+            let want = chip::math::maps::resize_bilinear(&raw, m.height, m.width, ih, iw);
             let map = &got[i].classes[0].maps[li];
             assert_eq!((map.width, map.height), (iw, ih));
             let d = rel_diff(&map.data, &want);

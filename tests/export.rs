@@ -2,12 +2,12 @@
 //! original outputs equal the model's, its chip_maps and chip_refined equal the explainer's maps at
 //! input size, for the top-1 and for classes given through chip_target_class; refusals; the CLI;
 //! the file in ONNX Runtime's Python package. Needs scripts/setup.sh to have run.
-use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
-use chip::export::{self, ExportOptions, CLASS_OUTPUT, MAPS_OUTPUT, METADATA_KEY, REFINED_OUTPUT, TARGET_INPUT};
-use chip::fit::{FitOptions, Images};
-use chip::fitfile::LayerFit;
-use chip::model::Model;
-use chip::preprocess::Size;
+use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
+use chip::engine::export::{self, ExportOptions, CLASS_OUTPUT, MAPS_OUTPUT, METADATA_KEY, REFINED_OUTPUT, TARGET_INPUT};
+use chip::engine::fit::{FitOptions, Images};
+use chip::engine::fitfile::LayerFit;
+use chip::runtime::model::Model;
+use chip::runtime::preprocess::Size;
 use chip::runtime::{Runner, RuntimeOptions, Tensor};
 use chip::Error;
 use std::collections::BTreeSet;
@@ -52,7 +52,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let model = Arc::new(Model::load(&model_path(), &runtime()).expect("model (run scripts/setup.sh)"));
         let (stem, head) = model.default_layers().unwrap();
-        let photos: Vec<PathBuf> = chip::fit::list_images(&root().join("data/images/aib")).expect("photos (run scripts/setup.sh)")
+        let photos: Vec<PathBuf> = chip::engine::fit::list_images(&root().join("data/images/aib")).expect("photos (run scripts/setup.sh)")
             .into_iter()
             .take(16)
             .collect();
@@ -71,9 +71,9 @@ fn fixture() -> &'static Fixture {
         let solved: Vec<usize> = solved.into_iter().collect();
         let params = FitOptions { gates: 32, classes: Some(solved.clone()), ..FitOptions::default() };
         let t0 = std::time::Instant::now();
-        let head = chip::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::fit::no_progress).unwrap();
+        let head = chip::engine::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
         let stem_params = FitOptions { gates: 16, ..params };
-        let stem = chip::fit::fit_layer(&model, &stem.name, &Images::Paths(photos[..4].to_vec()), &stem_params, &chip::fit::no_progress).unwrap();
+        let stem = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Paths(photos[..4].to_vec()), &stem_params, &chip::engine::fit::no_progress).unwrap();
         eprintln!("fits of '{}' and '{}': {:.1}s", stem.meta.layer, head.meta.layer, t0.elapsed().as_secs_f64());
         Fixture { model, stem, head, photos, batch, sizes, top1, solved }
     })

@@ -1,12 +1,12 @@
 //! The fit on real ONNX Runtime: planted ground truth, lasso optimality, shards, seeds,
 //! cancellation, a cut inside a skip connection, and EfficientNet-Lite0 on real photos.
 use chip::error::Error;
-use chip::fit::{self, collect_stats, fit_layer, list_images, no_progress, solve, FitOptions, Images, Progress};
-use chip::fitfile::LayerFit;
-use chip::gates::GateSet;
-use chip::model::Model;
+use chip::engine::fit::{self, collect_stats, fit_layer, list_images, no_progress, solve, FitOptions, Images, Progress};
+use chip::engine::fitfile::LayerFit;
+use chip::math::gates::GateSet;
+use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
-use chip::stats::Stats;
+use chip::math::stats::Stats;
 use chip::testmodels;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +31,7 @@ fn load(m: &chip::onnx::OnnxModel) -> Model { Model::from_bytes(m.to_bytes().unw
 /// Uniform noise in [-2, 2): varied enough that every planted channel moves.
 fn random_images(model: &Model, n: usize, seed: u64) -> Vec<f32> {
     let (w, h) = model.input_size().as_usize();
-    let mut rng = chip::gates::Rng::new(seed);
+    let mut rng = chip::util::rng::Rng::new(seed);
     (0..n * model.input.channels * h * w)
         .map(|_| (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 4.0 - 2.0)
         .collect()
@@ -518,7 +518,7 @@ fn real_fit(layer_index: Layer, photos: usize, gates: usize) {
     for (i, f) in files.iter().enumerate() {
         let data = model.preprocess.load(f).unwrap().data;
         let (_, acts) = model.run_augmented(&data, 1, &[info.name.as_str()]).unwrap();
-        let map = chip::maps::class_map(fit.row(top[i]), &acts[0], info.channels, info.height, info.width);
+        let map = chip::math::maps::class_map(fit.row(top[i]), &acts[0], info.channels, info.height, info.width);
         let (lo, hi) = map.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         if !(hi > 0.0 && hi > lo) {
             degenerate.push(f.file_name().unwrap().to_string_lossy().to_string());
@@ -532,7 +532,7 @@ enum Layer { First, Last }
 
 /// The stem's activation (conv, ReLU6): the first candidate is the Pad in front of the stem conv
 /// (3 channels), and the stem conv's own output is taken before its activation.
-fn stem(model: &Model) -> chip::model::LayerInfo {
+fn stem(model: &Model) -> chip::runtime::model::LayerInfo {
     model.layers().unwrap().into_iter().find(|l| l.op_type == "Clip").expect("a Clip layer")
 }
 
@@ -575,9 +575,9 @@ fn useless_parameters_are_refused_before_any_image() {
     assert!(msg.contains("sigma2_rel 1e-30") && msg.contains(&p.layer), "{msg}");
     assert_eq!(calls.load(Ordering::SeqCst), 0, "images were processed before the check");
     // The edge of the check: σ² that leaves exp(-1/σ²) a normal number passes.
-    chip::gates::check_sigma2(1.0 / 700.0, "l", 1).unwrap();
-    chip::gates::check_sigma2(1.0 / 700.0, "l", 2).unwrap();
-    assert!(chip::gates::check_sigma2(1.0 / 710.0 / 8.0, "l", 8).is_err());
+    chip::math::gates::check_sigma2(1.0 / 700.0, "l", 1).unwrap();
+    chip::math::gates::check_sigma2(1.0 / 700.0, "l", 2).unwrap();
+    assert!(chip::math::gates::check_sigma2(1.0 / 710.0 / 8.0, "l", 8).is_err());
     // λ just under 1 still fits.
     let mut params = base;
     params.admm.lambda_rel = 0.999;

@@ -1,8 +1,8 @@
 //! The `.chip` importance file: round trip and each way a file can be wrong, on real fits.
 use chip::error::Error;
-use chip::fit::{fit_layer, no_progress, FitOptions, Images};
-use chip::fitfile::{LayerFit, MAGIC, VERSION};
-use chip::model::Model;
+use chip::engine::fit::{fit_layer, no_progress, FitOptions, Images};
+use chip::engine::fitfile::{LayerFit, MAGIC, VERSION};
+use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
 use chip::testmodels;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ fn planted(seed: u64) -> (Model, String) {
 
 fn images(model: &Model, n: usize, seed: u64) -> Vec<f32> {
     let (w, h) = model.input_size().as_usize();
-    let mut rng = chip::gates::Rng::new(seed);
+    let mut rng = chip::util::rng::Rng::new(seed);
     (0..n * model.input.channels * h * w)
         .map(|_| (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 4.0 - 2.0)
         .collect()

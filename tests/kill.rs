@@ -2,7 +2,7 @@
 //! output folder then holds nothing, or a complete valid fit, and otherwise only the writer's own
 //! temporaries of the killed process, which the next write of the same file removes.
 //! Needs scripts/setup.sh (ONNX Runtime).
-use chip::fitfile::LayerFit;
+use chip::engine::fitfile::LayerFit;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ fn start(s: &Setup, out_dir: &Path) -> Child {
 
 /// `.head.chip.chiptmp-<pid>-<16 hex>`: the atomic writer's temporary of process `pid`.
 fn is_temporary_of(name: &str, pid: u32) -> bool {
-    let Some(rest) = name.strip_prefix(&format!(".{OUT}{}{pid}-", chip::error::TMP_MARK)) else { return false };
+    let Some(rest) = name.strip_prefix(&format!(".{OUT}{}{pid}-", chip::util::atomic::TMP_MARK)) else { return false };
     rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -87,7 +87,7 @@ fn fit_killed_at_random_moments_leaves_nothing_or_a_valid_file() {
     let warm = s.dir.join("warm");
     std::fs::create_dir_all(&warm).unwrap();
     let whole = complete(&s, &warm);
-    let mut rng = chip::gates::Rng::new(0x6b11);
+    let mut rng = chip::util::rng::Rng::new(0x6b11);
     let (mut killed_while_writing, mut outcomes) = (0, Vec::new());
     let mut run = 0;
     // Ten runs; the last five aim at the write. A run aimed at the write that misses it (the file

@@ -1,9 +1,10 @@
 //! Cross-module checks of the pure math: statistics files, planted-weight recovery through
 //! statistics + ADMM, and a timing table for the real problem size (ignored by default).
-use chip::admm::{self, AdmmParams};
-use chip::gates::{GateSet, Rng};
-use chip::objective::{Objective, Target};
-use chip::stats::Stats;
+use chip::math::admm::{self, AdmmParams};
+use chip::math::gates::GateSet;
+use chip::util::rng::Rng;
+use chip::math::objective::{Objective, Target};
+use chip::math::stats::Stats;
 use chip::Error;
 use std::path::PathBuf;
 
@@ -116,7 +117,7 @@ fn stats_file_round_trip_and_corruption_errors() {
     let mut newer = bytes.clone();
     newer[8..12].copy_from_slice(&99u32.to_le_bytes());
     match Stats::load(&write("newer.bin", &newer)) {
-        Err(Error::FitVersion { found: 99, supported: chip::stats::STATS_FORMAT_VERSION, .. }) => {}
+        Err(Error::FitVersion { found: 99, supported: chip::math::stats::STATS_FORMAT_VERSION, .. }) => {}
         other => panic!("newer version: {other:?}"),
     }
     // Empty file and missing file.

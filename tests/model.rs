@@ -1,7 +1,8 @@
 //! Model on the real ONNX Runtime: the project's small test nets, and EfficientNet-Lite0 with real
 //! photos (scripts/setup.sh provides data/ and third_party/).
-use chip::model::{softmax, Model, OutputKind};
-use chip::preprocess::{Preprocess, Size};
+use chip::math::objective::softmax;
+use chip::runtime::model::{Model, OutputKind};
+use chip::runtime::preprocess::{Preprocess, Size};
 use chip::runtime::RuntimeOptions;
 use chip::testmodels;
 use chip::Error;

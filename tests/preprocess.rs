@@ -1,5 +1,5 @@
 //! Image decoding and preprocessing, checked against hand-computed values.
-use chip::preprocess::{Preprocess, MAX_SIDE};
+use chip::runtime::preprocess::{Preprocess, MAX_SIDE};
 use chip::Error;
 use image::{ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use std::io::Cursor;
@@ -199,7 +199,7 @@ fn jpeg_bmp_and_tiff_decode_too() {
     }
 }
 
-fn image_error(r: chip::Result<chip::preprocess::Prepared>) -> (String, String) {
+fn image_error(r: chip::Result<chip::runtime::preprocess::Prepared>) -> (String, String) {
     match r {
         Err(Error::Image { what, msg }) => (what, msg),
         other => panic!("expected Error::Image, got {other:?}"),
@@ -311,7 +311,7 @@ fn invalid_settings_are_refused() {
 
 fn encoded(fmt: ImageFormat) -> Vec<u8> {
     // Noise, so that every part of the file carries pixels.
-    let mut rng = chip::gates::Rng::new(7);
+    let mut rng = chip::util::rng::Rng::new(7);
     let img = image::RgbImage::from_fn(64, 48, |_, _| {
         let v = rng.next_u64();
         Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
@@ -350,10 +350,10 @@ fn truncated_real_jpeg_photos_are_refused() {
     assert!(photos.len() >= 20, "{photos:?}");
     for p in &photos {
         let bytes = std::fs::read(p).unwrap();
-        assert!(chip::preprocess::jpeg_is_complete(&bytes), "{}", p.display());
+        assert!(chip::runtime::preprocess::jpeg_is_complete(&bytes), "{}", p.display());
         let mut padded = bytes.clone();
         padded.extend_from_slice(&[0u8; 64]);
-        assert!(chip::preprocess::jpeg_is_complete(&padded), "{} with padding", p.display());
+        assert!(chip::runtime::preprocess::jpeg_is_complete(&padded), "{} with padding", p.display());
     }
     for p in photos.iter().take(5) {
         let bytes = std::fs::read(p).unwrap();

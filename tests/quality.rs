@@ -1,9 +1,9 @@
 //! Objectives and the quality harness on the real model: with the logit target, an intercept and
 //! λ → 0 the fit of a GAP → linear head recovers the classifier's own weights (CHIP = CAM); the paper's
 //! objective stays selectable; augmented fits are reproducible; CAM is found by graph inspection.
-use chip::fit::{self, FitOptions, Images};
-use chip::model::Model;
-use chip::objective::{Objective, Target};
+use chip::engine::fit::{self, FitOptions, Images};
+use chip::runtime::model::Model;
+use chip::math::objective::{Objective, Target};
 use chip::runtime::RuntimeOptions;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +31,7 @@ fn top1(model: &Model, paths: &[PathBuf]) -> Vec<usize> {
 fn logit_target_with_intercept_recovers_the_classifier() {
     let model = model();
     let head = model.default_layers().unwrap().1;
-    let cam = chip::head::cam_fit(&model, &head.name).unwrap();
+    let cam = chip::engine::cam::cam_fit(&model, &head.name).unwrap();
     let linear = model.onnx.linear_head(&head.name, &model.output).unwrap();
     assert_eq!((linear.classes, linear.channels), (1000, 1280));
     let paths = photos(12);
@@ -48,7 +48,7 @@ fn logit_target_with_intercept_recovers_the_classifier() {
     classes.sort_by(|&a, &b| loyalty_floor(b).total_cmp(&loyalty_floor(a)));
     classes.truncate(8);
     assert!(loyalty_floor(classes[7]) > 1e-5);
-    let (w, reports) = chip::admm::solve_all(&stats, Some(&classes), &params.admm, &objective, &|_| true).unwrap();
+    let (w, reports) = chip::math::admm::solve_all(&stats, Some(&classes), &params.admm, &objective, &|_| true).unwrap();
     // A channel that no photo activates cannot be identified from these photos (nor does it change
     // their maps); every channel with a pooled activation of at least 0.05 (ReLU6 units) must be.
     let k = stats.channels;
@@ -77,7 +77,7 @@ fn paper_objective_is_the_probability_model_without_intercept() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("quality-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     fit.save(&dir.join("p.chip")).unwrap();
-    assert_eq!(chip::fitfile::LayerFit::load(&dir.join("p.chip")).unwrap().meta.objective, Objective::PAPER);
+    assert_eq!(chip::engine::fitfile::LayerFit::load(&dir.join("p.chip")).unwrap().meta.objective, Objective::PAPER);
     // Statistics gathered for one target refuse to be solved for another.
     let stats = fit::collect_stats(&model, &head.name, &Images::Paths(paths), &params, &fit::no_progress).unwrap();
     assert_eq!(stats.target, Target::Probability);
@@ -113,8 +113,8 @@ fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
 fn cam_needs_a_pooled_linear_head() {
     let model = model();
     let stem = model.default_layers().unwrap().0;
-    let err = chip::head::cam_fit(&model, &stem.name).unwrap_err().to_string();
+    let err = chip::engine::cam::cam_fit(&model, &stem.name).unwrap_err().to_string();
     assert!(err.contains("CAM needs layer") && err.contains(&stem.name), "{err}");
-    let err = chip::head::cam_fit(&model, "no/such/layer").unwrap_err().to_string();
+    let err = chip::engine::cam::cam_fit(&model, "no/such/layer").unwrap_err().to_string();
     assert!(err.contains("no/such/layer"), "{err}");
 }

@@ -1,5 +1,5 @@
 //! Maps for a set of fits: numpy arrays per batch (maps, boxes with −1 rows for "no box", probabilities).
-use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
+use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
 use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ impl PyExplainer {
                 None => ClassSelect::Top(top),
             },
             refined,
-            threshold: threshold.unwrap_or(chip::localize::DEFAULT_THRESHOLD),
+            threshold: threshold.unwrap_or(chip::math::localize::DEFAULT_THRESHOLD),
             original_size,
         };
         let arg = ImagesArg::from_py(images)?;
@@ -84,7 +84,7 @@ impl PyExplainer {
             }
             ImagesArg::Dir(p) => {
                 let p = p.clone();
-                run(py, move || e.explain_files(&chip::fit::list_images(&p)?, &options))?
+                run(py, move || e.explain_files(&chip::engine::fit::list_images(&p)?, &options))?
             }
             ImagesArg::Paths(p) => run(py, move || e.explain_files(p, &options))?,
             ImagesArg::Encoded(b) => {
@@ -102,7 +102,7 @@ impl PyExplainer {
     fn to_dict<'py>(&self, py: Python<'py>, out: Vec<ImageExplanation>, original_size: bool, refined: bool) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let n = out.len();
         let n_classes = self.inner.model.classes;
-        let layers = self.inner.fits.len();
+        let layers = self.inner.fits().len();
         let per = out.first().map(|e| e.classes.len()).unwrap_or(0);
         let (iw, ih) = self.inner.model.input_size().as_usize();
         let mut probs = Vec::with_capacity(n * n_classes);

@@ -1,10 +1,10 @@
 //! Fits: options from keyword arguments, statistics per shard, merge, solve, and the two file types.
 // The crate's fit options type; renamed FitOptions in the vocabulary, so it is named here only.
-use chip::fit::FitOptions as CoreFitOptions;
-use chip::fit::Progress;
-use chip::fitfile::LayerFit;
-use chip::objective::Target;
-use chip::stats::Stats;
+use chip::engine::fit::FitOptions as CoreFitOptions;
+use chip::engine::fit::Progress;
+use chip::engine::fitfile::LayerFit;
+use chip::math::objective::Target;
+use chip::math::stats::Stats;
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -131,7 +131,7 @@ fn collect_stats(
     let imgs = arg.images()?;
     let m = model.inner.clone();
     let cb = Callback::new(progress);
-    let r = run(py, || chip::fit::collect_stats(&m, layer, &imgs, &params, &|p| cb.call(p)));
+    let r = run(py, || chip::engine::fit::collect_stats(&m, layer, &imgs, &params, &|p| cb.call(p)));
     Ok(PyStats { inner: cb.finish(r)? })
 }
 
@@ -143,7 +143,7 @@ fn solve(py: Python<'_>, model: &PyModel, stats: &PyStats, options: Option<&Boun
     let m = model.inner.clone();
     let s = &stats.inner;
     let cb = Callback::new(progress);
-    let r = run(py, || chip::fit::solve(&m, &s.layer, s, &params, &|p| cb.call(p)));
+    let r = run(py, || chip::engine::fit::solve(&m, &s.layer, s, &params, &|p| cb.call(p)));
     Ok(PyLayerFit { inner: cb.finish(r)? })
 }
 
@@ -163,7 +163,7 @@ fn fit_layer(
     let imgs = arg.images()?;
     let m = model.inner.clone();
     let cb = Callback::new(progress);
-    let r = run(py, || chip::fit::fit_layer(&m, layer, &imgs, &params, &|p| cb.call(p)));
+    let r = run(py, || chip::engine::fit::fit_layer(&m, layer, &imgs, &params, &|p| cb.call(p)));
     Ok(PyLayerFit { inner: cb.finish(r)? })
 }
 

@@ -1,6 +1,6 @@
 //! The `chip._chip` extension module: a thin layer over the chip crate. The Python side
 //! (exceptions, `Size`, `Prepared`, `Explanation`, keyword arguments, tqdm) lives in python/chip.
-use chip::model::Model;
+use chip::runtime::model::Model;
 use chip::runtime::{Device, RuntimeOptions};
 use numpy::{PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray4, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -153,8 +153,8 @@ impl<'py> ImagesArg<'py> {
         Ok(ImagesArg::Dir(p))
     }
 
-    pub(crate) fn images(&self) -> PyResult<chip::fit::Images<'_>> {
-        use chip::fit::Images;
+    pub(crate) fn images(&self) -> PyResult<chip::engine::fit::Images<'_>> {
+        use chip::engine::fit::Images;
         Ok(match self {
             ImagesArg::Dir(p) => Images::Dir(p.clone()),
             ImagesArg::Paths(p) => Images::Paths(p.clone()),
@@ -238,12 +238,12 @@ impl PyModel {
     fn _preprocess<'py>(&self, py: Python<'py>, images: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Vec<(u32, u32)>)> {
         let arg = ImagesArg::from_py(images)?;
         let m = self.inner.clone();
-        let prepared: Vec<chip::preprocess::Prepared> = match &arg {
+        let prepared: Vec<chip::runtime::preprocess::Prepared> = match &arg {
             ImagesArg::Tensor(..) => return Err(invalid(py, "images are already preprocessed")),
             ImagesArg::Dir(p) => {
                 let p = p.clone();
                 run(py, move || {
-                    let files = chip::fit::list_images(&p)?;
+                    let files = chip::engine::fit::list_images(&p)?;
                     files.iter().map(|f| m.preprocess.load(f)).collect()
                 })?
             }
@@ -315,7 +315,7 @@ fn load_ort(py: Python<'_>, explicit: Option<PathBuf>) -> PyResult<PathBuf> {
 #[pyfunction]
 fn list_images(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let p = fspath(path, "path")?;
-    let files = run(py, move || chip::fit::list_images(&p))?;
+    let files = run(py, move || chip::engine::fit::list_images(&p))?;
     Ok(files.iter().map(|f| f.display().to_string()).collect())
 }
 

@@ -3,12 +3,13 @@ use super::boundary::*;
 use super::explanation::chip_explanation;
 use super::fit::{chip_layer_fit, fits_arg};
 use super::images::*;
+use super::types::chip_size;
 
 use super::model::chip_model;
 use super::options::{chip_explain_options, explain_options};
 use super::status::chip_status;
-use crate::explain::{ClassSelect, ExplainOptions, Explainer};
-use crate::preprocess::{Size, MAX_SIDE};
+use crate::engine::explain::Explainer;
+use crate::runtime::preprocess::Size;
 use std::ffi::c_char;
 
 /// A model with fitted layers, ready to explain images. Thread safety: chip_explain may be called
@@ -51,7 +52,7 @@ pub unsafe extern "C" fn chip_explainer_free(explainer: *mut chip_explainer) {
 /// \param out Receives the number of layers.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explainer_layer_count(explainer: *const chip_explainer, out: *mut usize) -> chip_status {
-    guard(|| set(out, "out", deref(explainer, "explainer")?.inner.fits.len()))
+    guard(|| set(out, "out", deref(explainer, "explainer")?.inner.fits().len()))
 }
 
 /// The name of one of the explainer's layers.
@@ -98,11 +99,10 @@ pub unsafe extern "C" fn chip_explain(
             ImageArgs::Encoded(bufs) => e.explain_encoded(&bufs, &options)?,
             ImageArgs::Tensor { data, n, sizes } => {
                 let sizes = tensor_sizes(e, sizes, n)?;
-                check_map_memory(e, &sizes, &options)?;
                 e.explain(data, &sizes, &options)?
             }
         };
-        out.put(chip_explanation { images: result, layers: e.fits.len() })
+        out.put(chip_explanation { images: result, layers: e.fits().len() })
     })
 }
 
@@ -111,40 +111,7 @@ unsafe fn tensor_sizes(e: &Explainer, sizes: *const chip_size, n: usize) -> FfiR
     if sizes.is_null() {
         return Ok(vec![e.model.input_size(); n]);
     }
-    let sizes: Vec<Size> = slice_arg(sizes, n, "images->sizes")?.iter().map(|s| Size::new(s.width, s.height)).collect();
-    let bad = |s: &Size| s.width == 0 || s.height == 0 || s.width > MAX_SIDE || s.height > MAX_SIDE;
-    if let Some((i, s)) = sizes.iter().enumerate().find(|(_, s)| bad(s)) {
-        return invalid(format!("sizes[{i}] is {s}; each side must be within 1..={MAX_SIDE}, as for decoded images"));
-    }
-    Ok(sizes)
-}
-
-/// The maps of one call are sized by the caller; a request that cannot be allocated would abort
-/// the process, so it is refused: more than the memory available, or a failed trial reservation.
-fn check_map_memory(e: &Explainer, sizes: &[Size], options: &ExplainOptions) -> FfiResult {
-    let classes = match &options.classes {
-        ClassSelect::Top(k) => (*k).min(e.model.classes),
-        ClassSelect::Ids(ids) => ids.len(),
-    } as u128;
-    let per_class = e.fits.len() as u128 + u128::from(options.refined);
-    let input = e.model.input_size();
-    let pixels: u128 = sizes.iter().map(|s| if options.original_size { s.pixels() } else { input.pixels() } as u128).sum();
-    let bytes = pixels * classes * per_class * std::mem::size_of::<f32>() as u128;
-    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
-    let too_much = |why: String| {
-        invalid(format!("the maps of this call need {:.1} GiB: {why}; explain fewer or smaller images or classes", gib(bytes)))
-    };
-    if let Some(avail) = crate::error::available_memory() {
-        if bytes > avail as u128 {
-            return too_much(format!("only {:.1} GiB of memory is available", gib(avail as u128)));
-        }
-    }
-    let Ok(bytes_usize) = usize::try_from(bytes) else { return too_much("more than the address space".into()) };
-    let mut probe: Vec<u8> = Vec::new();
-    if probe.try_reserve_exact(bytes_usize).is_err() {
-        return too_much("they cannot be allocated".into());
-    }
-    Ok(())
+    Ok(slice_arg(sizes, n, "images->sizes")?.iter().map(|s| Size::new(s.width, s.height)).collect())
 }
 
 /// A thin wrapper: chip_explain with a CHIP_IMAGES_TENSOR descriptor.

@@ -1,10 +1,10 @@
 //! Reading an explanation: per image the probabilities, top classes, and per explained class its
 //! maps and boxes.
 use super::boundary::*;
-use super::images::chip_size;
+use super::types::chip_size;
 use super::localize::chip_box;
 use super::status::chip_status;
-use crate::explain::{ClassExplanation, ImageExplanation, Map};
+use crate::engine::explain::{ClassExplanation, ImageExplanation, Map};
 
 /// The result of one chip_explain call: per image the probabilities, top classes and, per explained
 /// class, one map per fitted layer (plus the refined map when asked) with its box. Thread safety:

@@ -30,6 +30,6 @@ pub unsafe extern "C" fn chip_export(
         let m = deref(model, "model")?;
         let fits = fits_arg(fits, count)?;
         let options = export_options(opts)?;
-        Ok(crate::export::export_to_file(&m.inner, &fits, &options, path_arg(path, "path")?)?)
+        Ok(crate::engine::export::export_to_file(&m.inner, &fits, &options, path_arg(path, "path")?)?)
     })
 }

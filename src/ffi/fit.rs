@@ -4,9 +4,9 @@ use super::images::*;
 use super::model::chip_model;
 use super::options::{chip_fit_options, chip_progress_kind, fit_options};
 use super::status::chip_status;
-use crate::fit::{FitOptions, Images, Progress, ProgressFn};
-use crate::model::Model;
-use crate::fitfile::LayerFit;
+use crate::engine::fit::{FitOptions, Images, Progress, ProgressFn};
+use crate::runtime::model::Model;
+use crate::engine::fitfile::LayerFit;
 use std::ffi::{c_char, c_int, c_void};
 
 /// One fitted layer (the class-by-channel importance weights). Thread safety: immutable, so it may
@@ -49,7 +49,7 @@ pub(super) fn with_progress<T>(o: &chip_fit_options, f: impl FnOnce(ProgressFn) 
             let state = CallbackState { cb, user: o.user_data, cancelled: parking_lot::Mutex::new(false) };
             f(&|p: Progress| state.report(p))
         }
-        None => f(&crate::fit::no_progress),
+        None => f(&crate::engine::fit::no_progress),
     }
 }
 
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn chip_fit_layer(
     out_fit: *mut *mut chip_layer_fit,
 ) -> chip_status {
     run_on_images(model, layer, images, opts, out_fit, "out_fit", |m, layer, images, params, p| {
-        Ok(chip_layer_fit { inner: crate::fit::fit_layer(m, layer, images, params, p)? })
+        Ok(chip_layer_fit { inner: crate::engine::fit::fit_layer(m, layer, images, params, p)? })
     })
 }
 

@@ -1,25 +1,17 @@
 //! The chip_images descriptor: one argument for image files, encoded images or a tensor.
 use super::boundary::*;
-use super::model::tensor_arg;
+use super::types::chip_size;
 use super::status::chip_status::*;
-use crate::fit::Images;
-use crate::model::Model;
-use crate::preprocess::Size;
+use crate::engine::fit::Images;
+use crate::runtime::model::Model;
 use std::ffi::{c_char, c_int};
 use std::path::PathBuf;
 
-/// A size in pixels. Thread safety: a plain struct.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct chip_size {
-    pub width: u32,
-    pub height: u32,
-}
-
-impl From<Size> for chip_size {
-    fn from(s: Size) -> Self {
-        chip_size { width: s.width, height: s.height }
-    }
+/// `n` preprocessed images at the model's input size: `len` floats, n x 3 x H x W.
+pub(super) unsafe fn tensor_arg<'a>(m: &Model, p: *const f32, len: usize, n: usize, name: &str) -> FfiResult<&'a [f32]> {
+    let data = slice_arg(p, len, name)?;
+    m.check_batch_len(name, len, n)?;
+    Ok(data)
 }
 
 /// Which kind of images a chip_images descriptor holds: one of the CHIP_IMAGES_* values. 0 is no

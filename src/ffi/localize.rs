@@ -1,7 +1,7 @@
 //! Boxes: localizing a map, and intersection over union.
 use super::boundary::*;
 use super::status::chip_status;
-use crate::localize::BBox;
+use crate::math::localize::BBox;
 
 /// A bounding box with inclusive pixel corners, x to the right, y down. No box (a map without a
 /// positive value) is all four corners -1, everywhere in the API. Thread safety: a plain struct.
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn chip_localize(
             return invalid(format!("threshold {threshold} is not in 0..1"));
         }
         let data = slice_arg(map, len, "map")?;
-        set(out, "out", crate::localize::localize(data, width, height, threshold).into())
+        set(out, "out", crate::math::localize::localize(data, width, height, threshold).into())
     })
 }
 
@@ -75,7 +75,7 @@ pub unsafe extern "C" fn chip_iou(a: *const chip_box, b: *const chip_box, out: *
         let a = box_arg(deref(a, "a")?, "a")?;
         let b = box_arg(deref(b, "b")?, "b")?;
         let iou = match (a, b) {
-            (Some(a), Some(b)) => crate::localize::iou(&a, &b),
+            (Some(a), Some(b)) => crate::math::localize::iou(&a, &b),
             _ => 0.0,
         };
         set(out, "out", iou)

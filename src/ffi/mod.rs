@@ -22,6 +22,7 @@ mod model;
 mod options;
 mod stats;
 mod status;
+mod types;
 
 pub use explain::*;
 pub use explanation::*;
@@ -33,6 +34,7 @@ pub use model::*;
 pub use options::*;
 pub use stats::*;
 pub use status::*;
+pub use types::*;
 
 use std::ffi::c_char;
 

@@ -1,9 +1,10 @@
 //! Models: loading, classes, candidate layers, preprocessing and predictions.
 use super::boundary::*;
-use super::images::chip_size;
+use super::images::tensor_arg;
+use super::types::chip_size;
 use super::options::{chip_model_options, runtime_options};
 use super::status::chip_status;
-use crate::model::Model;
+use crate::runtime::model::Model;
 use std::ffi::c_char;
 use std::sync::Arc;
 
@@ -12,13 +13,6 @@ use std::sync::Arc;
 /// own reference, so the model may be freed while explainers made from it live on.
 pub struct chip_model {
     pub(super) inner: Arc<Model>,
-}
-
-/// `n` preprocessed images at the model's input size: `len` floats, n x 3 x H x W.
-pub(super) unsafe fn tensor_arg<'a>(m: &Model, p: *const f32, len: usize, n: usize, name: &str) -> FfiResult<&'a [f32]> {
-    let data = slice_arg(p, len, name)?;
-    m.check_batch_len(name, len, n)?;
-    Ok(data)
 }
 
 /// Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar).
@@ -150,7 +144,7 @@ pub unsafe extern "C" fn chip_model_layer_info(
 /// What the two preprocess functions share: `prepare` makes the image, then it goes to the caller.
 unsafe fn write_prepared(
     model: *const chip_model,
-    prepare: impl FnOnce(&crate::preprocess::Preprocess) -> FfiResult<crate::preprocess::Prepared>,
+    prepare: impl FnOnce(&crate::runtime::preprocess::Preprocess) -> FfiResult<crate::runtime::preprocess::Prepared>,
     buf: *mut f32,
     len: usize,
     out_len: *mut usize,

@@ -1,9 +1,9 @@
 //! The options structs, their defaults, and their conversion to the library's options.
 use super::boundary::*;
 use super::status::chip_status;
-use crate::explain::{ClassSelect, ExplainOptions};
-use crate::fit::FitOptions;
-use crate::objective::Target;
+use crate::engine::explain::{ClassSelect, ExplainOptions};
+use crate::engine::fit::FitOptions;
+use crate::math::objective::Target;
 use crate::runtime::{Device, RuntimeOptions};
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
@@ -264,7 +264,7 @@ pub(super) unsafe fn fit_options(opts: *const chip_fit_options) -> FfiResult<(Fi
         seed: o.seed,
         gate_batch: o.gate_batch,
         image_batch: o.image_batch,
-        objective: crate::objective::Objective { target, intercept: flag(o.intercept), nonneg: flag(o.nonneg) },
+        objective: crate::math::objective::Objective { target, intercept: flag(o.intercept), nonneg: flag(o.nonneg) },
         augment: o.augment,
         mosaics: o.mosaics,
         ..FitOptions::default()
@@ -286,7 +286,7 @@ pub(super) unsafe fn explain_options(opts: *const chip_explain_options) -> FfiRe
     Ok(ExplainOptions { classes, refined: flag(o.refined), threshold: o.threshold, original_size: flag(o.original_size) })
 }
 
-pub(super) unsafe fn export_options(opts: *const chip_export_options) -> FfiResult<crate::export::ExportOptions> {
+pub(super) unsafe fn export_options(opts: *const chip_export_options) -> FfiResult<crate::engine::export::ExportOptions> {
     let o = read(opts, export_options_default(), "chip_export_options")?;
-    Ok(crate::export::ExportOptions { class_input: flag(o.class_input) })
+    Ok(crate::engine::export::ExportOptions { class_input: flag(o.class_input) })
 }

@@ -5,7 +5,7 @@ use super::images::chip_images;
 use super::model::chip_model;
 use super::options::{chip_fit_options, fit_options};
 use super::status::chip_status;
-use crate::stats::Stats;
+use crate::math::stats::Stats;
 use std::ffi::c_char;
 
 /// Statistics of a fit collected on some images (a shard): additive, so the statistics of several
@@ -36,7 +36,7 @@ pub unsafe extern "C" fn chip_collect_stats(
     out_stats: *mut *mut chip_stats,
 ) -> chip_status {
     run_on_images(model, layer, images, opts, out_stats, "out_stats", |m, layer, images, params, p| {
-        Ok(chip_stats { inner: crate::fit::collect_stats(m, layer, images, params, p)? })
+        Ok(chip_stats { inner: crate::engine::fit::collect_stats(m, layer, images, params, p)? })
     })
 }
 
@@ -77,7 +77,7 @@ pub unsafe extern "C" fn chip_solve(
         let m = &deref(model, "model")?.inner;
         let st = &deref(stats, "stats")?.inner;
         let (params, o) = fit_options(opts)?;
-        let fit = with_progress(&o, |p| crate::fit::solve(m, &st.layer, st, &params, p))?;
+        let fit = with_progress(&o, |p| crate::engine::fit::solve(m, &st.layer, st, &params, p))?;
         out.put(chip_layer_fit { inner: fit })
     })
 }

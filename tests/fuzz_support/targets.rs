@@ -2,13 +2,13 @@
 //! real photos, small real photos in every supported format, the project's test models, and the C
 //! entry points. Each checks that an input gives Ok or a clean Err: no panic, no abort, no hang.
 use super::engine::{mutate_bytes, Rng, Target, INTERESTING};
-use chip::explain::{ClassSelect, ExplainOptions, Explainer};
-use chip::fit::{self, FitOptions, Images};
-use chip::fitfile::LayerFit;
-use chip::model::Model;
+use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer};
+use chip::engine::fit::{self, FitOptions, Images};
+use chip::engine::fitfile::LayerFit;
+use chip::runtime::model::Model;
 use chip::onnx::OnnxModel;
-use chip::preprocess::Preprocess;
-use chip::stats::Stats;
+use chip::runtime::preprocess::Preprocess;
+use chip::math::stats::Stats;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -173,15 +173,15 @@ impl Target for FitFile {
         }
         let m = &fit.meta;
         for &c in m.solved_classes.iter().take(4) {
-            let _ = chip::inspect::class_summary(&fit.weights, m.channels, c, 10);
+            let _ = chip::math::inspect::class_summary(&fit.weights, m.channels, c, 10);
         }
-        let _ = chip::inspect::sparsity(&fit.weights, m.channels, &m.solved_classes);
-        let _ = chip::inspect::overlap(&fit.weights, m.channels, &m.solved_classes[..m.solved_classes.len().min(8)]);
+        let _ = chip::math::inspect::sparsity(&fit.weights, m.channels, &m.solved_classes);
+        let _ = chip::math::inspect::overlap(&fit.weights, m.channels, &m.solved_classes[..m.solved_classes.len().min(8)]);
         let f = fixture();
         match Explainer::new(f.model.clone(), vec![fit]) {
             Ok(e) => {
                 let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: false, ..ExplainOptions::default() };
-                e.explain(&f.photo, &[chip::preprocess::Size::new(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
+                e.explain(&f.photo, &[chip::runtime::preprocess::Size::new(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
                 Ok("ok".into())
             }
             Err(e) => Ok(format!("parsed, {}", err_outcome(e))),
@@ -264,9 +264,9 @@ impl Target for StatsFile {
         let merge = merged.merge(&stats);
         // Solving is cubic in the channels: only small headers are solved.
         if stats.channels <= 64 && stats.classes <= 64 {
-            let params = chip::admm::AdmmParams { max_iter: 200, ..Default::default() };
-            let objective = chip::objective::Objective { target: stats.target, ..chip::objective::Objective::DEFAULT };
-            if let Err(e) = chip::admm::solve_all(&stats, None, &params, &objective, &|_| true) {
+            let params = chip::math::admm::AdmmParams { max_iter: 200, ..Default::default() };
+            let objective = chip::math::objective::Objective { target: stats.target, ..chip::math::objective::Objective::DEFAULT };
+            if let Err(e) = chip::math::admm::solve_all(&stats, None, &params, &objective, &|_| true) {
                 return Ok(format!("parsed, solve {}", err_outcome(e)));
             }
         }
@@ -300,7 +300,7 @@ impl Target for ImageDecode {
                 if p.data.len() != 3 * 16 * 16 || p.data.iter().any(|v| !v.is_finite()) {
                     return Err(format!("decoded image has {} values or a non-finite one", p.data.len()));
                 }
-                if p.size.width == 0 || p.size.height == 0 || p.size.width > chip::preprocess::MAX_SIDE || p.size.height > chip::preprocess::MAX_SIDE {
+                if p.size.width == 0 || p.size.height == 0 || p.size.width > chip::runtime::preprocess::MAX_SIDE || p.size.height > chip::runtime::preprocess::MAX_SIDE {
                     return Err(format!("accepted an image of {}x{}", p.size.width, p.size.height));
                 }
                 Ok("ok".into())

@@ -4,8 +4,8 @@
 //!
 //! test_fits --model M.onnx --images DIR|LIST --count N --gates G [--layers A,B] --out DIR PHOTO...
 //! Writes DIR/<index>.chip and DIR/fits.json (layers, files, classes, each photo's top-1).
-use chip::fit::{fit_layer, FitOptions, Images};
-use chip::model::Model;
+use chip::engine::fit::{fit_layer, FitOptions, Images};
+use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
 use std::path::PathBuf;
 
@@ -50,7 +50,7 @@ fn run() -> Result<(), String> {
     classes.sort_unstable();
     classes.dedup();
 
-    let mut list = chip::fit::list_images(&images).map_err(|e| e.to_string())?;
+    let mut list = chip::engine::fit::list_images(&images).map_err(|e| e.to_string())?;
     list.truncate(count);
     let (first, last) = match layers {
         None => model.default_layers().map_err(|e| e.to_string())?,
@@ -64,7 +64,7 @@ fn run() -> Result<(), String> {
     let mut files = Vec::new();
     for (i, layer) in [&first, &last].into_iter().enumerate() {
         let t = std::time::Instant::now();
-        let fit = fit_layer(&model, &layer.name, &Images::Paths(list.clone()), &params, &chip::fit::no_progress).map_err(|e| e.to_string())?;
+        let fit = fit_layer(&model, &layer.name, &Images::Paths(list.clone()), &params, &chip::engine::fit::no_progress).map_err(|e| e.to_string())?;
         let file = format!("layer{i}.chip");
         fit.save(&out.join(&file)).map_err(|e| e.to_string())?;
         eprintln!("test_fits: {} ({}×{}×{}) fitted in {:.1} s", layer.name, layer.channels, layer.height, layer.width, t.elapsed().as_secs_f64());
@@ -79,6 +79,6 @@ fn run() -> Result<(), String> {
         "gates": gates,
         "model_fingerprint": model.fingerprint,
     });
-    chip::error::write_atomic(&out.join("fits.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes()).map_err(|e| e.to_string())?;
+    chip::util::atomic::write_atomic(&out.join("fits.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes()).map_err(|e| e.to_string())?;
     Ok(())
 }

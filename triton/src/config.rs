@@ -192,7 +192,7 @@ impl BackendConfig {
                 }
                 t
             }
-            None => chip::localize::DEFAULT_THRESHOLD,
+            None => chip::math::localize::DEFAULT_THRESHOLD,
         };
         let threads = match param(&config, PARAM_THREADS) {
             Some(s) => s.trim().parse().map_err(|_| format!("parameter {PARAM_THREADS}: '{s}' is not a non-negative integer"))?,
@@ -374,7 +374,7 @@ mod tests {
         assert_eq!(c.model_file, Path::new("/abs/m.onnx"));
         assert!(c.fit_files.is_empty());
         assert!(!c.refined);
-        assert_eq!(c.threshold, chip::localize::DEFAULT_THRESHOLD);
+        assert_eq!(c.threshold, chip::math::localize::DEFAULT_THRESHOLD);
         assert_eq!(c.threads, 0);
         assert_eq!(c.max_batch_size, 0);
         // Map outputs without fits cannot load.

@@ -1,8 +1,8 @@
 //! The work behind the backend, free of the Triton API: loading the model and fits, turning
 //! request tensors into preprocessed images, and running a batch of requests.
 use crate::config::{BackendConfig, OutputName};
-use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
-use chip::model::Model;
+use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
+use chip::runtime::model::Model;
 use chip::runtime::{Device, RuntimeOptions};
 use std::sync::Arc;
 
@@ -65,7 +65,7 @@ impl Engine {
             if !path.is_file() {
                 return Err(format!("fit file not found: {}", path.display()));
             }
-            fits.push(chip::fitfile::LayerFit::load(path).map_err(|e| format!("cannot load fit file: {e}"))?);
+            fits.push(chip::engine::fitfile::LayerFit::load(path).map_err(|e| format!("cannot load fit file: {e}"))?);
         }
         let layers = fits.len();
         let explainer = if fits.is_empty() {

@@ -92,7 +92,7 @@ pub(crate) fn eval_loc(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
     if !a.images.is_dir() {
         return Err(Error::io(&a.images, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder")));
     }
-    let gt = chip::localize::load_gt(&a.gt)?;
+    let gt = chip::math::localize::load_gt(&a.gt)?;
     let fits = load_fits(&a.fits)?;
     let model = load_model(&a.model, rt)?;
     let explainer = Explainer::new(model.clone(), fits)?;
@@ -112,12 +112,12 @@ pub(crate) fn eval_loc(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
         }
         by_file.entry(&e.file).or_default().push(e);
     }
-    let nmaps = explainer.fits.len() + usize::from(a.refined);
+    let nmaps = explainer.fits().len() + usize::from(a.refined);
     let mut names: Vec<String> = explainer.layer_names().iter().map(|s| s.to_string()).collect();
     if a.refined {
         names.push("refined".into());
     }
-    let options_for = |ids: Vec<usize>| ExplainOptions { classes: ClassSelect::Ids(ids), refined: a.refined, threshold: chip::localize::DEFAULT_THRESHOLD, original_size: true };
+    let options_for = |ids: Vec<usize>| ExplainOptions { classes: ClassSelect::Ids(ids), refined: a.refined, threshold: chip::math::localize::DEFAULT_THRESHOLD, original_size: true };
     explainer.check_options(&options_for(entries.iter().filter_map(|e| e.class).collect()))?;
     // Per entry: its maps (one per evaluated kind) and the predicted top-1 class.
     let mut maps: Vec<Vec<Vec<f32>>> = Vec::new();
@@ -154,7 +154,7 @@ pub(crate) fn eval_loc(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
     let reports: Vec<LocReport> = (0..nmaps)
         .map(|k| {
             let items: Vec<EvalItem> = order.iter().enumerate().map(|(i, e)| EvalItem { gt: e, map: &maps[i][k], top1: top1[i] }).collect();
-            chip::localize::evaluate(&items, &thresholds)
+            chip::math::localize::evaluate(&items, &thresholds)
         })
         .collect();
     if a.json {
@@ -199,7 +199,7 @@ pub(crate) fn report_json(r: &LocReport) -> Value {
 // -------------------------------------------------------------------------------------- eval --
 
 pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
-    use chip::quality::{self, Method, METRICS};
+    use chip::engine::eval::harness::{self, Method, METRICS};
     if a.methods.is_empty() && !a.baselines {
         return Err(Error::invalid("nothing to evaluate: give --method NAME=FIT and/or --baselines"));
     }
@@ -237,37 +237,37 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
         None => Some(0),
     };
     let gt = match &a.gt {
-        Some(p) => chip::localize::load_gt(p)?,
+        Some(p) => chip::math::localize::load_gt(p)?,
         None => Vec::new(),
     };
     let mosaics = match &a.mosaics {
-        Some(p) => quality::load_mosaics(p)?,
+        Some(p) => harness::load_mosaics(p)?,
         None => Vec::new(),
     };
     let gt_root = a.images.clone().unwrap_or_default();
     let faithfulness = match &a.faithfulness {
-        Some(p) => chip::fit::list_images(p)?,
+        Some(p) => chip::engine::fit::list_images(p)?,
         None => {
             let mut files: Vec<PathBuf> = gt.iter().filter(|e| e.class.is_some()).map(|e| gt_root.join(&e.file)).collect();
             files.dedup();
             files
         }
     };
-    let data = quality::Dataset {
+    let data = harness::Dataset {
         gt: &gt,
         gt_root,
         mosaics: &mosaics,
         mosaic_root: a.mosaics.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default(),
         faithfulness,
     };
-    let options = quality::Options { steps: a.steps, seed: a.seed, ..Default::default() };
+    let options = harness::Options { steps: a.steps, seed: a.seed, ..Default::default() };
     let pb = bar(methods.len() * 3, "scoring");
-    let scores = quality::score(&model, &methods, &data, &options, &|done, _| {
+    let scores = harness::score(&model, &methods, &data, &options, &|done, _| {
         pb.set_position(done as u64);
         true
     })?;
     pb.finish_and_clear();
-    let summary = quality::summarize(&scores, reference, a.resamples, a.seed);
+    let summary = harness::summarize(&scores, reference, a.resamples, a.seed);
     let methods_json: Vec<Value> = scores
         .iter()
         .zip(&summary)
@@ -286,7 +286,7 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
     })
     .to_string();
     if let Some(p) = &a.save_json {
-        chip::error::write_atomic(p, report.as_bytes())?;
+        chip::util::atomic::write_atomic(p, report.as_bytes())?;
     }
     if a.json {
         emit(&report);
@@ -294,7 +294,7 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
     }
     let used: Vec<usize> = (0..METRICS.len()).filter(|&j| summary.iter().any(|f| f[j].1.is_some())).collect();
     let w = names.iter().map(|n| n.len()).max().unwrap_or(6).max(6);
-    let cell = |iv: &chip::eval::Interval| format!("{:.3} [{:.3},{:.3}]", iv.mean, iv.low, iv.high);
+    let cell = |iv: &chip::engine::eval::Interval| format!("{:.3} [{:.3},{:.3}]", iv.mean, iv.low, iv.high);
     let header: Vec<String> = used.iter().map(|&j| format!("{:>21}", format!("{}{}", METRICS[j].0, if METRICS[j].1 { " ↑" } else { " ↓" }))).collect();
     emit(&format!("{:<w$}  {}", "method", header.join("  ")));
     for (n, figs) in names.iter().zip(&summary) {
@@ -328,8 +328,8 @@ pub(crate) fn mosaic(a: MosaicArgs, rt: &RuntimeOptions) -> Result<()> {
         return Err(Error::invalid("--count must be at least 1"));
     }
     let model = load_model(&a.model, rt)?;
-    let photos = chip::fit::list_images(&a.images)?;
-    let list = chip::quality::make_mosaics(&model, &photos, a.count, a.seed, &a.out)?;
+    let photos = chip::engine::fit::list_images(&a.images)?;
+    let list = chip::engine::eval::harness::make_mosaics(&model, &photos, a.count, a.seed, &a.out)?;
     eprintln!("wrote {} mosaics and mosaics.json to {}", list.len(), a.out.display());
     Ok(())
 }

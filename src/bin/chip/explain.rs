@@ -28,7 +28,7 @@ pub(crate) struct ExplainArgs {
     #[arg(long)]
     pub(crate) save_map: bool,
     /// Localization threshold relative to the map's maximum.
-    #[arg(long, default_value_t = chip::localize::DEFAULT_THRESHOLD)]
+    #[arg(long, default_value_t = chip::math::localize::DEFAULT_THRESHOLD)]
     pub(crate) threshold: f32,
     /// Images per model run.
     #[arg(long, default_value_t = 8)]
@@ -99,7 +99,7 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
             let idx = chunk_i * a.batch.max(1) + j;
             if !unsolved_warned {
                 for c in &ex.classes {
-                    if let Some(f) = explainer.fits.iter().find(|f| !f.is_solved(c.class)) {
+                    if let Some(f) = explainer.fits().iter().find(|f| !f.is_solved(c.class)) {
                         eprintln!(
                             "chip: warning: class {} ({}) was not solved in the fit of '{}'; its map is empty",
                             c.class, label(&model, c.class), f.meta.layer

@@ -67,10 +67,10 @@ pub(crate) struct ObjectiveArgs {
 
 impl ObjectiveArgs {
     /// --objective with its --target, --intercept and --nonneg overrides.
-    pub(crate) fn resolve(&self) -> Result<chip::objective::Objective> {
-        let mut objective = chip::objective::Objective::preset(&self.objective)?;
+    pub(crate) fn resolve(&self) -> Result<chip::math::objective::Objective> {
+        let mut objective = chip::math::objective::Objective::preset(&self.objective)?;
         if let Some(t) = &self.target {
-            objective.target = chip::objective::Target::parse(t)?;
+            objective.target = chip::math::objective::Target::parse(t)?;
         }
         objective.intercept = self.intercept.unwrap_or(objective.intercept);
         objective.nonneg = self.nonneg.unwrap_or(objective.nonneg);
@@ -114,11 +114,11 @@ pub(crate) fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
         return Err(Error::io(&a.images, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder or list file")));
     }
     // The fit can take minutes: a place it cannot write to fails now, not after.
-    chip::error::check_writable(&a.out)?;
+    chip::util::atomic::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     // Fail on a bad layer name before any image is read.
     let channels = model.layer(&a.layer)?.channels;
-    if chip::gates::check_sigma2(a.sigma2_rel, &a.layer, channels).is_err() {
+    if chip::math::gates::check_sigma2(a.sigma2_rel, &a.layer, channels).is_err() {
         return Err(Error::invalid(format!(
             "--sigma2-rel {:?} is too small for layer '{}' ({channels} channels): every gate with a closed channel \
              would get proximity 0 and every weight would be zero",
@@ -144,7 +144,7 @@ pub(crate) fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     let t0 = std::time::Instant::now();
     let images = Images::Dir(a.images.clone());
     if a.stats_only {
-        let stats = chip::fit::collect_stats(&model, &a.layer, &images, &params, &progress)?;
+        let stats = chip::engine::fit::collect_stats(&model, &a.layer, &images, &params, &progress)?;
         pb.finish_and_clear();
         stats.save(&a.out)?;
         eprintln!(
@@ -154,7 +154,7 @@ pub(crate) fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
         );
         return Ok(());
     }
-    let fit = chip::fit::fit_layer(&model, &a.layer, &images, &params, &progress)?;
+    let fit = chip::engine::fit::fit_layer(&model, &a.layer, &images, &params, &progress)?;
     pb.finish_and_clear();
     fit.save(&a.out)?;
     report_fit(&fit, &a.out, t0);
@@ -163,15 +163,15 @@ pub(crate) fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
 
 pub(crate) fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
     check_lambda(a.lambda_rel)?;
-    chip::error::check_writable(&a.out)?;
+    chip::util::atomic::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     check_classes(&a.classes, &model)?;
     let mut params = FitOptions { objective: a.objective.resolve()?, ..FitOptions::default() };
     params.admm.lambda_rel = a.lambda_rel;
     params.classes = a.classes.map(|c| c.0);
-    let mut stats = chip::stats::Stats::load(&a.stats[0])?;
+    let mut stats = chip::math::stats::Stats::load(&a.stats[0])?;
     for path in &a.stats[1..] {
-        let shard = chip::stats::Stats::load(path)?;
+        let shard = chip::math::stats::Stats::load(path)?;
         stats.merge(&shard).map_err(|e| match e {
             Error::FitMismatch(m) => Error::FitMismatch(format!("{} and {}: {m}", path.display(), a.stats[0].display())),
             e => e,
@@ -179,7 +179,7 @@ pub(crate) fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
     }
     let (pb, progress) = fit_progress();
     let t0 = std::time::Instant::now();
-    let fit = chip::fit::solve(&model, &stats.layer, &stats, &params, &progress)?;
+    let fit = chip::engine::fit::solve(&model, &stats.layer, &stats, &params, &progress)?;
     pb.finish_and_clear();
     fit.save(&a.out)?;
     report_fit(&fit, &a.out, t0);
@@ -232,8 +232,8 @@ pub(crate) fn fit_progress() -> (ProgressBar, impl Fn(Progress) -> bool + Sync) 
 pub(crate) fn report_fit(fit: &LayerFit, out: &Path, t0: std::time::Instant) {
     let m = &fit.meta;
     let rows = fit.solved();
-    let sparsity = chip::inspect::sparsity(&fit.weights, m.channels, &rows);
-    let zero = chip::inspect::zero_rows(&fit.weights, m.channels, &rows);
+    let sparsity = chip::math::inspect::sparsity(&fit.weights, m.channels, &rows);
+    let zero = chip::math::inspect::zero_rows(&fit.weights, m.channels, &rows);
     eprintln!(
         "fitted layer '{}' ({}x{}x{}) on {} images x {} gates ({}), {} classes solved ({} all zero), {:.1}% zero weights, in {:.1}s -> {}",
         m.layer, m.channels, m.height, m.width, m.images, m.gates, m.objective.describe(), rows.len(), zero.len(), 100.0 * sparsity,

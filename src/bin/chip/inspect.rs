@@ -53,11 +53,11 @@ pub(crate) fn layers(model: &Path, json: bool, rt: &RuntimeOptions) -> Result<()
 // ----------------------------------------------------------------------------------- inspect --
 
 pub(crate) fn export(a: ExportArgs, rt: &RuntimeOptions) -> Result<()> {
-    chip::error::check_writable(&a.out)?;
+    chip::util::atomic::check_writable(&a.out)?;
     let fits: Vec<LayerFit> = a.fits.iter().map(|p| LayerFit::load(p)).collect::<Result<_>>()?;
     let model = Model::load(&a.model, rt)?;
-    let options = chip::export::ExportOptions { class_input: a.class_input };
-    chip::export::export_to_file(&model, &fits, &options, &a.out)?;
+    let options = chip::engine::export::ExportOptions { class_input: a.class_input };
+    chip::engine::export::export_to_file(&model, &fits, &options, &a.out)?;
     let layers: Vec<&str> = fits.iter().map(|f| f.meta.layer.as_str()).collect();
     emit(&format!("wrote {} (maps of {})", a.out.display(), layers.join(", ")));
     Ok(())
@@ -82,9 +82,9 @@ pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
         Some(c) => vec![c],
         None => solved.clone(),
     };
-    let sparsity = chip::inspect::sparsity(&fit.weights, m.channels, &solved);
-    let overlap = (solved.len() >= 2).then(|| chip::inspect::overlap(&fit.weights, m.channels, &solved));
-    let summaries: Vec<_> = shown.iter().map(|&c| chip::inspect::class_summary(&fit.weights, m.channels, c, a.top)).collect();
+    let sparsity = chip::math::inspect::sparsity(&fit.weights, m.channels, &solved);
+    let overlap = (solved.len() >= 2).then(|| chip::math::inspect::overlap(&fit.weights, m.channels, &solved));
+    let summaries: Vec<_> = shown.iter().map(|&c| chip::math::inspect::class_summary(&fit.weights, m.channels, c, a.top)).collect();
     if a.json {
         let classes: Vec<Value> = summaries
             .iter()
@@ -93,7 +93,7 @@ pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
         emit(&json!({
             "layer": m.layer, "channels": m.channels, "height": m.height, "width": m.width, "classes": m.classes,
             "images": m.images, "gates": m.gates, "sigma2_rel": m.sigma2_rel, "lambda_rel": m.admm.lambda_rel, "seed": m.seed,
-            "solved_classes": solved.len(), "zero_classes": chip::inspect::zero_rows(&fit.weights, m.channels, &solved).len(),
+            "solved_classes": solved.len(), "zero_classes": chip::math::inspect::zero_rows(&fit.weights, m.channels, &solved).len(),
             "sparsity": sparsity, "overlap": overlap, "per_class": classes,
         }).to_string());
         return Ok(());
@@ -103,7 +103,7 @@ pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
         m.layer, m.channels, m.height, m.width, m.classes, solved.len()
     ));
     emit(&format!("fitted on {} images x {} gates, sigma2 {} x K, lambda {} x lambda_max, seed {}", m.images, m.gates, m.sigma2_rel, m.admm.lambda_rel, m.seed));
-    let zero = chip::inspect::zero_rows(&fit.weights, m.channels, &solved).len();
+    let zero = chip::math::inspect::zero_rows(&fit.weights, m.channels, &solved).len();
     emit(&format!("sparsity over solved classes: {:.1}% zero; {zero} solved classes all zero", 100.0 * sparsity));
     if let Some(o) = &overlap {
         emit(&format!("channel overlap between classes: top-10 {:.3}, significant (> max/1000) {:.3}", o.top10_mean, o.significant_mean));

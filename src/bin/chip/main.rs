@@ -1,10 +1,10 @@
 //! The `chip` command line: list layers, fit a layer, explain photos, evaluate localization,
 //! inspect a fit. Errors print as `chip: <message>` and exit with status 1.
-use chip::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
-use chip::fit::{FitOptions, Images, Progress};
-use chip::fitfile::LayerFit;
-use chip::localize::{BBox, EvalItem, GtEntry, LocReport};
-use chip::model::Model;
+use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation, Map};
+use chip::engine::fit::{FitOptions, Images, Progress};
+use chip::engine::fitfile::LayerFit;
+use chip::math::localize::{BBox, EvalItem, GtEntry, LocReport};
+use chip::runtime::model::Model;
 use chip::runtime::{Device, RuntimeOptions};
 use chip::{Error, Result};
 use clap::{Args, Parser, Subcommand};

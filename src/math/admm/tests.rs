@@ -1,6 +1,7 @@
 use super::*;
-use crate::gates::{GateSet, Rng};
-use crate::objective::Target;
+use crate::math::gates::GateSet;
+use crate::util::rng::Rng;
+use crate::math::objective::Target;
 
 fn unif(r: &mut Rng) -> f64 {
     (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64

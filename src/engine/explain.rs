@@ -2,10 +2,11 @@
 //! `chip export`) gives the predictions and the requested classes' maps at the input size; Rust
 //! resizes them to the photo's own size when asked, forms Refined CHIP and finds the boxes.
 use crate::error::{Error, Result};
-use crate::fitfile::LayerFit;
-use crate::localize::BBox;
-use crate::model::Model;
-use crate::preprocess::Size;
+use crate::engine::fitfile::LayerFit;
+use crate::engine::fitset::FitSet;
+use crate::math::localize::BBox;
+use crate::runtime::model::Model;
+use crate::runtime::preprocess::{Size, MAX_SIDE};
 use crate::runtime::{Runner, Tensor, TensorView};
 use std::sync::{Arc, OnceLock};
 
@@ -28,7 +29,7 @@ pub struct ExplainOptions {
 }
 
 impl Default for ExplainOptions {
-    fn default() -> Self { ExplainOptions { classes: ClassSelect::Top(1), refined: false, threshold: crate::localize::DEFAULT_THRESHOLD, original_size: true } }
+    fn default() -> Self { ExplainOptions { classes: ClassSelect::Top(1), refined: false, threshold: crate::math::localize::DEFAULT_THRESHOLD, original_size: true } }
 }
 
 /// A map with its size and box.
@@ -63,9 +64,7 @@ pub struct ImageExplanation {
 pub struct Explainer {
     pub model: Arc<Model>,
     /// Read-only after `new`: the graph that computes the maps holds their weights.
-    pub fits: Vec<LayerFit>,
-    /// Indices into `fits` of the shallowest and the deepest layer (graph order), for Refined CHIP.
-    refine_pair: Option<(usize, usize)>,
+    set: FitSet,
     /// The model with the maps in its graph, built on first use; None where the graph cannot take
     /// them (opset below 13, tensor names of an exported model): the maps are then computed here
     /// from the layers' activations, with the same result.
@@ -83,24 +82,18 @@ enum Source {
 impl Explainer {
     /// Checks each fit against the model (fingerprint, layer, shape). At least one fit is needed.
     pub fn new(model: Arc<Model>, fits: Vec<LayerFit>) -> Result<Self> {
-        if fits.is_empty() {
-            return Err(Error::invalid("an explainer needs at least one fitted layer"));
-        }
-        for (i, f) in fits.iter().enumerate() {
-            f.check_against(&model)?;
-            if fits[..i].iter().any(|g| g.meta.layer == f.meta.layer) {
-                return Err(Error::invalid(format!("two fits of layer '{}'; give one per layer", f.meta.layer)));
-            }
-        }
-        let refine_pair = refine_pair(&model, &fits)?;
-        Ok(Explainer { model, fits, refine_pair, fused: OnceLock::new() })
+        let set = FitSet::new(&model, fits)?;
+        Ok(Explainer { model, set, fused: OnceLock::new() })
     }
 
-    pub fn layer_names(&self) -> Vec<&str> { self.fits.iter().map(|f| f.meta.layer.as_str()).collect() }
+    /// The fits, in the order given to [`Explainer::new`].
+    pub fn fits(&self) -> &[LayerFit] { self.set.fits() }
+
+    pub fn layer_names(&self) -> Vec<&str> { self.set.layer_names() }
 
     /// Indices into `fits` of the two layers whose maps Refined CHIP multiplies (shallowest, deepest);
     /// None with a single fitted layer.
-    pub fn refined_layers(&self) -> Option<(usize, usize)> { self.refine_pair }
+    pub fn refined_layers(&self) -> Option<(usize, usize)> { self.set.refine_pair() }
 
     /// A batch of preprocessed images (n×3×H×W) with their original sizes.
     ///
@@ -117,9 +110,13 @@ impl Explainer {
             return Ok(Vec::new());
         }
         self.model.check_batch_len("batch", batch.len(), n)?;
-        if let Some(i) = sizes.iter().position(|s| s.width == 0 || s.height == 0) {
-            return Err(Error::invalid(format!("image {} has an empty original size {}", i, sizes[i])));
+        let bad = |s: &Size| s.width == 0 || s.height == 0 || s.width > MAX_SIDE || s.height > MAX_SIDE;
+        if let Some((i, s)) = sizes.iter().enumerate().find(|(_, s)| bad(s)) {
+            return Err(Error::invalid(format!(
+                "sizes[{i}] is {s}; each side of an original size must be within 1..={MAX_SIDE}, as for decoded images"
+            )));
         }
+        self.check_map_memory(sizes, options)?;
         let classes = self.model.classes;
         let (probs, source) = match self.fused_runner() {
             Some(runner) => self.run_fused(&runner, batch, n, options)?,
@@ -137,6 +134,35 @@ impl Explainer {
             .collect()
     }
 
+    /// The maps of one call are sized by the caller; a request that cannot be allocated would abort
+    /// the process, so it is refused: more than the memory available, or a failed trial reservation.
+    fn check_map_memory(&self, sizes: &[Size], options: &ExplainOptions) -> Result<()> {
+        let e = self;
+        let classes = match &options.classes {
+            ClassSelect::Top(k) => (*k).min(e.model.classes),
+            ClassSelect::Ids(ids) => ids.len(),
+        } as u128;
+        let per_class = e.fits().len() as u128 + u128::from(options.refined);
+        let input = e.model.input_size();
+        let pixels: u128 = sizes.iter().map(|s| if options.original_size { s.pixels() } else { input.pixels() } as u128).sum();
+        let bytes = pixels * classes * per_class * std::mem::size_of::<f32>() as u128;
+        let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+        let too_much = |why: String| {
+            Err(Error::invalid(format!("the maps of this call need {:.1} GiB: {why}; explain fewer or smaller images or classes", gib(bytes))))
+        };
+        if let Some(avail) = crate::util::mem::available_memory() {
+            if bytes > avail as u128 {
+                return too_much(format!("only {:.1} GiB of memory is available", gib(avail as u128)));
+            }
+        }
+        let Ok(bytes_usize) = usize::try_from(bytes) else { return too_much("more than the address space".into()) };
+        let mut probe: Vec<u8> = Vec::new();
+        if probe.try_reserve_exact(bytes_usize).is_err() {
+            return too_much("they cannot be allocated".into());
+        }
+        Ok(())
+    }
+
     /// Whether the maps are computed inside the model's graph (else from the layers' activations,
     /// for models that cannot take them: opset below 13, tensor names of an exported model).
     pub fn maps_in_graph(&self) -> bool { self.fused_runner().is_some() }
@@ -146,7 +172,7 @@ impl Explainer {
             return r.clone();
         }
         // Built outside any lock: two threads may both build it, the first to finish is kept.
-        let built = crate::export::explain_graph(&self.model, &self.fits)
+        let built = crate::engine::maps_graph::explain_graph(&self.model, &self.set)
             .and_then(|g| g.to_bytes())
             .and_then(|bytes| Runner::new(bytes, &self.model.options))
             .ok()
@@ -191,17 +217,17 @@ impl Explainer {
             names.iter().position(|o| o == name).ok_or_else(|| Error::Ort(format!("output '{name}' missing from the graph with the maps")))
         };
         let p_at = at(&model.output)?;
-        let s_at = at(crate::export::EXPLAIN_SELECTED_OUTPUT)?;
-        let m_at: Vec<usize> = (0..self.fits.len()).map(|i| at(&format!("chip/maps/{i}"))).collect::<Result<_>>()?;
+        let s_at = at(crate::engine::maps_graph::EXPLAIN_SELECTED_OUTPUT)?;
+        let m_at: Vec<usize> = (0..self.set.fits().len()).map(|i| at(&format!("chip/maps/{i}"))).collect::<Result<_>>()?;
         let per = 3 * h * w;
         let (mut probs, mut selected) = (Vec::with_capacity(n * model.classes), Vec::with_capacity(n * j));
-        let mut maps = vec![Vec::with_capacity(n * j * h * w); self.fits.len()];
+        let mut maps = vec![Vec::with_capacity(n * j * h * w); self.set.fits().len()];
         for start in (0..n).step_by(chunk) {
             let m = chunk.min(n - start);
             let (shape, cshape) = ([m, 3, h, w], [m, j]);
             let inputs = [
                 (model.input.name.as_str(), TensorView::F32(&shape, &batch[start * per..(start + m) * per])),
-                (crate::export::EXPLAIN_CLASSES_INPUT, TensorView::I64(&cshape, &classes[start * j..(start + m) * j])),
+                (crate::engine::maps_graph::EXPLAIN_CLASSES_INPUT, TensorView::I64(&cshape, &classes[start * j..(start + m) * j])),
             ];
             let mut outs = runner.run_views(&inputs)?;
             let mut take = |i: usize, want: &[usize]| -> Result<Tensor> {
@@ -237,10 +263,10 @@ impl Explainer {
     fn run_activations(&self, batch: &[f32], n: usize) -> Result<(Vec<f32>, Source)> {
         let layers = self.layer_names();
         let (probs, acts) = self.model.run_augmented(batch, n, &layers)?;
-        if acts.len() != self.fits.len() {
-            return Err(Error::Model(format!("augmented run returned {} activations, expected {}", acts.len(), self.fits.len())));
+        if acts.len() != self.set.fits().len() {
+            return Err(Error::Model(format!("augmented run returned {} activations, expected {}", acts.len(), self.set.fits().len())));
         }
-        for (f, a) in self.fits.iter().zip(&acts) {
+        for (f, a) in self.set.fits().iter().zip(&acts) {
             let m = &f.meta;
             if a.len() != n * m.channels * m.height * m.width {
                 return Err(Error::Model(format!(
@@ -264,7 +290,7 @@ impl Explainer {
         self.explain_prepared(prepared, options)
     }
 
-    fn explain_prepared(&self, prepared: Vec<crate::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
+    fn explain_prepared(&self, prepared: Vec<crate::runtime::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         let mut batch = Vec::with_capacity(prepared.iter().map(|p| p.data.len()).sum());
         let mut sizes = Vec::with_capacity(prepared.len());
         for p in prepared {
@@ -280,7 +306,7 @@ impl Explainer {
         if !(options.threshold.is_finite() && options.threshold > 0.0 && options.threshold <= 1.0) {
             return Err(Error::invalid(format!("threshold {} is not in (0, 1]", options.threshold)));
         }
-        if options.refined && self.refine_pair.is_none() {
+        if options.refined && self.set.refine_pair().is_none() {
             return Err(Error::invalid(format!(
                 "Refined CHIP needs fits of two different layers (a shallow and a deep one); have {}",
                 self.layer_names().join(", ")
@@ -298,7 +324,7 @@ impl Explainer {
                 if let Some(c) = ids.iter().find(|&&c| c >= classes) {
                     return Err(Error::invalid(format!("class {} is out of range: the model has {} classes (0..{})", c, classes, classes - 1)));
                 }
-                for f in &self.fits {
+                for f in self.set.fits() {
                     if let Some(c) = ids.iter().find(|&&c| !f.is_solved(c)) {
                         return Err(Error::invalid(format!(
                             "class {} was not solved in the fit of layer '{}' (it solved {} classes); fit again including it",
@@ -324,21 +350,21 @@ impl Explainer {
         let mut out = Vec::with_capacity(selected.len());
         for &c in &selected {
             // Layers in parallel too, so a single image uses every core.
-            let maps: Vec<Map> = (0..self.fits.len())
+            let maps: Vec<Map> = (0..self.set.fits().len())
                 .into_par_iter()
                 .map(|l| {
                     let mut data = self.input_size_map(i, l, c, source)?;
                     if (mh, mw) != (ih, iw) {
-                        data = crate::maps::resize_bilinear(&data, ih, iw, mh, mw);
+                        data = crate::math::maps::resize_bilinear(&data, ih, iw, mh, mw);
                     }
-                    let bbox = crate::localize::localize(&data, mw, mh, options.threshold);
+                    let bbox = crate::math::localize::localize(&data, mw, mh, options.threshold);
                     Ok(Map { width: mw, height: mh, data, bbox })
                 })
                 .collect::<Result<_>>()?;
-            let refined = match (options.refined, self.refine_pair) {
+            let refined = match (options.refined, self.set.refine_pair()) {
                 (true, Some((a, b))) => {
-                    let data = crate::maps::refine(&maps[a].data, &maps[b].data);
-                    let bbox = crate::localize::localize(&data, mw, mh, options.threshold);
+                    let data = crate::math::maps::refine(&maps[a].data, &maps[b].data);
+                    let bbox = crate::math::localize::localize(&data, mw, mh, options.threshold);
                     Some(Map { width: mw, height: mh, data, bbox })
                 }
                 _ => None,
@@ -361,10 +387,10 @@ impl Explainer {
                 Ok(maps[l][(i * j + slot) * hw..(i * j + slot + 1) * hw].to_vec())
             }
             Source::Activations(acts) => {
-                let m = &self.fits[l].meta;
+                let m = &self.set.fits()[l].meta;
                 let per = m.channels * m.height * m.width;
-                let raw = crate::maps::class_map(self.fits[l].row(c), &acts[l][i * per..(i + 1) * per], m.channels, m.height, m.width);
-                Ok(crate::maps::resize_bilinear(&raw, m.height, m.width, ih, iw))
+                let raw = crate::math::maps::class_map(self.set.fits()[l].row(c), &acts[l][i * per..(i + 1) * per], m.channels, m.height, m.width);
+                Ok(crate::math::maps::resize_bilinear(&raw, m.height, m.width, ih, iw))
             }
         }
     }
@@ -388,20 +414,6 @@ fn checked_classes(selected: &[i64], classes: usize) -> Result<Vec<usize>> {
         .map(|&c| usize::try_from(c).ok().filter(|&c| c < classes).ok_or_else(|| Error::Ort(format!("the graph selected class {c}"))))
         .collect()
 }
-
-/// Indices into `fits` of the layers Refined CHIP multiplies: the first and the last fitted layer of
-/// the network, whatever order the fits were given in. None with fewer than two layers.
-pub fn refine_pair(model: &Model, fits: &[LayerFit]) -> Result<Option<(usize, usize)>> {
-    if fits.len() < 2 {
-        return Ok(None);
-    }
-    let order: Vec<String> = model.layers()?.into_iter().map(|l| l.name).collect();
-    let pos = |f: &LayerFit| order.iter().position(|n| *n == f.meta.layer).unwrap_or(usize::MAX);
-    let first = (0..fits.len()).min_by_key(|&i| (pos(&fits[i]), i)).unwrap_or(0);
-    let last = (0..fits.len()).max_by_key(|&i| (pos(&fits[i]), usize::MAX - i)).unwrap_or(0);
-    Ok(if first == last { None } else { Some((first, last)) })
-}
-
 
 /// Class indices by decreasing probability (ties by index, so the order is deterministic).
 fn rank(probs: &[f32]) -> Vec<usize> {

@@ -1,14 +1,14 @@
 //! The quality harness behind `chip eval`: methods (CHIP fits, Refined CHIP, and the reference
 //! baselines CAM, centre prior and constant map) scored on the same photos by the metrics of
-//! [`crate::eval`], with bootstrap intervals and paired differences against a reference method.
+//! [`crate::engine::eval`], with bootstrap intervals and paired differences against a reference method.
 use crate::error::{Error, Result};
-use crate::eval::{self, Interval};
-use crate::explain::{ClassSelect, ExplainOptions, Explainer};
-use crate::fitfile::LayerFit;
-use crate::gates::Rng;
-use crate::localize::{BBox, EvalItem, GtEntry, LocReport};
-use crate::model::Model;
-use crate::preprocess::Prepared;
+use crate::engine::eval::{self, Interval};
+use crate::engine::explain::{ClassSelect, ExplainOptions, Explainer};
+use crate::engine::fitfile::LayerFit;
+use crate::util::rng::Rng;
+use crate::math::localize::{BBox, EvalItem, GtEntry, LocReport};
+use crate::runtime::model::Model;
+use crate::runtime::preprocess::Prepared;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,9 +31,9 @@ impl Method {
         Ok(Method { name: name.to_string(), kind: Kind::Fits(Explainer::new(model, fits)?) })
     }
 
-    /// CAM at `layer` (the classifier's own weights; see [`crate::head`]).
+    /// CAM at `layer` (the classifier's own weights; see [`crate::onnx::head`]).
     pub fn cam(name: &str, model: Arc<Model>, layer: &str) -> Result<Method> {
-        let fit = crate::head::cam_fit(&model, layer)?;
+        let fit = crate::engine::cam::cam_fit(&model, layer)?;
         Method::fits(name, model, vec![fit])
     }
 
@@ -51,11 +51,11 @@ impl Method {
             Kind::Centre => Ok(vec![eval::centre_prior(w, h); classes.len()]),
             Kind::Constant => Ok(vec![eval::constant_map(w, h); classes.len()]),
             Kind::Fits(ex) => {
-                let refined = ex.fits.len() >= 2;
+                let refined = ex.fits().len() >= 2;
                 let options = ExplainOptions {
                     classes: ClassSelect::Ids(classes.to_vec()),
                     refined,
-                    threshold: crate::localize::DEFAULT_THRESHOLD,
+                    threshold: crate::math::localize::DEFAULT_THRESHOLD,
                     original_size,
                 };
                 let out = ex.explain(&p.data, &[p.size], &options)?.remove(0);
@@ -132,7 +132,7 @@ pub fn make_mosaics(model: &Model, photos: &[PathBuf], count: usize, seed: u64, 
         let mut canvas = image::RgbImage::new(2 * tw as u32, 2 * th as u32);
         for (t, &i) in picked.iter().enumerate() {
             let bytes = std::fs::read(&photos[i]).map_err(|e| Error::io(&photos[i], e))?;
-            let img = crate::preprocess::decode_rgb8(&bytes, &photos[i].display().to_string())?;
+            let img = crate::runtime::preprocess::decode_rgb8(&bytes, &photos[i].display().to_string())?;
             let tile = image::imageops::resize(&img, tw as u32, th as u32, image::imageops::FilterType::Triangle);
             image::imageops::replace(&mut canvas, &tile, ((t % 2) * tw) as i64, ((t / 2) * th) as i64);
         }
@@ -141,7 +141,7 @@ pub fn make_mosaics(model: &Model, photos: &[PathBuf], count: usize, seed: u64, 
         canvas
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .map_err(|e| Error::invalid(format!("cannot encode {file}: {e}")))?;
-        crate::error::write_atomic(&out.join(&file), &png)?;
+        crate::util::atomic::write_atomic(&out.join(&file), &png)?;
         list.push(Mosaic {
             file,
             tiles: picked.iter().map(|&i| photos[i].display().to_string()).collect(),
@@ -149,7 +149,7 @@ pub fn make_mosaics(model: &Model, photos: &[PathBuf], count: usize, seed: u64, 
         });
     }
     let json = serde_json::to_vec_pretty(&list).map_err(|e| Error::invalid(e.to_string()))?;
-    crate::error::write_atomic(&out.join("mosaics.json"), &json)?;
+    crate::util::atomic::write_atomic(&out.join("mosaics.json"), &json)?;
     Ok(list)
 }
 
@@ -240,13 +240,13 @@ pub fn score(model: &Model, methods: &[Method], data: &Dataset, options: &Option
                 .collect::<Result<_>>()?;
             let top1: Vec<usize> = vec![usize::MAX; gt.len()];
             let items: Vec<EvalItem> = gt.iter().zip(&maps).zip(&top1).map(|((e, map), &t)| EvalItem { gt: e, map, top1: t }).collect();
-            let rep = crate::localize::evaluate(&items, &options.thresholds);
+            let rep = crate::math::localize::evaluate(&items, &options.thresholds);
             s.box_hits = rep.ious.iter().map(|&v| f64::from(u8::from(v >= 0.5))).collect();
             for (e, map) in gt.iter().zip(&maps) {
                 let boxes: Vec<BBox> = e.bboxes().collect();
                 s.energy_in_box.push(eval::energy_share(map, e.width as usize, &boxes));
                 let max = map.iter().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                let (x, y) = crate::localize::argmax(map, e.width as usize);
+                let (x, y) = crate::math::localize::argmax(map, e.width as usize);
                 s.pointing.push(f64::from(u8::from(max > 0.0 && boxes.iter().any(|b| b.contains(x, y)))));
             }
             s.localization = Some(rep);

@@ -2,7 +2,7 @@
 //! preprocessing. `Model` is Send + Sync: one model serves many threads at once.
 use crate::error::{Error, Result};
 use crate::onnx::OnnxModel;
-use crate::preprocess::{Preprocess, Size};
+use crate::runtime::preprocess::{Preprocess, Size};
 use crate::runtime::{Runner, RuntimeOptions};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -454,7 +454,7 @@ impl Model {
     pub fn to_probabilities(&self, raw: &mut [f32]) {
         if self.output_kind == OutputKind::Logits && self.classes > 0 {
             for row in raw.chunks_mut(self.classes) {
-                softmax(row);
+                crate::math::objective::softmax(row);
             }
         }
     }
@@ -474,23 +474,6 @@ impl Model {
 /// Candidate ops whose output only repeats another layer's values: a padded copy is off the image
 /// grid by the padding, so its maps would not line up with the picture.
 const SKIPPED_OPS: [&str; 1] = ["Pad"];
-
-/// Numerically stable softmax in place (the row maximum is subtracted first).
-pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return;
-    }
-    let mut sum = 0f64;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v as f64;
-    }
-    let inv = (1.0 / sum) as f32;
-    for v in row.iter_mut() {
-        *v *= inv;
-    }
-}
 
 /// Probabilities if every value is ≥ 0 and each row sums to 1 ± 1e-3; logits otherwise.
 fn detect_output_kind(probe: &[f32]) -> OutputKind {

@@ -7,6 +7,8 @@ use onnx_protobuf::{
 use protobuf::{Enum, Message, MessageField};
 use std::collections::{HashMap, HashSet};
 
+pub mod builder;
+pub mod head;
 mod split;
 mod types;
 use types::infer_types;

@@ -1,7 +1,7 @@
 //! The importance file (`.chip`): a fitted layer's W with everything needed to check that it belongs
 //! to a model and layer. Layout: magic `CHIPFIT\0`, u32 version, u32 header length, JSON header,
 //! W as little-endian f32 (C×K), SHA-256 of everything before it. Written atomically.
-use crate::admm::AdmmParams;
+use crate::math::admm::AdmmParams;
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -24,8 +24,8 @@ pub struct FitMeta {
     pub images: usize,
     pub admm: AdmmParams,
     /// The regression that was solved (files without one hold the paper's).
-    #[serde(default = "crate::objective::paper")]
-    pub objective: crate::objective::Objective,
+    #[serde(default = "crate::math::objective::paper")]
+    pub objective: crate::math::objective::Objective,
     /// Augmented views per image in the fit.
     #[serde(default)]
     pub augment: usize,
@@ -188,7 +188,7 @@ impl LayerFit {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
-        crate::error::write_atomic(path, &bytes)
+        crate::util::atomic::write_atomic(path, &bytes)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -198,7 +198,7 @@ impl LayerFit {
 
     /// Error::FitMismatch when the file was fitted on another model (fingerprint) or the layer is
     /// missing or has another shape in this model.
-    pub fn check_against(&self, model: &crate::model::Model) -> Result<()> {
+    pub fn check_against(&self, model: &crate::runtime::model::Model) -> Result<()> {
         let m = &self.meta;
         if m.model_fingerprint != model.fingerprint {
             return Err(Error::FitMismatch(format!(

@@ -1,37 +1,6 @@
 //! Gate vectors d ∈ {0,1}^K shared by all images, and the proximity h(d).
 
-/// Small deterministic RNG (SplitMix64): the same seed gives the same gates on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..n (n > 0), without modulo bias. Returns 0 for n == 0.
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        // Lemire's multiply-and-reject: the low word below `threshold` marks the biased draws.
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = (self.next_u64() as u128) * (n as u128);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
-            }
-        }
-    }
-}
+use crate::util::rng::Rng;
 
 /// N gate vectors over K channels. `open[n*k + j] == 1` means channel j is kept in gate n.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,9 +17,9 @@ pub struct GateSet {
 /// Refuses σ² = sigma2_rel · K so small that a gate with even one closed channel gets a
 /// proximity exp(−1/σ²) that underflows (below the smallest normal f64): then only the all-open
 /// gate counts and every class's weights come out zero.
-pub fn check_sigma2(sigma2_rel: f64, layer: &str, channels: usize) -> crate::Result<()> {
+pub fn check_sigma2(sigma2_rel: f64, layer: &str, channels: usize) -> crate::error::Result<()> {
     if channels > 1 && (-1.0 / (sigma2_rel * channels as f64)).exp() < f64::MIN_POSITIVE {
-        return Err(crate::Error::invalid(format!(
+        return Err(crate::error::Error::invalid(format!(
             "sigma2_rel {sigma2_rel:?} is too small for layer '{layer}' ({channels} channels): a gate with one \
              closed channel gets proximity exp(-1/(sigma2_rel·{channels})) = 0, so every weight would be zero"
         )));
@@ -60,13 +29,13 @@ pub fn check_sigma2(sigma2_rel: f64, layer: &str, channels: usize) -> crate::Res
 
 /// Refuses a gate count whose gate set (K bytes and one f64 per gate) cannot be allocated: the
 /// count comes from the caller, and a failed allocation would abort the process.
-pub fn check_count(count: usize, channels: usize) -> crate::Result<()> {
+pub fn check_count(count: usize, channels: usize) -> crate::error::Result<()> {
     let bytes = channels.checked_add(8).and_then(|per_gate| per_gate.checked_mul(count));
     let too_many = |why: &str| {
-        Err(crate::Error::invalid(format!("{count} gates of {channels} channels {why}; use fewer gates")))
+        Err(crate::error::Error::invalid(format!("{count} gates of {channels} channels {why}; use fewer gates")))
     };
     let Some(bytes) = bytes.filter(|&b| b <= isize::MAX as usize) else { return too_many("overflow the address space") };
-    if crate::error::available_memory().is_some_and(|avail| bytes as u64 > avail) {
+    if crate::util::mem::available_memory().is_some_and(|avail| bytes as u64 > avail) {
         return too_many(&format!("need {:.1} GiB, more than the memory available", bytes as f64 / (1u64 << 30) as f64));
     }
     let mut probe: Vec<u8> = Vec::new();

@@ -8,8 +8,8 @@
 //! S_c = Σ h f^c = (Σ_n h_n)(Σ_s f^c_s) and t_c = Σ h f^c g^c: `bg` (C) and `h_sum` carry the last two
 //! factors that z, f and D do not.
 use crate::error::{Error, Result};
-use crate::gates::GateSet;
-use crate::objective::Target;
+use crate::math::gates::GateSet;
+use crate::math::objective::Target;
 use faer::{Accum, MatMut, MatRef, Par};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -429,7 +429,7 @@ impl Stats {
 
     /// Binary file with magic, version and SHA-256 checksum, written atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::error::write_atomic(path, &self.to_bytes())
+        crate::util::atomic::write_atomic(path, &self.to_bytes())
     }
 
     pub fn load(path: &Path) -> Result<Self> {

@@ -1,11 +1,11 @@
 //! The fit: gates, prefix once per image, suffix per (image, gate) batched over gates, sufficient
 //! statistics, ADMM. Progress and cancellation through a callback.
-use crate::admm::AdmmParams;
+use crate::math::admm::AdmmParams;
 use crate::error::{Error, Result};
-use crate::fitfile::{FitMeta, LayerFit};
-use crate::model::Model;
-use crate::objective::Objective;
-use crate::stats::Stats;
+use crate::engine::fitfile::{FitMeta, LayerFit};
+use crate::runtime::model::Model;
+use crate::math::objective::Objective;
+use crate::math::stats::Stats;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,10 @@ pub struct FitOptions {
     pub admm: AdmmParams,
     /// What each class's linear model regresses (target, intercept, sign constraint).
     pub objective: Objective,
-    /// Augmented views per image (random resized crops and flips, see [`crate::augment`]), fitted
+    /// Augmented views per image (random resized crops and flips, see [`crate::math::augment`]), fitted
     /// besides the image itself; 0 fits the images as they are.
     pub augment: usize,
-    /// 2×2 mosaics per image, tiled from four of the fit's images (see [`crate::augment::mosaic`]):
+    /// 2×2 mosaics per image, tiled from four of the fit's images (see [`crate::math::augment::mosaic`]):
     /// images with several classes, where a class's target falls when other classes' channels stay on.
     pub mosaics: usize,
     /// Solve only these classes (all when None).
@@ -241,7 +241,7 @@ pub fn collect_stats_timed(
         source.load(model, start..start + photos, image_len, &mut batch)?;
         // Rows of this batch: each photo, then its augmented views.
         if params.augment > 0 {
-            batch = crate::augment::expand(&batch, photos, ic, ih, iw, params.augment, params.seed);
+            batch = crate::math::augment::expand(&batch, photos, ic, ih, iw, params.augment, params.seed);
         }
         pass.t.load += t0.elapsed();
         let name = |i: usize| {
@@ -252,7 +252,7 @@ pub fn collect_stats_timed(
         start += photos;
     }
 
-    let picks = crate::augment::mosaic_picks(n_images, n_mosaics, params.seed);
+    let picks = crate::math::augment::mosaic_picks(n_images, n_mosaics, params.seed);
     let mut tiles = Vec::<f32>::new();
     for (first, chunk) in picks.chunks(params.image_batch).enumerate().map(|(i, c)| (i * params.image_batch, c)) {
         let t0 = Instant::now();
@@ -262,7 +262,7 @@ pub fn collect_stats_timed(
             for &i in pick {
                 source.load(model, i..i + 1, image_len, &mut tiles)?;
             }
-            batch.extend(crate::augment::mosaic(&tiles, ic, ih, iw));
+            batch.extend(crate::math::augment::mosaic(&tiles, ic, ih, iw));
         }
         pass.t.load += t0.elapsed();
         let name = |i: usize| format!("mosaic {} of images {:?}", first + i, chunk[i]);
@@ -289,8 +289,8 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, pro
     if stats.model_fingerprint != model.fingerprint {
         return Err(Error::FitMismatch(format!(
             "statistics were collected on another model (fingerprint {}, this model's is {})",
-            crate::stats::short(&stats.model_fingerprint),
-            crate::stats::short(&model.fingerprint)
+            crate::math::stats::short(&stats.model_fingerprint),
+            crate::math::stats::short(&model.fingerprint)
         )));
     }
     if stats.channels != info.channels {
@@ -328,7 +328,7 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, pro
             params.objective.target.name()
         )));
     }
-    let (weights, _reports) = crate::admm::solve_all(stats, Some(&solved), &params.admm, &params.objective, &|done| {
+    let (weights, _reports) = crate::math::admm::solve_all(stats, Some(&solved), &params.admm, &params.objective, &|done| {
         progress(Progress::Classes { done, total })
     })?;
     let meta = FitMeta {

@@ -36,7 +36,7 @@ impl Target {
     /// Turns one row of raw model outputs (`is_logits`: logits, else probabilities) into this target.
     pub fn apply(self, row: &mut [f32], is_logits: bool) {
         match (self, is_logits) {
-            (Target::Probability, true) => crate::model::softmax(row),
+            (Target::Probability, true) => softmax(row),
             (Target::Probability, false) => {}
             (Target::Logit, true) => {}
             // log p ≥ log(f32::MIN_POSITIVE) so that a zero probability stays finite.
@@ -98,3 +98,20 @@ impl Default for Objective {
 
 /// Files written before objectives existed hold the paper's model.
 pub fn paper() -> Objective { Objective::PAPER }
+
+/// Numerically stable softmax in place (the row maximum is subtracted first).
+pub fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return;
+    }
+    let mut sum = 0f64;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}

@@ -1,9 +1,9 @@
 //! One statistics pass: the layer, split, ports and gates resolved once into a plan, then image
 //! batches streamed through it.
 use super::*;
-use crate::gates::GateSet;
-use crate::model::OutputKind;
-use crate::objective::Target;
+use crate::math::gates::GateSet;
+use crate::runtime::model::OutputKind;
+use crate::math::objective::Target;
 
 pub(super) enum Source<'a> {
     Files(Vec<PathBuf>),
@@ -49,7 +49,7 @@ pub(super) struct Plan<'m> {
     pub(super) k: usize,
     pub(super) h: usize,
     pub(super) w: usize,
-    pub(super) split: std::sync::Arc<crate::model::SplitRunner>,
+    pub(super) split: std::sync::Arc<crate::runtime::model::SplitRunner>,
     pub(super) gates: GateSet,
     pub(super) gate_batch: usize,
     pub(super) suffix_inputs: Vec<String>,
@@ -80,8 +80,8 @@ impl<'m> Plan<'m> {
     pub(super) fn new(model: &'m Model, layer: &str, params: &FitOptions) -> Result<Self> {
         let info = model.layer(layer)?;
         let (k, h, w) = (info.channels, info.height, info.width);
-        crate::gates::check_sigma2(params.sigma2_rel, layer, k)?;
-        crate::gates::check_count(params.gates, k)?;
+        crate::math::gates::check_sigma2(params.sigma2_rel, layer, k)?;
+        crate::math::gates::check_count(params.gates, k)?;
         let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
         let split = model.split(layer)?;
         let prefix_outputs = split.prefix.output_names().to_vec();

@@ -1,7 +1,7 @@
 //! Augmented views for a fit: seeded random resized crops and horizontal flips of a preprocessed
 //! image (C×H×W), resampled bilinearly back to H×W. A view depends only on the image's values, the
 //! seed and the view's number, so shards, batches and image order give the same views.
-use crate::gates::Rng;
+use crate::util::rng::Rng;
 use sha2::{Digest, Sha256};
 
 /// Crop area as a fraction of the image, and the crop's aspect ratio (width / height), drawn
@@ -138,7 +138,7 @@ pub fn mosaic(tiles: &[f32], channels: usize, height: usize, width: usize) -> Ve
         let (y0, x0) = (if t / 2 == 0 { 0 } else { h0 }, if t % 2 == 0 { 0 } else { w0 });
         for c in 0..channels {
             let src = &tiles[(t * channels + c) * plane..(t * channels + c + 1) * plane];
-            let small = crate::maps::resize_bilinear(src, height, width, th, tw);
+            let small = crate::math::maps::resize_bilinear(src, height, width, th, tw);
             for y in 0..th {
                 let dst = &mut out[c * plane + (y0 + y) * width + x0..c * plane + (y0 + y) * width + x0 + tw];
                 dst.copy_from_slice(&small[y * tw..(y + 1) * tw]);

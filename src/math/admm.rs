@@ -7,8 +7,8 @@
 //! ADMM iterate. Polishing is tried during the iterations too, once the support has been stable for a
 //! few iterations, so a class usually stops after tens of iterations with a KKT-exact answer.
 use crate::error::{Error, Result};
-use crate::objective::Objective;
-use crate::stats::Stats;
+use crate::math::objective::Objective;
+use crate::math::stats::Stats;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{Mat, MatMut, Par};

@@ -1,16 +1,18 @@
 //! Scoring saliency maps on three axes, with bootstrap intervals:
 //! - localization: energy of the map inside the ground-truth boxes (plus the box protocol of
-//!   [`crate::localize::evaluate`] and the pointing game),
+//!   [`crate::math::localize::evaluate`] and the pointing game),
 //! - class discrimination: on a 2×2 mosaic of photos of different classes, the share of the target
 //!   class's map energy inside that class's tile,
 //! - faithfulness: deletion and insertion curves (the class probability as the most salient pixels are
 //!   removed from the photo, or restored into a blurred copy, in equal steps), summarised by their areas.
 //!
 //! Everything here but [`faithfulness`] is pure; the baselines (centre prior, constant map) live here too.
+pub mod harness;
+
 use crate::error::Result;
-use crate::gates::Rng;
-use crate::localize::BBox;
-use crate::model::Model;
+use crate::util::rng::Rng;
+use crate::math::localize::BBox;
+use crate::runtime::model::Model;
 
 /// Positive values of a map summed (negative and non-finite values count as 0).
 fn positive_sum(values: impl Iterator<Item = f32>) -> f64 {
@@ -297,7 +299,7 @@ mod tests {
     #[test]
     fn centre_prior_peaks_in_the_middle() {
         let m = centre_prior(9, 7);
-        let (x, y) = crate::localize::argmax(&m, 9);
+        let (x, y) = crate::math::localize::argmax(&m, 9);
         assert_eq!((x, y), (4, 3));
         let corner = (-0.5 * ((4.0f64 / 2.25).powi(2) + (3.0f64 / 1.75).powi(2))).exp();
         assert!((m[0] as f64 - corner).abs() < 1e-6 && m.iter().all(|&v| v > 0.0 && v <= 1.0));

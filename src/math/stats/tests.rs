@@ -1,5 +1,5 @@
 use super::*;
-use crate::gates::Rng;
+use crate::util::rng::Rng;
 
 fn unif(r: &mut Rng) -> f64 {
     (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64

@@ -1,0 +1,7 @@
+//! Runtime: ONNX Runtime sessions ([`session`]), the loaded classifier ([`model`]) and image
+//! preprocessing ([`preprocess`]).
+pub mod session;
+pub mod model;
+pub mod preprocess;
+
+pub use session::*;

@@ -1,0 +1,4 @@
+//! Helpers below every layer: atomic file writes, memory probing, the seeded RNG.
+pub mod atomic;
+pub mod mem;
+pub mod rng;
