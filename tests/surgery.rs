@@ -614,7 +614,14 @@ fn unsupported_inputs_are_rejected() {
     let base = plain_cnn(3, 1);
     assert_eq!(
         base.image_input().unwrap(),
-        chip::onnx::ImageInput { name: "input".into(), channels: 3, height: Some(SIZE), width: Some(SIZE) }
+        chip::onnx::ImageInput {
+            name: "input".into(),
+            channels: 3,
+            height: Some(SIZE),
+            width: Some(SIZE),
+            layout: Some(chip::onnx::Layout::NCHW),
+            elem_type: chip::onnx::InputType::Float32
+        }
     );
     let edit = |f: &dyn Fn(&mut onnx_protobuf::ValueInfoProto)| -> OnnxModel {
         let mut m = base.clone();
@@ -626,22 +633,36 @@ fn unsupported_inputs_are_rejected() {
     let m = edit(&|v| {
         dims(v).pop();
     });
-    assert_eq!(err(m), "invalid model: input 'input' has shape [?, 3, 16] (rank 3); a 4-D NCHW image input is required");
+    assert_eq!(err(m), "invalid model: input 'input' has shape [?, 3, 16] (rank 3); a 4-D image input (NCHW or NHWC) is required");
+    // NHWC is read as such (the library puts an adapter in front of it).
     let m = edit(&|v| {
         let d = dims(v);
         d[1].set_dim_value(16);
         d[3].set_dim_value(3);
     });
+    let nhwc = m.image_input().unwrap();
+    assert_eq!((nhwc.layout, nhwc.channels, nhwc.height, nhwc.width), (Some(chip::onnx::Layout::NHWC), 3, Some(16), Some(16)));
+    let m = edit(&|v| {
+        let d = dims(v);
+        d[1].set_dim_value(16);
+        d[3].set_dim_value(16);
+    });
     assert_eq!(
         err(m),
-        "invalid model: input 'input' has shape [?, 16, 16, 3]: dimension 1 must be 1 or 3 channels (NCHW) (it looks like NHWC)"
+        "invalid model: input 'input' has shape [?, 16, 16, 16]: neither dimension 1 (NCHW) nor dimension 3 (NHWC) is 1 or 3 channels"
     );
     let m = edit(&|v| {
         if let Some(type_proto::Value::TensorType(t)) = v.type_.as_mut().unwrap().value.as_mut() {
             t.elem_type = DataType::UINT8 as i32;
         }
     });
-    assert_eq!(err(m), "invalid model: input 'input' has element type uint8; a float image input is required");
+    assert_eq!(m.image_input().unwrap().elem_type, chip::onnx::InputType::Uint8);
+    let m = edit(&|v| {
+        if let Some(type_proto::Value::TensorType(t)) = v.type_.as_mut().unwrap().value.as_mut() {
+            t.elem_type = DataType::INT32 as i32;
+        }
+    });
+    assert_eq!(err(m), "invalid model: input 'input' has element type int32; a float32, float16 or uint8 image input is required");
 
     let mut two = base.clone();
     let g = two.proto.graph.as_mut().unwrap();

@@ -6,7 +6,7 @@ use crate::engine::fitfile::LayerFit;
 use crate::engine::fitset::FitSet;
 use crate::math::localize::BBox;
 use crate::runtime::model::Model;
-use crate::runtime::preprocess::{Size, MAX_SIDE};
+use crate::runtime::preprocess::{Size, Window, MAX_SIDE};
 use crate::runtime::{Runner, Tensor, TensorView};
 use std::sync::{Arc, OnceLock};
 
@@ -103,8 +103,17 @@ impl Explainer {
     /// a fit did not solve gets an all-zero map without a box. `options.refined` needs two fitted
     /// layers (else an error). Each image's result depends only on that image.
     pub fn explain(&self, batch: &[f32], sizes: &[Size], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
+        self.explain_windows(batch, sizes, &vec![None; sizes.len()], options)
+    }
+
+    /// [`Explainer::explain`] where each image's input shows a window of the original (a centre
+    /// crop): the maps at the original size cover that window and are zero outside it.
+    pub fn explain_windows(&self, batch: &[f32], sizes: &[Size], windows: &[Option<Window>], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         use rayon::prelude::*;
         let n = sizes.len();
+        if windows.len() != n {
+            return Err(Error::invalid(format!("{} windows for {n} images", windows.len())));
+        }
         self.check_options(options)?;
         if n == 0 {
             return Ok(Vec::new());
@@ -130,7 +139,7 @@ impl Explainer {
         }
         (0..n)
             .into_par_iter()
-            .map(|i| self.explain_one(i, &probs[i * classes..(i + 1) * classes], &source, sizes[i], options))
+            .map(|i| self.explain_one(i, &probs[i * classes..(i + 1) * classes], &source, sizes[i], windows[i], options))
             .collect()
     }
 
@@ -293,11 +302,13 @@ impl Explainer {
     fn explain_prepared(&self, prepared: Vec<crate::runtime::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         let mut batch = Vec::with_capacity(prepared.iter().map(|p| p.data.len()).sum());
         let mut sizes = Vec::with_capacity(prepared.len());
+        let mut windows = Vec::with_capacity(prepared.len());
         for p in prepared {
             batch.extend_from_slice(&p.data);
             sizes.push(p.size);
+            windows.push(p.window);
         }
-        self.explain(&batch, &sizes, options)
+        self.explain_windows(&batch, &sizes, &windows, options)
     }
 
     /// The checks `explain` makes on its options (classes, threshold, refined), without running.
@@ -337,7 +348,7 @@ impl Explainer {
         }
     }
 
-    fn explain_one(&self, i: usize, probs: &[f32], source: &Source, size: Size, options: &ExplainOptions) -> Result<ImageExplanation> {
+    fn explain_one(&self, i: usize, probs: &[f32], source: &Source, size: Size, window: Option<Window>, options: &ExplainOptions) -> Result<ImageExplanation> {
         use rayon::prelude::*;
         let ranked = rank(probs);
         let top: Vec<(usize, f32)> = ranked.iter().take(5).map(|&c| (c, probs[c])).collect();
@@ -354,8 +365,10 @@ impl Explainer {
                 .into_par_iter()
                 .map(|l| {
                     let mut data = self.input_size_map(i, l, c, source)?;
-                    if (mh, mw) != (ih, iw) {
-                        data = crate::math::maps::resize_bilinear(&data, ih, iw, mh, mw);
+                    match window.filter(|_| options.original_size) {
+                        Some(w) => data = crate::math::maps::place_in_window(&data, ih, iw, mh, mw, [w.x, w.y, w.width, w.height]),
+                        None if (mh, mw) != (ih, iw) => data = crate::math::maps::resize_bilinear(&data, ih, iw, mh, mw),
+                        None => {}
                     }
                     let bbox = crate::math::localize::localize(&data, mw, mh, options.threshold);
                     Ok(Map { width: mw, height: mh, data, bbox })

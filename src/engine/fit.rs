@@ -271,6 +271,7 @@ pub fn collect_stats_timed(
     // What the statistics belong to, so that shards of another model or layer are refused.
     let mut stats = pass.stats;
     stats.model_fingerprint = model.fingerprint.clone();
+    stats.preprocess = model.spec.canonical_text();
     stats.layer = layer.to_string();
     stats.augment = params.augment;
     stats.mosaics = params.mosaics;
@@ -291,6 +292,12 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, pro
             "statistics were collected on another model (fingerprint {}, this model's is {})",
             crate::math::stats::short(&stats.model_fingerprint),
             crate::math::stats::short(&model.fingerprint)
+        )));
+    }
+    if !stats.preprocess.is_empty() && stats.preprocess != model.spec.canonical_text() {
+        return Err(Error::FitMismatch(format!(
+            "statistics were collected under another preprocessing ({}); load the model with the spec they were collected with",
+            crate::math::stats::preprocess_differences(&stats.preprocess, &model.spec.canonical_text())
         )));
     }
     if stats.channels != info.channels {
@@ -349,6 +356,7 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, pro
         augment: stats.augment,
         mosaics: stats.mosaics,
         solved_classes: solved,
+        preprocess: Some(model.spec.canonical()),
     };
     Ok(LayerFit { meta, weights })
 }

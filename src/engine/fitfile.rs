@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"CHIPFIT\0";
-pub const VERSION: u32 = 1;
+/// Version 2 records the preprocessing spec the fit was made under.
+pub const VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitMeta {
@@ -34,6 +35,10 @@ pub struct FitMeta {
     pub mosaics: usize,
     /// Classes that were solved (rows of the others are zero).
     pub solved_classes: Vec<usize>,
+    /// The canonical JSON of the model's effective preprocessing spec the fit was made under
+    /// ([`crate::runtime::spec::Resolved::canonical`]); explaining or exporting under another is refused.
+    #[serde(default)]
+    pub preprocess: Option<serde_json::Value>,
 }
 
 /// A fitted layer: W is C×K row-major.
@@ -131,6 +136,11 @@ impl LayerFit {
         if version == 0 {
             return Err(err("invalid format version 0".into()));
         }
+        if version < VERSION {
+            return Err(err(format!(
+                "format version {version} is from an older libchip and records no preprocessing spec (this one reads version {VERSION}); fit again, or merge the statistics again"
+            )));
+        }
         let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
         if header_len > MAX_HEADER_LEN {
             return Err(err(format!("altered or corrupt: header length {header_len} is implausible")));
@@ -169,6 +179,9 @@ impl LayerFit {
                 "header describes an empty fit (layer '{}', {} channels, {} classes)",
                 meta.layer, meta.channels, meta.classes
             )));
+        }
+        if !meta.preprocess.as_ref().is_some_and(|p| p.is_object()) {
+            return Err(err("header records no preprocessing spec (a version 2 fit has one)".into()));
         }
         if let Some(&c) = meta.solved_classes.iter().find(|&&c| c >= meta.classes) {
             return Err(err(format!("header lists solved class {c}, but there are only {} classes", meta.classes)));
@@ -226,6 +239,16 @@ impl LayerFit {
                 "the fit has {} classes, this model has {}",
                 m.classes, model.classes
             )));
+        }
+        let here = model.spec.canonical();
+        if let Some(theirs) = &m.preprocess {
+            if *theirs != here {
+                return Err(Error::FitMismatch(format!(
+                    "the fit of layer '{}' was made under another preprocessing: {}; load the model with the spec the fit was made with (chip inspect --fit shows it)",
+                    m.layer,
+                    crate::runtime::spec::differences(theirs, &here).join("; ")
+                )));
+            }
         }
         Ok(())
     }

@@ -3,5 +3,6 @@
 pub mod session;
 pub mod model;
 pub mod preprocess;
+pub mod spec;
 
 pub use session::*;

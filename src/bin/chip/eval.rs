@@ -221,7 +221,14 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
             Some(l) => l.clone(),
             None => model.default_layers()?.1.name,
         };
-        methods.push(Method::cam("CAM", model.clone(), &layer)?);
+        // CAM needs a GAP→linear head; where the model has another (a VGG Flatten→Dense head), the
+        // other baselines still run.
+        match Method::cam("CAM", model.clone(), &layer) {
+            Ok(m) => methods.push(m),
+            Err(e) => eprintln!(
+                "chip: CAM skipped: it reads the classifier's weights, which needs global average pooling then one linear layer after '{layer}', and this model has another head ({e}); the other baselines run"
+            ),
+        }
         methods.push(Method::centre("centre prior"));
         methods.push(Method::constant("constant"));
     }
@@ -233,7 +240,7 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
         Some(r) => Some(names.iter().position(|n| n == r).ok_or_else(|| {
             Error::invalid(format!("--reference '{r}' is not one of the methods ({})", names.join(", ")))
         })?),
-        None if a.baselines => names.iter().position(|n| *n == "CAM"),
+        None if a.baselines => names.iter().position(|n| *n == "CAM").or(Some(0)),
         None => Some(0),
     };
     let gt = match &a.gt {

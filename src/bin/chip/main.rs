@@ -45,7 +45,14 @@ struct RuntimeArgs {
     /// Intra-op threads per ONNX Runtime session (0: its own choice; at most 1024).
     #[arg(long, global = true, default_value_t = 0)]
     threads: usize,
+    /// The model's preprocessing spec (JSON, the keys of the README's table); its keys override
+    /// the sidecar <model>.json. Without either, what the graph does not say is assumed, with a warning.
+    #[arg(long, global = true, value_name = "FILE.json")]
+    preprocess: Option<PathBuf>,
 }
+
+/// The `--preprocess` spec of this run, read once before any model loads.
+static PREPROCESS: std::sync::OnceLock<Option<chip::runtime::spec::PreprocessSpec>> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -149,6 +156,8 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let rt = RuntimeOptions { ort_lib: cli.runtime.ort_lib, device: cli.runtime.device, threads: cli.runtime.threads };
+    let spec = cli.runtime.preprocess.as_deref().map(chip::runtime::spec::PreprocessSpec::from_file).transpose()?;
+    let _ = PREPROCESS.set(spec);
     match cli.command {
         Command::Layers { model, json } => layers(&model, json, &rt),
         Command::Fit(a) => fit(a, &rt),
@@ -157,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::EvalLoc(a) => eval_loc(a, &rt),
         Command::Eval(a) => quality(a, &rt),
         Command::Mosaic(a) => mosaic(a, &rt),
-        Command::Inspect(a) => inspect(a),
+        Command::Inspect(a) => inspect(a, &rt),
         Command::Export(a) => export(a, &rt),
     }
 }
@@ -174,7 +183,18 @@ fn load_model(path: &Path, rt: &RuntimeOptions) -> Result<Arc<Model>> {
     if !path.is_file() {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found")));
     }
-    Ok(Arc::new(Model::load(path, rt)?))
+    let model = Model::load_with(path, rt, PREPROCESS.get().and_then(Option::as_ref))?;
+    let assumed = model.spec.assumed();
+    if !assumed.is_empty() {
+        eprintln!(
+            "chip: warning: {}: the preprocessing spec does not state {}; assumed {} (state them in --preprocess FILE.json or {})",
+            path.display(),
+            if assumed.len() == 1 { "this key" } else { "these keys" },
+            assumed.join(", "),
+            path.with_extension("json").display()
+        );
+    }
+    Ok(Arc::new(model))
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {

@@ -58,7 +58,7 @@ impl Method {
                     threshold: crate::math::localize::DEFAULT_THRESHOLD,
                     original_size,
                 };
-                let out = ex.explain(&p.data, &[p.size], &options)?.remove(0);
+                let out = ex.explain_windows(&p.data, &[p.size], &[p.window], &options)?.remove(0);
                 Ok(out
                     .classes
                     .into_iter()

@@ -60,6 +60,7 @@ pub(super) struct Plan<'m> {
     pub(super) out_index: usize,
     pub(super) target: Target,
     pub(super) is_logits: bool,
+    pub(super) activation: crate::math::objective::Activation,
 }
 
 /// Buffers reused across batches, the statistics and the running totals of a pass.
@@ -118,6 +119,7 @@ impl<'m> Plan<'m> {
             out_index,
             target: params.objective.target,
             is_logits: model.output_kind == OutputKind::Logits,
+            activation: model.activation,
         })
     }
 
@@ -261,7 +263,7 @@ impl<'m> Plan<'m> {
                 let dst = &mut pass.g[n0 * classes..(n0 + rows) * classes];
                 dst.copy_from_slice(raw);
                 for row in dst.chunks_exact_mut(classes) {
-                    self.target.apply(row, self.is_logits);
+                    self.target.apply_with(row, self.is_logits, self.activation);
                 }
                 t.suffix += t0.elapsed();
                 t.suffix_runs += 1;
