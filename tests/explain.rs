@@ -76,7 +76,7 @@ fn fixture() -> &'static Fixture {
         let classes: Vec<usize> = classes.into_iter().collect();
         let t0 = std::time::Instant::now();
         let params = FitOptions { gates: 128, classes: Some(classes.clone()), ..FitOptions::default() };
-        let head_fit = chip::engine::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
+        let head_fit = chip::engine::fit::fit_layer(&model, &head.name, &Images::Files(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
         eprintln!(
             "conv-head fit '{}' {}x{}x{}: {} photos x 128 gates, {} classes, lambda_rel {}, sigma2_rel {}: {:.1}s",
             head.name, head.channels, head.height, head.width, photos.len(), classes.len(),
@@ -85,7 +85,7 @@ fn fixture() -> &'static Fixture {
         let t0 = std::time::Instant::now();
         let few: Vec<PathBuf> = images_in("boxes").into_iter().chain(images_in("skimage")).take(10).collect();
         let stem_params = FitOptions { gates: 32, ..params };
-        let stem_fit = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Paths(few.clone()), &stem_params, &chip::engine::fit::no_progress).unwrap();
+        let stem_fit = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Files(few.clone()), &stem_params, &chip::engine::fit::no_progress).unwrap();
         eprintln!("stem fit '{}': {} photos x 32 gates: {:.1}s", stem.name, few.len(), t0.elapsed().as_secs_f64());
         Fixture { model, stem: stem_fit, head: head_fit }
     })
@@ -172,7 +172,7 @@ fn batch_gives_the_same_as_single_images() {
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.stem.clone(), f.head.clone()]).unwrap();
     let photos = test_photos();
-    let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: true, ..ExplainOptions::default() };
+    let opts = ExplainOptions { classes: ClassSelect::TopK(2), refined: true, ..ExplainOptions::default() };
     let all = ex.explain_files(&photos, &opts).unwrap();
     for (p, b) in photos.iter().zip(&all) {
         let s = ex.explain_files(std::slice::from_ref(p), &opts).unwrap().remove(0);
@@ -351,7 +351,7 @@ fn bad_requests_fail_with_clear_errors() {
     let unsolved = (0..1000).find(|c| !f.head.meta.solved_classes.contains(c)).unwrap();
     let e = err(ExplainOptions { classes: ClassSelect::Ids(vec![unsolved]), ..ExplainOptions::default() });
     assert!(e.contains("not solved"), "{e}");
-    let e = err(ExplainOptions { classes: ClassSelect::Top(0), ..ExplainOptions::default() });
+    let e = err(ExplainOptions { classes: ClassSelect::TopK(0), ..ExplainOptions::default() });
     assert!(e.contains("top-k"), "{e}");
     let e = err(ExplainOptions { threshold: f32::NAN, ..ExplainOptions::default() });
     assert!(e.contains("threshold"), "{e}");

@@ -71,9 +71,9 @@ fn fixture() -> &'static Fixture {
         let solved: Vec<usize> = solved.into_iter().collect();
         let params = FitOptions { gates: 32, classes: Some(solved.clone()), ..FitOptions::default() };
         let t0 = std::time::Instant::now();
-        let head = chip::engine::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
+        let head = chip::engine::fit::fit_layer(&model, &head.name, &Images::Files(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
         let stem_params = FitOptions { gates: 16, ..params };
-        let stem = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Paths(photos[..4].to_vec()), &stem_params, &chip::engine::fit::no_progress).unwrap();
+        let stem = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Files(photos[..4].to_vec()), &stem_params, &chip::engine::fit::no_progress).unwrap();
         eprintln!("fits of '{}' and '{}': {:.1}s", stem.meta.layer, head.meta.layer, t0.elapsed().as_secs_f64());
         Fixture { model, stem, head, photos, batch, sizes, top1, solved }
     })
@@ -179,7 +179,7 @@ fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
     assert_eq!(rs, [n, h, w]);
 
     let ex = Explainer::new(f.model.clone(), fits).unwrap();
-    let opts = ExplainOptions { classes: ClassSelect::Top(1), refined: true, original_size: false, ..ExplainOptions::default() };
+    let opts = ExplainOptions { classes: ClassSelect::TopK(1), refined: true, original_size: false, ..ExplainOptions::default() };
     let want = ex.explain(&f.batch, &f.sizes, &opts).unwrap();
     let mut nonzero = 0;
     for (i, e) in want.iter().enumerate() {
@@ -403,7 +403,7 @@ fn c_api_export() {
         let mut mo = std::mem::zeroed::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut mo), chip_status::CHIP_STATUS_OK);
         mo.ort_lib = lib.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-        assert_eq!(chip_load_model(cs(&model_path()).as_ptr(), &mo, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert_eq!(chip_model_load(cs(&model_path()).as_ptr(), &mo, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
         let mut fits = [std::ptr::null_mut(); 3];
         for (slot, p) in fits.iter_mut().zip([&stem, &head, &alien]) {
             assert_eq!(chip_layer_fit_load(cs(p).as_ptr(), slot), chip_status::CHIP_STATUS_OK, "{}", last_error());

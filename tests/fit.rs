@@ -502,7 +502,7 @@ fn real_fit(layer_index: Layer, photos: usize, gates: usize) {
     classes.dedup();
     let params = FitOptions { gates, classes: Some(classes.clone()), ..FitOptions::paper() };
     let t0 = Instant::now();
-    let (stats, timings) = fit::collect_stats_timed(&model, &info.name, &Images::Paths(files.clone()), &params, &no_progress).unwrap();
+    let (stats, timings) = fit::collect_stats_timed(&model, &info.name, &Images::Files(files.clone()), &params, &no_progress).unwrap();
     let t_stats = t0.elapsed();
     let t1 = Instant::now();
     let fit = solve(&model, &info.name, &stats, &params, &no_progress).unwrap();

@@ -63,7 +63,7 @@ pub fn fixture() -> &'static Fixture {
             assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
         }
         let params = FitOptions { gates: 32, gate_batch: 32, image_batch: 4, ..FitOptions::default() };
-        let images = Images::Paths(photo_paths.clone());
+        let images = Images::Files(photo_paths.clone());
         let stats = fit::collect_stats(&model, &planted.layer, &images, &params, &fit::no_progress).unwrap();
         let fit = fit::solve(&model, &planted.layer, &stats, &params, &fit::no_progress).unwrap();
         let photo = model.preprocess.load(&photo_paths[0]).unwrap().data;
@@ -180,7 +180,7 @@ impl Target for FitFile {
         let f = fixture();
         match Explainer::new(f.model.clone(), vec![fit]) {
             Ok(e) => {
-                let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: false, ..ExplainOptions::default() };
+                let opts = ExplainOptions { classes: ClassSelect::TopK(2), refined: false, ..ExplainOptions::default() };
                 e.explain(&f.photo, &[chip::runtime::preprocess::Size::new(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
                 Ok("ok".into())
             }

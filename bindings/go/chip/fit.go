@@ -222,29 +222,29 @@ func (f *LayerFit) LayerName() (string, error) {
 	})
 }
 
-// Channels is the number of channels K of the fitted layer.
-func (f *LayerFit) Channels() (int, error) {
+// ChannelCount is the number of channels K of the fitted layer.
+func (f *LayerFit) ChannelCount() (int, error) {
 	p, err := f.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(f)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_layer_fit_channels(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_layer_fit_channel_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
 }
 
-// Classes is the number of classes C (weight rows).
-func (f *LayerFit) Classes() (int, error) {
+// ClassCount is the number of classes C (weight rows).
+func (f *LayerFit) ClassCount() (int, error) {
 	p, err := f.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(f)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_layer_fit_classes(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_layer_fit_class_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
@@ -257,7 +257,7 @@ func (f *LayerFit) WeightsRow(class int) ([]float32, error) {
 		return nil, err
 	}
 	defer runtime.KeepAlive(f)
-	k, err := f.Channels()
+	k, err := f.ChannelCount()
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func LoadModel(path string, opts *ModelOptions) (*Model, error) {
 	o, free := opts.toC()
 	defer free()
 	var p *C.chip_model
-	if err := call(func() C.chip_status { return C.chip_load_model(cpath, &o, &p) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_model_load(cpath, &o, &p) }); err != nil {
 		return nil, err
 	}
 	return newModel(p), nil
@@ -91,7 +91,7 @@ func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	defer free()
 	var p *C.chip_model
 	err := call(func() C.chip_status {
-		return C.chip_load_model_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
+		return C.chip_model_load_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
 	})
 	if err != nil {
 		return nil, err
@@ -116,15 +116,15 @@ func (m *Model) ptr() (*C.chip_model, error) {
 	return m.p, nil
 }
 
-// NumClasses is the number of classes the model outputs.
-func (m *Model) NumClasses() (int, error) {
+// ClassCount is the number of classes the model outputs.
+func (m *Model) ClassCount() (int, error) {
 	p, err := m.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(m)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_model_num_classes(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_model_class_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
@@ -231,7 +231,7 @@ func (m *Model) PreprocessEncoded(encoded []byte) (*Prepared, error) {
 }
 
 // Predict gives the class probabilities of n preprocessed images (data holds n x 3 x H x W floats):
-// one slice of NumClasses floats per image.
+// one slice of ClassCount floats per image.
 func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
 	p, err := m.ptr()
 	if err != nil {
@@ -241,7 +241,7 @@ func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
 	if n < 0 {
 		return nil, invalid("negative image count")
 	}
-	classes, err := m.NumClasses()
+	classes, err := m.ClassCount()
 	if err != nil {
 		return nil, err
 	}

@@ -73,14 +73,14 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
         }
     }
     let classes = match (&a.top, a.class.is_empty()) {
-        (Some(k), _) => ClassSelect::Top(*k),
+        (Some(k), _) => ClassSelect::TopK(*k),
         (None, false) => {
             let mut ids: Vec<usize> = a.class.iter().flat_map(|c| c.0.iter().copied()).collect();
             ids.sort_unstable();
             ids.dedup();
             ClassSelect::Ids(ids)
         }
-        (None, true) => ClassSelect::Top(1),
+        (None, true) => ClassSelect::TopK(1),
     };
     let options = ExplainOptions { classes, refined: a.refined, threshold: a.threshold, original_size: true };
     let fits = load_fits(&a.fits)?;
