@@ -132,7 +132,7 @@ fn explain_writes_overlays_maps_and_json() {
     let out = tmp("explain");
     let photos: Vec<String> = PHOTOS[..2].iter().map(|p| s(&root().join(p)).to_string()).collect();
     let m = model();
-    let mut args = vec!["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--json", "--save-map", "--top", "1"];
+    let mut args = vec!["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--json", "--save-map", "--top-k", "1"];
     args.extend(photos.iter().map(|p| p.as_str()));
     let stdout = ok(&args);
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
@@ -165,6 +165,12 @@ fn explain_writes_overlays_maps_and_json() {
     let out2 = tmp("explain-text");
     let text = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--class", "967", &photos[0]]);
     assert!(text.contains("967") && text.contains("espresso"), "{text}");
+    // `--top` stays as a hidden alias of `--top-k`: the same classes as `--top-k 2`.
+    let old = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--json", "--top", "2", &photos[0]]);
+    let new = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--json", "--top-k", "2", &photos[0]]);
+    let classes = |o: &str| serde_json::from_str::<Value>(o.lines().next().unwrap()).unwrap()["classes"].as_array().unwrap().len();
+    assert_eq!((classes(&old), classes(&new)), (2, 2));
+    assert_eq!(old, new);
 }
 
 #[test]

@@ -290,7 +290,9 @@ impl Explainer {
         self.explain_prepared(prepared, options)
     }
 
-    fn explain_prepared(&self, prepared: Vec<crate::runtime::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
+    /// Explains images already preprocessed (`Preprocess::load`, `decode` or `from_rgb8`), maps at
+    /// their original sizes when `options.original_size`.
+    pub fn explain_prepared(&self, prepared: Vec<crate::runtime::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         let mut batch = Vec::with_capacity(prepared.iter().map(|p| p.data.len()).sum());
         let mut sizes = Vec::with_capacity(prepared.len());
         for p in prepared {
