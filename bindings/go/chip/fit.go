@@ -161,13 +161,11 @@ func (m *Model) FitLayer(layer string, images Images, opts *FitOptions) (*LayerF
 
 // LayerFit is one fitted layer: the class-by-channel importance weights. Immutable.
 type LayerFit struct {
-	p *C.chip_layer_fit
+	*handle[*C.chip_layer_fit]
 }
 
 func newLayerFit(p *C.chip_layer_fit) *LayerFit {
-	f := &LayerFit{p: p}
-	runtime.SetFinalizer(f, (*LayerFit).Close)
-	return f
+	return &LayerFit{newHandle(p, func(p *C.chip_layer_fit) { C.chip_layer_fit_free(p) }, "layer fit")}
 }
 
 // LoadLayerFit reads a fit written by Save (or the command line tool).
@@ -179,23 +177,6 @@ func LoadLayerFit(path string) (*LayerFit, error) {
 		return nil, err
 	}
 	return newLayerFit(f), nil
-}
-
-// Close frees the fit; explainers made from it keep their own copy.
-func (f *LayerFit) Close() error {
-	if f.p != nil {
-		C.chip_layer_fit_free(f.p)
-		f.p = nil
-		runtime.SetFinalizer(f, nil)
-	}
-	return nil
-}
-
-func (f *LayerFit) ptr() (*C.chip_layer_fit, error) {
-	if f == nil || f.p == nil {
-		return nil, closedError("layer fit")
-	}
-	return f.p, nil
 }
 
 // Save writes the fit to path atomically (a failure leaves no file behind).

@@ -53,7 +53,7 @@ func (o *ModelOptions) toC() (C.chip_model_options, func()) {
 
 // Model is a loaded ONNX image classifier.
 type Model struct {
-	p *C.chip_model
+	*handle[*C.chip_model]
 }
 
 // Layer is a candidate layer of a model: a 4-D activation of Channels x Height x Width.
@@ -63,9 +63,7 @@ type Layer struct {
 }
 
 func newModel(p *C.chip_model) *Model {
-	m := &Model{p: p}
-	runtime.SetFinalizer(m, (*Model).Close)
-	return m
+	return &Model{newHandle(p, func(p *C.chip_model) { C.chip_model_free(p) }, "model")}
 }
 
 // LoadModel loads an ONNX classifier from a file (and its optional <stem>.json sidecar).
@@ -97,23 +95,6 @@ func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 		return nil, err
 	}
 	return newModel(p), nil
-}
-
-// Close frees the model. Explainers made from it keep working. Calling Close again does nothing.
-func (m *Model) Close() error {
-	if m.p != nil {
-		C.chip_model_free(m.p)
-		m.p = nil
-		runtime.SetFinalizer(m, nil)
-	}
-	return nil
-}
-
-func (m *Model) ptr() (*C.chip_model, error) {
-	if m == nil || m.p == nil {
-		return nil, closedError("model")
-	}
-	return m.p, nil
 }
 
 // ClassCount is the number of classes the model outputs.
