@@ -270,7 +270,7 @@ unsafe fn input_size(model: *const chip_model) -> (usize, usize) {
 
 /// A small real model (from the test-model builders) loaded through the ABI.
 unsafe fn small_model() -> (*mut chip_model, String) {
-    let p = chip::testmodels::planted_cnn(3, 8, 2, true, 1);
+    let p = chip_testmodels::planted_cnn(3, 8, 2, true, 1);
     let bytes = p.model.to_bytes().unwrap();
     let lib = CString::new(root().join("third_party/onnxruntime/lib/libonnxruntime.so").to_str().unwrap()).unwrap();
     let mut o = std::mem::zeroed::<chip_model_options>();

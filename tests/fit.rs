@@ -7,7 +7,7 @@ use chip::math::gates::GateSet;
 use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
 use chip::math::stats::Stats;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;

@@ -4,7 +4,7 @@ use chip::engine::fit::{fit_layer, no_progress, FitOptions, Images};
 use chip::engine::fitfile::{LayerFit, MAGIC, VERSION};
 use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use std::path::{Path, PathBuf};
 
 fn options() -> RuntimeOptions {

@@ -22,7 +22,7 @@ fn setup() -> Setup {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // 600 classes × 512 channels: a 1.2 MB fit file, so its write is long enough to be hit.
-    let planted = chip::testmodels::planted_cnn(600, 512, 2, false, 9);
+    let planted = chip_testmodels::planted_cnn(600, 512, 2, false, 9);
     let model = dir.join("model.onnx");
     std::fs::write(&model, planted.model.to_bytes().unwrap()).unwrap();
     // Small real photos in every supported format.

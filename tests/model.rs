@@ -4,7 +4,7 @@ use chip::math::objective::softmax;
 use chip::runtime::model::{Model, OutputKind};
 use chip::runtime::preprocess::{Preprocess, Size};
 use chip::runtime::RuntimeOptions;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use chip::Error;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -3,7 +3,7 @@
 //! Also: lossless round trips (unknown protobuf fields included) and the error messages.
 use chip::onnx::OnnxModel;
 use chip::runtime::{Runner, RuntimeOptions};
-use chip::testmodels::{plain_cnn, planted_cnn, residual_cnn, SIZE};
+use chip_testmodels::{plain_cnn, planted_cnn, residual_cnn, SIZE};
 use chip::Error;
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, NodeProto,

@@ -55,7 +55,7 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let planted = chip::testmodels::planted_cnn(4, 8, 2, false, 7);
+        let planted = chip_testmodels::planted_cnn(4, 8, 2, false, 7);
         let model_bytes = planted.model.to_bytes().unwrap();
         let model = Arc::new(Model::from_bytes(model_bytes.clone(), &Default::default()).expect("load the test model"));
         let photo_paths: Vec<PathBuf> = PHOTOS.iter().map(|p| root().join(p)).collect();
@@ -314,7 +314,7 @@ impl Target for ImageDecode {
 
 /// The project's test models: plain, residual (a skip crosses the cut), segmenters, planted.
 fn model_seeds() -> Vec<Vec<u8>> {
-    use chip::testmodels::*;
+    use chip_testmodels::*;
     [plain_cnn(3, 1), residual_cnn(5, 2), segmenter(2, false, 3), segmenter(3, true, 4), planted_cnn(4, 8, 2, true, 5).model]
         .iter()
         .map(|m| m.to_bytes().unwrap())
