@@ -1,6 +1,8 @@
 //! The C ABI's contract outside any model: the checked-in header matches the code, the version macros
 //! match Cargo.toml, the shared library exports only chip_* symbols, the header compiles alone as C99
 //! and C++, the calls that need no model check their arguments, and fit options are checked up front.
+#[macro_use]
+mod common;
 use chip::ffi::*;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -119,6 +121,7 @@ fn header_compiles_alone_as_c99_and_cpp() {
 
 #[test]
 fn status_strings_and_last_error() {
+    require_ort!();
     unsafe {
         assert_eq!(CStr::from_ptr(chip_status_str(0)).to_str().unwrap(), "ok");
         assert_eq!(CStr::from_ptr(chip_status_str(4)).to_str().unwrap(), "buffer too small");
@@ -142,6 +145,7 @@ fn status_strings_and_last_error() {
 
 #[test]
 fn options_defaults_and_struct_size() {
+    require_ort!();
     unsafe {
         let mut m = std::mem::zeroed::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
@@ -191,6 +195,7 @@ fn options_defaults_and_struct_size() {
 
 #[test]
 fn strings_must_be_utf8_and_pointers_non_null() {
+    require_ort!();
     unsafe {
         let mut model: *mut chip_model = std::ptr::null_mut();
         let bad = b"caf\xe9.onnx\0";
@@ -293,6 +298,7 @@ unsafe extern "C" fn count_progress(_: *mut std::ffi::c_void, _: chip_progress_k
 /// lambda_rel ≥ 1 and a degenerate sigma2_rel are refused before any image is processed.
 #[test]
 fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
+    require_ort!();
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
@@ -320,6 +326,7 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
 /// "capacity overflow" (caught) or, below the overflow, abort the process on a failed allocation.
 #[test]
 fn absurd_gate_counts_are_refused() {
+    require_ort!();
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
@@ -343,6 +350,7 @@ fn absurd_gate_counts_are_refused() {
 /// memory, give a status instead of aborting the process; n = 0 is named.
 #[test]
 fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
+    require_ort!();
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();

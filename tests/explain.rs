@@ -1,6 +1,8 @@
 //! Explanations of EfficientNet-Lite0 on real photos with a real fit: the augmented-model path
 //! against the split path, batch against single images, Refined CHIP, boxes against ground truth,
 //! class discrimination on a composite photo. Needs scripts/setup.sh to have run.
+#[macro_use]
+mod common;
 use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer};
 use chip::engine::fit::{FitOptions, Images};
 use chip::engine::fitfile::LayerFit;
@@ -125,6 +127,7 @@ fn test_photos() -> Vec<PathBuf> {
 
 #[test]
 fn augmented_run_matches_the_split_prefix() {
+    require_setup!();
     let f = fixture();
     let model = &f.model;
     let ex = Explainer::new(model.clone(), vec![f.head.clone(), f.stem.clone()]).unwrap();
@@ -169,6 +172,7 @@ fn augmented_run_matches_the_split_prefix() {
 
 #[test]
 fn batch_gives_the_same_as_single_images() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.stem.clone(), f.head.clone()]).unwrap();
     let photos = test_photos();
@@ -194,6 +198,7 @@ fn batch_gives_the_same_as_single_images() {
 
 #[test]
 fn refined_chip_is_the_product_of_stem_and_head_maps() {
+    require_setup!();
     let f = fixture();
     // Given deepest first: the explainer still multiplies the shallowest and the deepest layer.
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone(), f.stem.clone()]).unwrap();
@@ -218,6 +223,7 @@ fn refined_chip_is_the_product_of_stem_and_head_maps() {
 
 #[test]
 fn top1_boxes_overlap_the_ground_truth_boxes() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     let entries = gt("data/boxes.json");
@@ -261,6 +267,7 @@ fn top1_boxes_overlap_the_ground_truth_boxes() {
 
 #[test]
 fn espresso_and_cat_maps_peak_in_their_own_halves() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     let load = |n: &str| image::open(root().join("data/images/skimage").join(n)).unwrap().to_rgb8();
@@ -304,6 +311,7 @@ fn espresso_and_cat_maps_peak_in_their_own_halves() {
 
 #[test]
 fn dev_boxes_choose_the_threshold() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     // Entries without an ImageNet class cannot be explained by class.
@@ -342,6 +350,7 @@ fn dev_boxes_choose_the_threshold() {
 
 #[test]
 fn bad_requests_fail_with_clear_errors() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     let photo = &test_photos()[..1];

@@ -2,6 +2,8 @@
 //! original outputs equal the model's, its chip_maps and chip_refined equal the explainer's maps at
 //! input size, for the top-1 and for classes given through chip_target_class; refusals; the CLI;
 //! the file in ONNX Runtime's Python package. Needs scripts/setup.sh to have run.
+#[macro_use]
+mod common;
 use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
 use chip::engine::export::{self, ExportOptions, CLASS_OUTPUT, MAPS_OUTPUT, METADATA_KEY, REFINED_OUTPUT, TARGET_INPUT};
 use chip::engine::fit::{FitOptions, Images};
@@ -151,6 +153,7 @@ fn enough(nonzero: usize, maps: usize, what: &str) {
 
 #[test]
 fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
+    require_setup!();
     let f = fixture();
     let n = f.photos.len();
     // Deepest first: maps come in the order given, Refined CHIP is still stem × head.
@@ -191,6 +194,7 @@ fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
 
 #[test]
 fn target_classes_select_the_maps_and_unsolved_classes_give_zero() {
+    require_setup!();
     let f = fixture();
     let n = f.photos.len();
     let fits = vec![f.stem.clone(), f.head.clone()];
@@ -231,6 +235,7 @@ fn target_classes_select_the_maps_and_unsolved_classes_give_zero() {
 
 #[test]
 fn one_fit_without_class_input_gives_class_and_maps_only() {
+    require_setup!();
     let f = fixture();
     let runner = exported(std::slice::from_ref(&f.head), false);
     assert_eq!(runner.input_names(), &[f.model.input.name.clone()]);
@@ -250,6 +255,7 @@ fn one_fit_without_class_input_gives_class_and_maps_only() {
 
 #[test]
 fn metadata_names_the_fits_and_only_solved_rows_are_stored() {
+    require_setup!();
     let f = fixture();
     let fits = [f.stem.clone(), f.head.clone()];
     let onnx = export::export(&f.model, &fits, &ExportOptions::default()).unwrap();
@@ -274,6 +280,7 @@ fn metadata_names_the_fits_and_only_solved_rows_are_stored() {
 
 #[test]
 fn refusals_name_what_was_wrong() {
+    require_setup!();
     let f = fixture();
     let opts = ExportOptions::default();
     let e = export::export(&f.model, &[], &opts).unwrap_err();
@@ -319,6 +326,7 @@ fn chip_cli(args: &[&Path]) -> std::process::Output {
 /// The written file then runs in ONNX Runtime's Python package with the same results.
 #[test]
 fn cli_export_and_python_onnxruntime() {
+    require_setup!();
     let f = fixture();
     let dir = tmp("cli");
     let (stem, head, out) = (dir.join("stem.chip"), dir.join("head.chip"), dir.join("m_chip.onnx"));
@@ -385,6 +393,7 @@ fn cli_export_and_python_onnxruntime() {
 /// The C API writes what the library builds and refuses with the usual status codes.
 #[test]
 fn c_api_export() {
+    require_setup!();
     use chip::ffi::*;
     use std::ffi::{CStr, CString};
     let f = fixture();

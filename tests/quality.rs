@@ -1,6 +1,8 @@
 //! Objectives and the quality harness on the real model: with the logit target, an intercept and
 //! λ → 0 the fit of a GAP → linear head recovers the classifier's own weights (CHIP = CAM); the paper's
 //! objective stays selectable; augmented fits are reproducible; CAM is found by graph inspection.
+#[macro_use]
+mod common;
 use chip::engine::fit::{self, FitOptions, Images};
 use chip::runtime::model::Model;
 use chip::math::objective::{Objective, Target};
@@ -29,6 +31,7 @@ fn top1(model: &Model, paths: &[PathBuf]) -> Vec<usize> {
 
 #[test]
 fn logit_target_with_intercept_recovers_the_classifier() {
+    require_setup!();
     let model = model();
     let head = model.default_layers().unwrap().1;
     let cam = chip::engine::cam::cam_fit(&model, &head.name).unwrap();
@@ -64,6 +67,7 @@ fn logit_target_with_intercept_recovers_the_classifier() {
 
 #[test]
 fn paper_objective_is_the_probability_model_without_intercept() {
+    require_setup!();
     let model = model();
     let head = model.default_layers().unwrap().1;
     let paths = photos(4);
@@ -89,6 +93,7 @@ fn paper_objective_is_the_probability_model_without_intercept() {
 
 #[test]
 fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
+    require_setup!();
     let model = model();
     let head = model.default_layers().unwrap().1;
     let paths = photos(3);
@@ -111,6 +116,7 @@ fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
 
 #[test]
 fn cam_needs_a_pooled_linear_head() {
+    require_setup!();
     let model = model();
     let stem = model.default_layers().unwrap().0;
     let err = chip::engine::cam::cam_fit(&model, &stem.name).unwrap_err().to_string();
