@@ -4,6 +4,7 @@
 //! without them a test skips with one line on stderr; with `CHIP_REQUIRE_SETUP=1` (set by
 //! `scripts/test.sh`) a missing piece fails the test instead, so CI cannot skip silently.
 #![allow(dead_code)]
+use std::io::Write;
 use std::path::Path;
 
 /// Why the tests of a layer cannot run here, or None when they can.
@@ -28,7 +29,8 @@ pub fn ready(data: bool, test: &str) -> bool {
     if std::env::var_os("CHIP_REQUIRE_SETUP").is_some_and(|v| v == "1") {
         panic!("{test}: {why}, and CHIP_REQUIRE_SETUP=1: run scripts/setup.sh");
     }
-    eprintln!("{test}: skipped: run scripts/setup.sh ({why})");
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: run scripts/setup.sh ({why})");
     false
 }
 
