@@ -144,7 +144,7 @@ fn main() {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let (stats, t) = collect_stats_timed(&model, &info.name, &Images::Paths(files.clone()), &params, &no_progress).expect("statistics");
+        let (stats, t) = collect_stats_timed(&model, &info.name, &Images::Files(files.clone()), &params, &no_progress).expect("statistics");
         let fit_total = t0.elapsed();
         let t1 = Instant::now();
         let fit = solve(&model, &info.name, &stats, &params, &no_progress).expect("solve");

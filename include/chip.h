@@ -7,7 +7,7 @@
  *    chip_last_error() gives a message naming what was wrong. The message lives in thread-local storage
  *    and stays valid until the next libchip call on the same thread (chip_version, chip_abi_version,
  *    chip_status_str and chip_last_error leave it alone). A successful call sets it to "".
- *  - Handles (chip_model, chip_layer_fit, chip_explainer, chip_explanation) are opaque. Functions that
+ *  - Handles (chip_model, chip_layer_fit, chip_stats, chip_explainer, chip_explanation) are opaque. Functions that
  *    create one write it to an `out_*` pointer (set to NULL on failure); each has a `_free` function
  *    that accepts NULL.
  *  - Every pointer argument is checked: a NULL that is not allowed gives CHIP_STATUS_NULL_POINTER.
@@ -27,7 +27,9 @@
  *
  * Thread safety: chip_model and chip_explainer may be used from many threads at once (the explain
  * functions included). chip_layer_fit and chip_explanation are immutable after creation: read them
- * from many threads at once freely. No handle may be freed while another thread uses it.
+ * from many threads at once freely. chip_stats is read by chip_stats_save, chip_solve and the
+ * queries from many threads at once, but chip_stats_merge changes its first argument: no other thread
+ * may use that one meanwhile. No handle may be freed while another thread uses it.
  */
 
 #ifndef CHIP_H
@@ -48,7 +50,7 @@
 /**
  * Version of the C ABI. Raised on any incompatible change; compare with chip_abi_version().
  */
-#define CHIP_ABI_VERSION 2
+#define CHIP_ABI_VERSION 3
 
 /**
  * Result of every fallible call. CHIP_STATUS_OK is 0; chip_last_error() describes any other.
@@ -412,7 +414,7 @@ typedef struct chip_fit_options {
 typedef int32_t chip_device;
 
 /**
- * Options of chip_load_model and chip_load_model_bytes. Fill with chip_model_options_default().
+ * Options of chip_model_load and chip_model_load_bytes. Fill with chip_model_options_default().
  * Thread safety: a plain struct, read only during the call it is passed to.
  */
 typedef struct chip_model_options {
@@ -542,49 +544,6 @@ chip_status chip_explain(const struct chip_explainer *explainer,
                          const struct chip_images *images,
                          const struct chip_explain_options *opts,
                          struct chip_explanation **out_explanation);
-
-/**
- * A thin wrapper: chip_explain with a CHIP_IMAGES_TENSOR descriptor.
- * \param explainer, opts, out_explanation As for chip_explain.
- * \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
- * \param len The number of floats.
- * \param n The number of images.
- * \param sizes The n original image sizes the maps are scaled to (each side 1..=16384), or NULL
- *        for the input size.
- */
-chip_status chip_explain_tensor(const struct chip_explainer *explainer,
-                                const float *data,
-                                size_t len,
-                                size_t n,
-                                const struct chip_size *sizes,
-                                const struct chip_explain_options *opts,
-                                struct chip_explanation **out_explanation);
-
-/**
- * A thin wrapper: chip_explain with a CHIP_IMAGES_ENCODED descriptor.
- * \param explainer, opts, out_explanation As for chip_explain.
- * \param images `n` encoded images (PNG, JPEG, BMP, TIFF, WebP).
- * \param lens Their lengths in bytes.
- * \param n The number of images.
- */
-chip_status chip_explain_encoded(const struct chip_explainer *explainer,
-                                 const uint8_t *const *images,
-                                 const size_t *lens,
-                                 size_t n,
-                                 const struct chip_explain_options *opts,
-                                 struct chip_explanation **out_explanation);
-
-/**
- * A thin wrapper: chip_explain with a CHIP_IMAGES_FILES descriptor.
- * \param explainer, opts, out_explanation As for chip_explain.
- * \param paths `n` image files, UTF-8.
- * \param n The number of images.
- */
-chip_status chip_explain_files(const struct chip_explainer *explainer,
-                               const char *const *paths,
-                               size_t n,
-                               const struct chip_explain_options *opts,
-                               struct chip_explanation **out_explanation);
 
 /**
  * Frees an explanation.
@@ -757,34 +716,6 @@ chip_status chip_fit_layer(const struct chip_model *model,
                            struct chip_layer_fit **out_fit);
 
 /**
- * A thin wrapper: chip_fit_layer with a CHIP_IMAGES_FILES descriptor.
- * \param model, layer, opts, out_fit As for chip_fit_layer.
- * \param paths `count` image files, UTF-8.
- * \param count The number of images.
- */
-chip_status chip_fit_layer_paths(const struct chip_model *model,
-                                 const char *layer,
-                                 const char *const *paths,
-                                 size_t count,
-                                 const struct chip_fit_options *opts,
-                                 struct chip_layer_fit **out_fit);
-
-/**
- * A thin wrapper: chip_fit_layer with a CHIP_IMAGES_TENSOR descriptor.
- * \param model, layer, opts, out_fit As for chip_fit_layer.
- * \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
- * \param len The number of floats.
- * \param n The number of images.
- */
-chip_status chip_fit_layer_tensor(const struct chip_model *model,
-                                  const char *layer,
-                                  const float *data,
-                                  size_t len,
-                                  size_t n,
-                                  const struct chip_fit_options *opts,
-                                  struct chip_layer_fit **out_fit);
-
-/**
  * Writes a fit to a file, atomically: a failure leaves no file behind.
  * \param fit The fit.
  * \param path The file, UTF-8.
@@ -820,20 +751,20 @@ chip_status chip_layer_fit_layer_name(const struct chip_layer_fit *fit,
  * \param fit The fit.
  * \param out Receives K.
  */
-chip_status chip_layer_fit_channels(const struct chip_layer_fit *fit, size_t *out);
+chip_status chip_layer_fit_channel_count(const struct chip_layer_fit *fit, size_t *out);
 
 /**
  * The number of classes C (weight rows).
  * \param fit The fit.
  * \param out Receives C.
  */
-chip_status chip_layer_fit_classes(const struct chip_layer_fit *fit, size_t *out);
+chip_status chip_layer_fit_class_count(const struct chip_layer_fit *fit, size_t *out);
 
 /**
  * The importance weights of one class over the K channels. Rows of classes that were not solved
  * are zero.
  * \param fit The fit.
- * \param class_id The class id, below chip_layer_fit_classes.
+ * \param class_id The class id, below chip_layer_fit_class_count.
  * \param buf, len, out_len The K weights (buffer convention).
  */
 chip_status chip_layer_fit_weights_row(const struct chip_layer_fit *fit,
@@ -871,7 +802,7 @@ chip_status chip_iou(const struct chip_box *a, const struct chip_box *b, double 
  * \param opts NULL for the defaults.
  * \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
  */
-chip_status chip_load_model(const char *path,
+chip_status chip_model_load(const char *path,
                             const struct chip_model_options *opts,
                             struct chip_model **out_model);
 
@@ -882,7 +813,7 @@ chip_status chip_load_model(const char *path,
  * \param opts NULL for the defaults.
  * \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
  */
-chip_status chip_load_model_bytes(const uint8_t *data,
+chip_status chip_model_load_bytes(const uint8_t *data,
                                   size_t len,
                                   const struct chip_model_options *opts,
                                   struct chip_model **out_model);
@@ -898,7 +829,7 @@ void chip_model_free(struct chip_model *model);
  * \param model The model.
  * \param out Receives the number of classes.
  */
-chip_status chip_model_num_classes(const struct chip_model *model, size_t *out);
+chip_status chip_model_class_count(const struct chip_model *model, size_t *out);
 
 /**
  * The model's input size in pixels (the size of CHIP_IMAGES_TENSOR images).
@@ -910,7 +841,7 @@ chip_status chip_model_input_size(const struct chip_model *model, struct chip_si
 /**
  * The name of a class as NUL-terminated UTF-8; models without a label list give the decimal id.
  * \param model The model.
- * \param class_id The class id, below chip_model_num_classes.
+ * \param class_id The class id, below chip_model_class_count.
  * \param buf, len, out_len The label (buffer convention).
  */
 chip_status chip_model_class_label(const struct chip_model *model,

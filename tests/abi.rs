@@ -1,6 +1,8 @@
 //! The C ABI's contract outside any model: the checked-in header matches the code, the version macros
 //! match Cargo.toml, the shared library exports only chip_* symbols, the header compiles alone as C99
 //! and C++, the calls that need no model check their arguments, and fit options are checked up front.
+#[macro_use]
+mod common;
 use chip::ffi::*;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -8,6 +10,16 @@ use std::process::Command;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A descriptor of the given kind and count with every pointer NULL.
+fn no_images(kind: chip_images_kind, count: usize) -> chip_images {
+    chip_images { struct_size: std::mem::size_of::<chip_images>(), kind, count, paths: std::ptr::null(), data: std::ptr::null(), lens: std::ptr::null(), tensor: std::ptr::null(), tensor_len: 0, sizes: std::ptr::null() }
+}
+
+/// A chip_images descriptor of `n` preprocessed images (`len` floats) with their original sizes or NULL.
+fn tensor_images(data: *const f32, len: usize, n: usize, sizes: *const chip_size) -> chip_images {
+    chip_images { tensor: data, tensor_len: len, sizes, ..no_images(CHIP_IMAGES_TENSOR, n) }
 }
 
 fn last_error() -> String {
@@ -109,6 +121,7 @@ fn header_compiles_alone_as_c99_and_cpp() {
 
 #[test]
 fn status_strings_and_last_error() {
+    require_ort!();
     unsafe {
         assert_eq!(CStr::from_ptr(chip_status_str(0)).to_str().unwrap(), "ok");
         assert_eq!(CStr::from_ptr(chip_status_str(4)).to_str().unwrap(), "buffer too small");
@@ -117,7 +130,7 @@ fn status_strings_and_last_error() {
         assert_eq!(CStr::from_ptr(chip_status_str(-1)).to_str().unwrap(), "unknown status");
 
         let mut n = 0usize;
-        assert_eq!(chip_model_num_classes(std::ptr::null(), &mut n), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_model_class_count(std::ptr::null(), &mut n), chip_status::CHIP_STATUS_NULL_POINTER);
         assert_eq!(last_error(), "model is NULL");
         // The message is per thread.
         std::thread::spawn(|| assert_eq!(last_error(), "")).join().unwrap();
@@ -132,6 +145,7 @@ fn status_strings_and_last_error() {
 
 #[test]
 fn options_defaults_and_struct_size() {
+    require_ort!();
     unsafe {
         let mut m = std::mem::zeroed::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
@@ -165,7 +179,7 @@ fn options_defaults_and_struct_size() {
         let mut model: *mut chip_model = std::ptr::dangling_mut::<chip_model>();
         for bad in [0usize, 8, std::mem::size_of::<chip_model_options>() + 8] {
             m.struct_size = bad;
-            assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+            assert_eq!(chip_model_load(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
             assert!(model.is_null(), "out handle is cleared on failure");
             assert!(last_error().contains("struct_size"), "{}", last_error());
         }
@@ -174,23 +188,24 @@ fn options_defaults_and_struct_size() {
         assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
         assert_eq!(m.struct_size, std::mem::size_of::<chip_model_options>());
         m.device = 7;
-        assert_eq!(chip_load_model(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(chip_model_load(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("unknown device 7"), "{}", last_error());
     }
 }
 
 #[test]
 fn strings_must_be_utf8_and_pointers_non_null() {
+    require_ort!();
     unsafe {
         let mut model: *mut chip_model = std::ptr::null_mut();
         let bad = b"caf\xe9.onnx\0";
-        assert_eq!(chip_load_model(bad.as_ptr().cast(), std::ptr::null(), &mut model), chip_status::CHIP_STATUS_INVALID_UTF8);
+        assert_eq!(chip_model_load(bad.as_ptr().cast(), std::ptr::null(), &mut model), chip_status::CHIP_STATUS_INVALID_UTF8);
         assert!(last_error().contains("path is not valid UTF-8"), "{}", last_error());
-        assert_eq!(chip_load_model(std::ptr::null(), std::ptr::null(), &mut model), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_model_load(std::ptr::null(), std::ptr::null(), &mut model), chip_status::CHIP_STATUS_NULL_POINTER);
         let ok = CString::new("x.onnx").unwrap();
-        assert_eq!(chip_load_model(ok.as_ptr(), std::ptr::null(), std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_model_load(ok.as_ptr(), std::ptr::null(), std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
         assert_eq!(last_error(), "out_model is NULL");
-        assert_eq!(chip_load_model_bytes(std::ptr::null(), 3, std::ptr::null(), &mut model), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_model_load_bytes(std::ptr::null(), 3, std::ptr::null(), &mut model), chip_status::CHIP_STATUS_NULL_POINTER);
 
         let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
         assert_eq!(chip_layer_fit_load(bad.as_ptr().cast(), &mut fit), chip_status::CHIP_STATUS_INVALID_UTF8);
@@ -260,7 +275,7 @@ unsafe fn input_size(model: *const chip_model) -> (usize, usize) {
 
 /// A small real model (from the test-model builders) loaded through the ABI.
 unsafe fn small_model() -> (*mut chip_model, String) {
-    let p = chip::testmodels::planted_cnn(3, 8, 2, true, 1);
+    let p = chip_testmodels::planted_cnn(3, 8, 2, true, 1);
     let bytes = p.model.to_bytes().unwrap();
     let lib = CString::new(root().join("third_party/onnxruntime/lib/libonnxruntime.so").to_str().unwrap()).unwrap();
     let mut o = std::mem::zeroed::<chip_model_options>();
@@ -269,7 +284,7 @@ unsafe fn small_model() -> (*mut chip_model, String) {
         o.ort_lib = lib.as_ptr();
     }
     let mut model: *mut chip_model = std::ptr::null_mut();
-    assert_eq!(chip_load_model_bytes(bytes.as_ptr(), bytes.len(), &o, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
+    assert_eq!(chip_model_load_bytes(bytes.as_ptr(), bytes.len(), &o, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
     (model, p.layer)
 }
 
@@ -283,6 +298,7 @@ unsafe extern "C" fn count_progress(_: *mut std::ffi::c_void, _: chip_progress_k
 /// lambda_rel ≥ 1 and a degenerate sigma2_rel are refused before any image is processed.
 #[test]
 fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
+    require_ort!();
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
@@ -296,7 +312,7 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
             o.lambda_rel = lambda;
             o.sigma2_rel = sigma2;
             o.progress = Some(count_progress);
-            let status = chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 2, &o, &mut fit);
+            let status = chip_fit_layer(model, layer.as_ptr(), &tensor_images(data.as_ptr(), data.len(), 2, std::ptr::null()), &o, &mut fit);
             assert_eq!(status, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{lambda} {sigma2}");
             assert!(fit.is_null());
             assert!(last_error().contains(needle), "{}", last_error());
@@ -310,6 +326,7 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
 /// "capacity overflow" (caught) or, below the overflow, abort the process on a failed allocation.
 #[test]
 fn absurd_gate_counts_are_refused() {
+    require_ort!();
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
@@ -320,7 +337,7 @@ fn absurd_gate_counts_are_refused() {
             chip_fit_options_default(&mut o);
             o.gates = gates;
             let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
-            let status = chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 1, &o, &mut fit);
+            let status = chip_fit_layer(model, layer.as_ptr(), &tensor_images(data.as_ptr(), data.len(), 1, std::ptr::null()), &o, &mut fit);
             assert_eq!(status, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{gates} gates: {}", last_error());
             assert!(fit.is_null());
             assert!(last_error().contains(&format!("{gates} gates")) && last_error().contains("use fewer gates"), "{}", last_error());
@@ -333,6 +350,7 @@ fn absurd_gate_counts_are_refused() {
 /// memory, give a status instead of aborting the process; n = 0 is named.
 #[test]
 fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
+    require_ort!();
     unsafe {
         let (model, layer) = small_model();
         let layer = CString::new(layer).unwrap();
@@ -344,19 +362,19 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         chip_fit_options_default(&mut fo);
         fo.gates = 8;
         let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
-        assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), std::ptr::null(), 0, 0, &fo, &mut fit), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(chip_fit_layer(model, layer.as_ptr(), &tensor_images(std::ptr::null(), 0, 0, std::ptr::null()), &fo, &mut fit), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert_eq!(last_error(), "images->count is 0: give at least one image");
-        assert_eq!(chip_fit_layer_tensor(model, layer.as_ptr(), data.as_ptr(), data.len(), 4, &fo, &mut fit), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert_eq!(chip_fit_layer(model, layer.as_ptr(), &tensor_images(data.as_ptr(), data.len(), 4, std::ptr::null()), &fo, &mut fit), chip_status::CHIP_STATUS_OK, "{}", last_error());
         let mut ex: *mut chip_explainer = std::ptr::null_mut();
         let fits = [fit as *const chip_layer_fit];
         assert_eq!(chip_explainer_new(model, fits.as_ptr(), 1, &mut ex), chip_status::CHIP_STATUS_OK, "{}", last_error());
         let mut e: *mut chip_explanation = std::ptr::null_mut();
 
-        assert_eq!(chip_explain_tensor(ex, std::ptr::null(), 0, 0, std::ptr::null(), std::ptr::null(), &mut e), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(chip_explain(ex, &tensor_images(std::ptr::null(), 0, 0, std::ptr::null()), std::ptr::null(), &mut e), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert_eq!(last_error(), "images->count is 0: give at least one image");
         for (sw, sh) in [(100_000u32, 100_000u32), (0, 5), (16_385, 10)] {
             let sizes = [chip_size { width: sw, height: sh }];
-            let s = chip_explain_tensor(ex, data.as_ptr(), per, 1, sizes.as_ptr(), std::ptr::null(), &mut e);
+            let s = chip_explain(ex, &tensor_images(data.as_ptr(), per, 1, sizes.as_ptr()), std::ptr::null(), &mut e);
             assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{sw}x{sh}");
             assert!(last_error().contains(&format!("sizes[0] is {sw}x{sh}")) && last_error().contains("16384"), "{}", last_error());
             assert!(e.is_null());
@@ -368,12 +386,12 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         let mut eo = std::mem::zeroed::<chip_explain_options>();
         chip_explain_options_default(&mut eo);
         eo.top_k = 3;
-        let s = chip_explain_tensor(ex, many.as_ptr(), many.len(), n, sizes.as_ptr(), &eo, &mut e);
+        let s = chip_explain(ex, &tensor_images(many.as_ptr(), many.len(), n, sizes.as_ptr()), &eo, &mut e);
         assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("12288.0 GiB"), "{}", last_error());
         // A sound request still works and gives maps at the requested size.
         let sizes = [chip_size { width: 40, height: 30 }, chip_size { width: 16_384, height: 1 }];
-        assert_eq!(chip_explain_tensor(ex, data.as_ptr(), 2 * per, 2, sizes.as_ptr(), &eo, &mut e), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert_eq!(chip_explain(ex, &tensor_images(data.as_ptr(), 2 * per, 2, sizes.as_ptr()), &eo, &mut e), chip_status::CHIP_STATUS_OK, "{}", last_error());
         let mut ms = chip_size::default();
         assert_eq!(chip_explanation_map_size(e, 0, 0, 0, &mut ms), chip_status::CHIP_STATUS_OK);
         assert_eq!(ms, sizes[0]);

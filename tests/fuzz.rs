@@ -1,6 +1,8 @@
 //! Bounded fuzz runs of every target (a few seconds each; `scripts/fuzz.sh TARGET MINUTES` runs
 //! them longer), the inputs that once crashed (tests/data/fuzz/regressions), and a check that the
 //! engine finds a planted bug. Needs scripts/setup.sh (ONNX Runtime and the real photos).
+#[macro_use]
+mod common;
 #[path = "fuzz_support/mod.rs"]
 mod fuzz_support;
 
@@ -39,37 +41,44 @@ fn bounded(name: &str) {
 
 #[test]
 fn fuzz_fitfile() {
+    require_setup!();
     bounded("fitfile");
 }
 
 #[test]
 fn fuzz_stats() {
+    require_setup!();
     bounded("stats");
 }
 
 #[test]
 fn fuzz_image() {
+    require_setup!();
     bounded("image");
 }
 
 #[test]
 fn fuzz_onnx() {
+    require_setup!();
     bounded("onnx");
 }
 
 #[test]
 fn fuzz_model() {
+    require_setup!();
     bounded("model");
 }
 
 #[test]
 fn fuzz_capi() {
+    require_setup!();
     bounded("capi");
 }
 
 /// Every input that once failed, replayed: tests/data/fuzz/regressions/<target>-<what>.bin.
 #[test]
 fn regressions_stay_fixed() {
+    require_setup!();
     let dir = root().join("tests/data/fuzz/regressions");
     let entries = std::fs::read_dir(&dir).expect("tests/data/fuzz/regressions");
     let (mut count, mut failed) = (0, Vec::new());
@@ -113,6 +122,7 @@ impl Target for Planted {
 
 #[test]
 fn engine_finds_a_planted_bug_and_keeps_its_input() {
+    require_setup!();
     let r = fuzz(&Planted, 3, &Budget { max_inputs: 200_000, max_time: Duration::from_secs(30) }, |_| {});
     let f = r.failure.expect("the planted out-of-bounds slice was not found");
     assert!(f.message.starts_with("panic:") && f.message.contains("out of range"), "{}", f.message);
@@ -121,6 +131,7 @@ fn engine_finds_a_planted_bug_and_keeps_its_input() {
 
 #[test]
 fn mutations_are_seeded() {
+    require_setup!();
     let mut a = Rng::new(5);
     let mut b = Rng::new(5);
     let mut x = b"the same input".to_vec();

@@ -1,10 +1,12 @@
 //! Model on the real ONNX Runtime: the project's small test nets, and EfficientNet-Lite0 with real
 //! photos (scripts/setup.sh provides data/ and third_party/).
+#[macro_use]
+mod common;
 use chip::math::objective::softmax;
 use chip::runtime::model::{Model, OutputKind};
 use chip::runtime::preprocess::{Preprocess, Size};
 use chip::runtime::RuntimeOptions;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use chip::Error;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -41,6 +43,7 @@ fn plain() -> Model {
 
 #[test]
 fn test_net_layers_classes_and_output_kind() {
+    require_ort!();
     let m = plain();
     assert_eq!(m.classes, 5);
     assert_eq!(m.output, "logits");
@@ -95,6 +98,7 @@ fn test_net_layers_classes_and_output_kind() {
 
 #[test]
 fn predict_augmented_and_split_agree() {
+    require_ort!();
     let m = Model::from_bytes(testmodels::residual_cnn(6, 11).to_bytes().unwrap(), &opts()).unwrap();
     let s = testmodels::SIZE;
     let n = 3;
@@ -156,6 +160,7 @@ fn predict_augmented_and_split_agree() {
 
 #[test]
 fn softmax_is_stable_and_matches_hand_values() {
+    require_ort!();
     let m = plain();
     // Huge logits would overflow a naive exp; shifted by the maximum they are e^-2, e^-1, 1.
     let mut raw = vec![1000.0, 1001.0, 1002.0, -1e30, -1e30, 1002.0, 1002.0, 0.0, 0.0, -5.0];
@@ -178,6 +183,7 @@ fn softmax_is_stable_and_matches_hand_values() {
 
 #[test]
 fn missing_and_corrupt_model_files() {
+    require_ort!();
     let dir = scratch("files");
     let missing = dir.join("absent.onnx");
     match Model::load(&missing, &opts()) {
@@ -200,6 +206,7 @@ fn missing_and_corrupt_model_files() {
 
 #[test]
 fn sidecar_sets_preprocessing_labels_and_output_kind() {
+    require_ort!();
     let dir = scratch("sidecar");
     let model = dir.join("net.onnx");
     let bytes = testmodels::plain_cnn(3, 2).to_bytes().unwrap();
@@ -314,6 +321,7 @@ fn argmax(row: &[f32]) -> usize {
 
 #[test]
 fn lite0_layers_run_from_stem_to_head() {
+    require_setup!();
     let m = lite0();
     let layers = m.layers().unwrap();
     let first = &layers[0];
@@ -342,6 +350,7 @@ fn lite0_layers_run_from_stem_to_head() {
 
 #[test]
 fn lite0_recognises_the_reference_photos() {
+    require_setup!();
     let m = lite0();
     assert_eq!(m.classes, 1000);
     assert_eq!(m.input_size(), Size { width: 224, height: 224 });
@@ -361,6 +370,7 @@ fn lite0_recognises_the_reference_photos() {
 
 #[test]
 fn lite0_agrees_with_the_python_reference_index() {
+    require_setup!();
     // data/index.json was computed by ONNX Runtime in Python with PIL's bilinear resize.
     let m = lite0();
     let text = std::fs::read_to_string(project().join("data/index.json")).unwrap();
@@ -387,6 +397,7 @@ fn lite0_agrees_with_the_python_reference_index() {
 /// refused at load with its shape, instead of being read as a classifier of C·H·W classes.
 #[test]
 fn outputs_that_are_not_batch_by_classes_are_refused() {
+    require_ort!();
     for (pooled, shape, hint) in [(false, "[1, 2, 16, 16]", false), (true, "[1, 2, 1, 1]", true)] {
         let bytes = testmodels::segmenter(2, pooled, 3).to_bytes().unwrap();
         match Model::from_bytes(bytes, &opts()) {
@@ -401,6 +412,7 @@ fn outputs_that_are_not_batch_by_classes_are_refused() {
 
 #[test]
 fn absurd_thread_counts_are_refused() {
+    require_ort!();
     let bytes = testmodels::plain_cnn(3, 1).to_bytes().unwrap();
     let options = RuntimeOptions { threads: 1 << 40, ..opts() };
     match Model::from_bytes(bytes.clone(), &options) {

@@ -1,4 +1,6 @@
 //! Image decoding and preprocessing, checked against hand-computed values.
+#[macro_use]
+mod common;
 use chip::runtime::spec::ResizeMode;
 use chip::runtime::preprocess::{Preprocess, MAX_SIDE};
 use chip::Error;
@@ -346,6 +348,7 @@ fn truncated_images_of_every_format_are_refused() {
 /// write), and fails cut anywhere from the first scan on.
 #[test]
 fn truncated_real_jpeg_photos_are_refused() {
+    require_setup!();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/images");
     let mut photos: Vec<PathBuf> = ["aib", "mpl"]
         .iter()

@@ -1,4 +1,6 @@
 //! ONNX Runtime loading and Runner, on the real ONNX Runtime (scripts/setup.sh provides it).
+#[macro_use]
+mod common;
 use chip::runtime::{ensure_ort, find_ort_library, ort_search_places, Device, Runner, RuntimeOptions};
 use chip::Error;
 use onnx_protobuf::{
@@ -107,6 +109,7 @@ fn runner() -> Runner {
 
 #[test]
 fn search_lists_every_place_tried_with_its_reason() {
+    require_ort!();
     let root = scratch("search");
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -158,6 +161,7 @@ fn search_lists_every_place_tried_with_its_reason() {
 
 #[test]
 fn search_order_puts_explicit_then_environment_first() {
+    require_ort!();
     let explicit = PathBuf::from("/nonexistent/explicit/libonnxruntime.so");
     let places = ort_search_places(Some(&explicit));
     assert_eq!(places[0], explicit);
@@ -180,6 +184,7 @@ fn search_order_puts_explicit_then_environment_first() {
 
 #[test]
 fn child_sees_environment_variable_second() {
+    require_ort!();
     if std::env::var_os("CHIP_TEST_CHILD").is_none() {
         return; // only meaningful inside the child started above
     }
@@ -193,6 +198,7 @@ fn child_sees_environment_variable_second() {
 
 #[test]
 fn ensure_ort_loads_once_and_returns_the_same_path() {
+    require_ort!();
     let first = ensure_ort(None).unwrap();
     assert!(first.is_file(), "{}", first.display());
     // A later call, even naming another path, gets the library already in use.
@@ -202,6 +208,7 @@ fn ensure_ort_loads_once_and_returns_the_same_path() {
 
 #[test]
 fn runner_matches_hand_computed_outputs() {
+    require_ort!();
     let r = runner();
     assert_eq!(r.input_names(), ["x"]);
     assert_eq!(r.output_names(), ["y", "z"]);
@@ -227,6 +234,7 @@ fn runner_matches_hand_computed_outputs() {
 
 #[test]
 fn runner_rejects_bad_inputs_with_clear_errors() {
+    require_ort!();
     let r = runner();
     let x = [0.5f32; 8];
     let msg = |e: Error| e.to_string();
@@ -264,6 +272,7 @@ fn runner_rejects_bad_inputs_with_clear_errors() {
 
 #[test]
 fn corrupt_model_bytes_give_an_ort_error() {
+    require_ort!();
     for bytes in [Vec::new(), b"garbage that is not protobuf".to_vec(), affine_model()[..40].to_vec()] {
         match Runner::new(bytes, &RuntimeOptions::default()) {
             Err(Error::Ort(m)) => assert!(m.contains("cannot create a session"), "{m}"),
@@ -274,6 +283,7 @@ fn corrupt_model_bytes_give_an_ort_error() {
 
 #[test]
 fn cuda_either_works_or_says_why() {
+    require_ort!();
     let opts = RuntimeOptions { device: Device::Cuda(0), ..Default::default() };
     match Runner::new(affine_model(), &opts) {
         Err(Error::Ort(m)) => assert!(m.contains("CUDA"), "{m}"),
@@ -301,6 +311,7 @@ fn concurrency_model() -> (Vec<u8>, &'static str, Vec<usize>) {
 
 #[test]
 fn eight_threads_agree_with_serial_runs() {
+    require_setup!();
     let (bytes, input, shape) = concurrency_model();
     let r = Runner::new(bytes, &RuntimeOptions { threads: 1, ..Default::default() }).unwrap();
     let len: usize = shape.iter().product();
@@ -336,6 +347,7 @@ fn eight_threads_agree_with_serial_runs() {
 
 #[test]
 fn runner_is_send_and_sync() {
+    require_ort!();
     fn check<T: Send + Sync>() {}
     check::<Runner>();
 }

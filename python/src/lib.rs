@@ -93,7 +93,8 @@ pub(crate) fn make<'py, A: pyo3::call::PyCallArgs<'py>>(py: Python<'py>, class: 
 /// Images as Python passes them, kept alive (with their numpy borrow) while the library reads them.
 pub(crate) enum ImagesArg<'py> {
     Dir(PathBuf),
-    Paths(Vec<PathBuf>),
+    /// Image files.
+    Files(Vec<PathBuf>),
     Encoded(Vec<Bound<'py, PyBytes>>),
     /// N×3×H×W float32, C-contiguous, with the original sizes when given as `chip.Prepared`.
     Tensor(PyReadonlyArray4<'py, f32>, Option<Vec<(u32, u32)>>),
@@ -144,7 +145,7 @@ impl<'py> ImagesArg<'py> {
                 .enumerate()
                 .map(|(i, p)| fspath(p, &format!("images[{i}]")))
                 .collect::<PyResult<Vec<_>>>()?;
-            return Ok(ImagesArg::Paths(paths));
+            return Ok(ImagesArg::Files(paths));
         }
         if obj.is_instance_of::<PyBytes>() {
             return Err(invalid(py, "images: a single bytes object; pass a list of encoded images"));
@@ -157,7 +158,7 @@ impl<'py> ImagesArg<'py> {
         use chip::engine::fit::Images;
         Ok(match self {
             ImagesArg::Dir(p) => Images::Dir(p.clone()),
-            ImagesArg::Paths(p) => Images::Paths(p.clone()),
+            ImagesArg::Files(p) => Images::Files(p.clone()),
             ImagesArg::Encoded(b) => Images::Encoded(b.iter().map(|b| b.as_bytes()).collect()),
             ImagesArg::Tensor(a, _) => Images::Tensor { data: slice(a)?, n: a.shape()[0] },
         })
@@ -247,7 +248,7 @@ impl PyModel {
                     files.iter().map(|f| m.preprocess.load(f)).collect()
                 })?
             }
-            ImagesArg::Paths(p) => run(py, move || p.iter().map(|f| m.preprocess.load(f)).collect())?,
+            ImagesArg::Files(p) => run(py, move || p.iter().map(|f| m.preprocess.load(f)).collect())?,
             ImagesArg::Encoded(b) => {
                 let bufs: Vec<&[u8]> = b.iter().map(|b| b.as_bytes()).collect();
                 run(py, move || bufs.iter().map(|b| m.preprocess.decode(b)).collect())?

@@ -133,7 +133,7 @@ def c_api_weights(chip_file, classes):
     assert lib.chip_layer_fit_load(str(chip_file).encode(), ctypes.byref(fit)) == 0
     try:
         k = ctypes.c_size_t()
-        assert lib.chip_layer_fit_channels(fit, ctypes.byref(k)) == 0
+        assert lib.chip_layer_fit_channel_count(fit, ctypes.byref(k)) == 0
         rows = []
         for c in classes:
             buf = (ctypes.c_float * k.value)()
@@ -273,7 +273,7 @@ def test_gil_is_released_during_onnx_runtime_calls(model, photos):
 def test_explain_shapes_and_equality_with_the_cli(model, four, classes, head_fit, tmp_path):
     ex = chip.Explainer(model, [head_fit])
     assert ex.layers == [HEAD]
-    out = ex.explain(four, classes=classes[:1])
+    out = ex.explain(four, classes=classes[:1], original_size=False)
     assert isinstance(out, chip.Explanation) and len(out) == 4
     assert out.maps.dtype == np.float32 and out.maps.shape == (4, 1, 1, 224, 224) and out.maps.flags.c_contiguous
     assert out.boxes.dtype == np.int32 and out.boxes.shape == (4, 1, 1, 4)
@@ -287,8 +287,9 @@ def test_explain_shapes_and_equality_with_the_cli(model, four, classes, head_fit
     for b in out.boxes.reshape(-1, 4):
         assert (b == -1).all() or (0 <= b[0] <= b[2] < 224 and 0 <= b[1] <= b[3] < 224)
 
-    # Top-1 at each photo's original size equals `chip explain --save-map` (the same library via the CLI).
-    top = ex.explain(four, original_size=True)
+    # Top-1 at each photo's original size (the default, as in Rust and C) equals `chip explain --save-map`
+    # (the same library via the CLI).
+    top = ex.explain(four)
     fit_file = tmp_path / "head.chip"
     head_fit.save(fit_file)
     res = subprocess.run([str(CLI), "explain", "--model", str(MODEL), "--fit", str(fit_file), *four,
@@ -312,7 +313,7 @@ def test_explain_shapes_and_equality_with_the_cli(model, four, classes, head_fit
 def test_explain_refined_and_inputs(model, four, classes, head_fit):
     stem_fit = chip.fit_layer(model, STEM, four[:2], classes=classes, gates=8, mosaics=0)
     ex = chip.Explainer(model, [stem_fit, head_fit])
-    out = ex.explain(chip.preprocess(model, four[:2]), classes=classes[:1], refined=True)
+    out = ex.explain(chip.preprocess(model, four[:2]), classes=classes[:1], refined=True, original_size=False)
     assert out.maps.shape == (2, 1, 2, 224, 224)
     assert out.refined.shape == (2, 1, 224, 224) and out.refined_boxes.shape == (2, 1, 4)
     np.testing.assert_allclose(out.refined, out.maps[:, :, 0] * out.maps[:, :, 1], rtol=1e-5, atol=1e-12)
@@ -325,16 +326,16 @@ def test_explain_refined_and_inputs(model, four, classes, head_fit):
     with pytest.raises(chip.InvalidArgumentError, match="not solved"):
         ex.explain(four[:1], classes=[unsolved])
     with pytest.raises(chip.InvalidArgumentError, match="top-k"):
-        ex.explain(four[:1], top=0)
+        ex.explain(four[:1], top_k=0)
 
 
 def test_explain_from_threads(model, four, head_fit):
     ex = chip.Explainer(model, [head_fit])
-    ref = ex.explain(four).maps
+    ref = ex.explain(four, original_size=False).maps
     results = [None] * 4
 
     def work(i):
-        results[i] = ex.explain(four).maps
+        results[i] = ex.explain(four, original_size=False).maps
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:

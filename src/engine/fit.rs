@@ -78,7 +78,8 @@ pub fn no_progress(_: Progress) -> bool { true }
 pub enum Images<'a> {
     /// Every image file in a folder (sorted by name), or a text file listing one path per line.
     Dir(PathBuf),
-    Paths(Vec<PathBuf>),
+    /// Image files.
+    Files(Vec<PathBuf>),
     /// Preprocessed n×3×H×W floats.
     Tensor { data: &'a [f32], n: usize },
     /// Encoded images in memory (PNG, JPEG, ...), decoded one batch at a time.
@@ -208,7 +209,7 @@ pub fn collect_stats_timed(
             let n = files.len();
             (Source::Files(files), n)
         }
-        Images::Paths(p) => {
+        Images::Files(p) => {
             if p.is_empty() {
                 return Err(Error::invalid("no images given"));
             }

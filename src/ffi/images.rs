@@ -60,25 +60,10 @@ pub(super) enum ImageArgs<'a> {
 impl ImageArgs<'_> {
     pub(super) fn for_fit(&self) -> Images<'_> {
         match self {
-            ImageArgs::Files(p) => Images::Paths(p.clone()),
+            ImageArgs::Files(p) => Images::Files(p.clone()),
             ImageArgs::Encoded(b) => Images::Encoded(b.clone()),
             ImageArgs::Tensor { data, n, .. } => Images::Tensor { data, n: *n },
         }
-    }
-}
-
-/// A descriptor of all zeros but its size, kind and count, for the wrappers to fill in.
-pub(super) fn images_of(kind: chip_images_kind, count: usize) -> chip_images {
-    chip_images {
-        struct_size: std::mem::size_of::<chip_images>(),
-        kind,
-        count,
-        paths: std::ptr::null(),
-        data: std::ptr::null(),
-        lens: std::ptr::null(),
-        tensor: std::ptr::null(),
-        tensor_len: 0,
-        sizes: std::ptr::null(),
     }
 }
 

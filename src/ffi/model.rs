@@ -20,7 +20,7 @@ pub struct chip_model {
 /// \param opts NULL for the defaults.
 /// \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
 #[no_mangle]
-pub unsafe extern "C" fn chip_load_model(
+pub unsafe extern "C" fn chip_model_load(
     path: *const c_char,
     opts: *const chip_model_options,
     out_model: *mut *mut chip_model,
@@ -39,7 +39,7 @@ pub unsafe extern "C" fn chip_load_model(
 /// \param opts NULL for the defaults.
 /// \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
 #[no_mangle]
-pub unsafe extern "C" fn chip_load_model_bytes(
+pub unsafe extern "C" fn chip_model_load_bytes(
     data: *const u8,
     len: usize,
     opts: *const chip_model_options,
@@ -64,7 +64,7 @@ pub unsafe extern "C" fn chip_model_free(model: *mut chip_model) {
 /// \param model The model.
 /// \param out Receives the number of classes.
 #[no_mangle]
-pub unsafe extern "C" fn chip_model_num_classes(model: *const chip_model, out: *mut usize) -> chip_status {
+pub unsafe extern "C" fn chip_model_class_count(model: *const chip_model, out: *mut usize) -> chip_status {
     guard(|| set(out, "out", deref(model, "model")?.inner.classes))
 }
 
@@ -78,7 +78,7 @@ pub unsafe extern "C" fn chip_model_input_size(model: *const chip_model, out: *m
 
 /// The name of a class as NUL-terminated UTF-8; models without a label list give the decimal id.
 /// \param model The model.
-/// \param class_id The class id, below chip_model_num_classes.
+/// \param class_id The class id, below chip_model_class_count.
 /// \param buf, len, out_len The label (buffer convention).
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_class_label(

@@ -33,7 +33,7 @@ pub enum chip_progress_kind {
 pub type chip_progress_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, kind: chip_progress_kind, done: usize, total: usize) -> c_int>;
 
-/// Options of chip_load_model and chip_load_model_bytes. Fill with chip_model_options_default().
+/// Options of chip_model_load and chip_model_load_bytes. Fill with chip_model_options_default().
 /// Thread safety: a plain struct, read only during the call it is passed to.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -184,7 +184,7 @@ fn fit_options_default() -> chip_fit_options {
 fn explain_options_default() -> chip_explain_options {
     let d = ExplainOptions::default();
     let top_k = match d.classes {
-        ClassSelect::Top(k) => k,
+        ClassSelect::TopK(k) => k,
         ClassSelect::Ids(_) => 1,
     };
     chip_explain_options {
@@ -281,7 +281,7 @@ pub(super) unsafe fn explain_options(opts: *const chip_explain_options) -> FfiRe
     let classes = if o.class_count > 0 {
         ClassSelect::Ids(slice_arg(o.classes, o.class_count, "chip_explain_options.classes")?.to_vec())
     } else {
-        ClassSelect::Top(o.top_k)
+        ClassSelect::TopK(o.top_k)
     };
     Ok(ExplainOptions { classes, refined: flag(o.refined), threshold: o.threshold, original_size: flag(o.original_size) })
 }

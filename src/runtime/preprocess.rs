@@ -267,7 +267,7 @@ fn image_err(what: &str, msg: impl std::fmt::Display) -> Error {
 }
 
 /// Decodes any supported format to RGB8, checking the declared size before allocating pixels.
-pub(crate) fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
+pub fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
     if bytes.is_empty() {
         return Err(image_err(what, "empty file"));
     }

@@ -72,14 +72,14 @@ static void test_options(void) {
         CHECK_ERROR_MENTIONS("chip_fit_options.struct_size");
     }
     mo.struct_size = sizeof mo + 8;
-    CHECK_STATUS(chip_load_model(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("struct_size");
     CHECK(m == NULL);
     mo.struct_size = 0;
-    CHECK_STATUS(chip_load_model(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
     REQUIRE_OK(chip_model_options_default(&mo));
     mo.device = 42;
-    CHECK_STATUS(chip_load_model(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("unknown device 42");
 }
 
@@ -89,29 +89,29 @@ static void test_model_errors(void) {
     size_t len, i;
     const char bad_utf8[] = {'m', 'o', 'd', (char)0xC3, (char)0x28, '.', 'o', 'n', 'n', 'x', 0};
 
-    CHECK_STATUS(chip_load_model(NULL, NULL, &m), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_load(NULL, NULL, &m), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("path is NULL");
-    CHECK_STATUS(chip_load_model(model_path, NULL, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_load(model_path, NULL, NULL), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("out_model is NULL");
-    CHECK_STATUS(chip_load_model(bad_utf8, NULL, &m), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_model_load(bad_utf8, NULL, &m), CHIP_STATUS_INVALID_UTF8);
     CHECK_ERROR_MENTIONS("UTF-8");
-    CHECK_STATUS(chip_load_model(scratch_path("no-such-model.onnx"), NULL, &m), CHIP_STATUS_IO);
+    CHECK_STATUS(chip_model_load(scratch_path("no-such-model.onnx"), NULL, &m), CHIP_STATUS_IO);
     CHECK_ERROR_MENTIONS("no-such-model.onnx");
     CHECK(m == NULL);
 
     bytes = read_file(model_path, &len);
-    CHECK_STATUS(chip_load_model_bytes(NULL, len, NULL, &m), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_load_bytes(NULL, len, NULL, &m), CHIP_STATUS_NULL_POINTER);
     /* Truncated: half of the model. */
-    CHECK_STATUS(chip_load_model_bytes(bytes, len / 2, NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load_bytes(bytes, len / 2, NULL, &m), CHIP_STATUS_MODEL);
     CHECK(m == NULL);
     /* Garbage. */
     for (i = 0; i < 4096 && i < len; i++) bytes[i] = (unsigned char)(i * 7 + 3);
-    CHECK_STATUS(chip_load_model_bytes(bytes, 4096, NULL, &m), CHIP_STATUS_MODEL);
-    CHECK_STATUS(chip_load_model_bytes(bytes, 0, NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load_bytes(bytes, 4096, NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load_bytes(bytes, 0, NULL, &m), CHIP_STATUS_MODEL);
     CHECK(m == NULL);
     free(bytes);
     /* An image is not a model. */
-    CHECK_STATUS(chip_load_model(images[0], NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load(images[0], NULL, &m), CHIP_STATUS_MODEL);
     CHECK(m == NULL);
 }
 
@@ -120,9 +120,9 @@ static void test_model_queries(const chip_model *m) {
     chip_size input = {0, 0};
     char label[256], small[2];
 
-    CHECK_STATUS(chip_model_num_classes(NULL, &classes), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_model_num_classes(m, NULL), CHIP_STATUS_NULL_POINTER);
-    REQUIRE_OK(chip_model_num_classes(m, &classes));
+    CHECK_STATUS(chip_model_class_count(NULL, &classes), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_class_count(m, NULL), CHIP_STATUS_NULL_POINTER);
+    REQUIRE_OK(chip_model_class_count(m, &classes));
     CHECK(classes == 1000);
     CHECK_STATUS(chip_model_input_size(m, NULL), CHIP_STATUS_NULL_POINTER);
     REQUIRE_OK(chip_model_input_size(m, &input));
@@ -281,40 +281,40 @@ static chip_layer_fit *test_fit(const chip_model *m, const size_t *classes, size
     fo.user_data = &log;
 
     /* Argument errors first: nothing runs. */
-    CHECK_STATUS(chip_fit_layer_paths(NULL, layer, images, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, NULL, images, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, NULL, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, images, fit_images, &fo, NULL), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, "no_such_layer", images, fit_images, &fo, &fit), CHIP_STATUS_UNKNOWN_LAYER);
+    CHECK_STATUS(chip_fit_layer(NULL, layer, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, NULL, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(NULL, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, "no_such_layer", IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_UNKNOWN_LAYER);
     CHECK_ERROR_MENTIONS("no_such_layer");
-    CHECK_STATUS(chip_fit_layer_paths(m, bad_utf8, images, fit_images, &fo, &fit), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_fit_layer(m, bad_utf8, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_INVALID_UTF8);
     bad_paths[0] = images[0];
     bad_paths[1] = bad_utf8;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, bad_paths, 2, &fo, &fit), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(bad_paths, 2), &fo, &fit), CHIP_STATUS_INVALID_UTF8);
     CHECK_ERROR_MENTIONS("paths[1]");
     bad_paths[1] = NULL;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, bad_paths, 2, &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(bad_paths, 2), &fo, &fit), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("paths[1]");
     bad_paths[1] = scratch_path("missing.jpg");
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, bad_paths, 2, &fo, &fit), CHIP_STATUS_IO);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(bad_paths, 2), &fo, &fit), CHIP_STATUS_IO);
     CHECK_ERROR_MENTIONS("missing.jpg");
     fo.class_count = 2;
     fo.classes = NULL;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, images, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
     fo.classes = classes;
     fo.class_count = n_classes;
     CHECK(fit == NULL);
 
     /* Cancelled through the callback after a few reports: nothing comes out. */
     log.cancel_after = 2;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, images, fit_images, &fo, &fit), CHIP_STATUS_CANCELLED);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_CANCELLED);
     CHECK(fit == NULL);
     CHECK(log.seen == 2);
 
     /* The real fit. */
     memset(&log, 0, sizeof log);
     log.monotone = 1;
-    REQUIRE_OK(chip_fit_layer_paths(m, layer, images, fit_images, &fo, &fit));
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, &fit));
     CHECK(log.monotone);
     /* Each image, its views and its mosaics pass through the layer once. */
     CHECK(log.calls[CHIP_PROGRESS_IMAGES] > 0 && log.total[CHIP_PROGRESS_IMAGES] == fit_images * (1 + fo.augment + fo.mosaics));
@@ -325,11 +325,11 @@ static chip_layer_fit *test_fit(const chip_model *m, const size_t *classes, size
 
     REQUIRE_OK(chip_layer_fit_layer_name(fit, name, sizeof name, &n));
     CHECK(strcmp(name, layer) == 0 && n == strlen(layer) + 1);
-    REQUIRE_OK(chip_layer_fit_channels(fit, &channels));
-    REQUIRE_OK(chip_layer_fit_classes(fit, &nc));
+    REQUIRE_OK(chip_layer_fit_channel_count(fit, &channels));
+    REQUIRE_OK(chip_layer_fit_class_count(fit, &nc));
     CHECK(nc == 1000 && channels > 0);
-    CHECK_STATUS(chip_layer_fit_channels(fit, NULL), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_layer_fit_classes(NULL, &nc), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_layer_fit_channel_count(fit, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_layer_fit_class_count(NULL, &nc), CHIP_STATUS_NULL_POINTER);
     CHECK_STATUS(chip_layer_fit_layer_name(fit, name, 1, &n), CHIP_STATUS_BUFFER_TOO_SMALL);
 
     /* Rows: solved classes have weights, the others are zero. */
@@ -356,9 +356,9 @@ static chip_layer_fit *test_fit(const chip_model *m, const size_t *classes, size
     tensor = prepare(m, fit_images, sizes);
     REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per, NULL));
     fo.progress = NULL;
-    CHECK_STATUS(chip_fit_layer_tensor(m, layer, tensor, per * fit_images - 1, fit_images, &fo, &fit2), CHIP_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(chip_fit_layer_tensor(m, layer, NULL, per * fit_images, fit_images, &fo, &fit2), CHIP_STATUS_NULL_POINTER);
-    REQUIRE_OK(chip_fit_layer_tensor(m, layer, tensor, per * fit_images, fit_images, &fo, &fit2));
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_TENSOR(tensor, per * fit_images - 1, fit_images, NULL), &fo, &fit2), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_TENSOR(NULL, per * fit_images, fit_images, NULL), &fo, &fit2), CHIP_STATUS_NULL_POINTER);
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_TENSOR(tensor, per * fit_images, fit_images, NULL), &fo, &fit2));
     for (k = 0; k < n_classes; k++) {
         size_t j;
         float maxdiff = 0, maxabs = 0;
@@ -396,7 +396,7 @@ static void test_fit_files(const chip_model *m, const chip_layer_fit *fit) {
     REQUIRE_OK(chip_layer_fit_load(path, &loaded));
 
     /* Round trip: every row equal. */
-    REQUIRE_OK(chip_layer_fit_channels(fit, &channels));
+    REQUIRE_OK(chip_layer_fit_channel_count(fit, &channels));
     a = (float *)malloc(channels * sizeof(float));
     b = (float *)malloc(channels * sizeof(float));
     for (c = 0; c < 1000; c++) {
@@ -438,7 +438,7 @@ static void test_fit_files(const chip_model *m, const chip_layer_fit *fit) {
     model_bytes[mlen] = 0xC0;
     model_bytes[mlen + 1] = 0x3E;
     model_bytes[mlen + 2] = 0x01;
-    REQUIRE_OK(chip_load_model_bytes(model_bytes, mlen + 3, NULL, &other));
+    REQUIRE_OK(chip_model_load_bytes(model_bytes, mlen + 3, NULL, &other));
     free(model_bytes);
     fits[0] = fit;
     CHECK_STATUS(chip_explainer_new(other, fits, 1, &ex), CHIP_STATUS_FIT_MISMATCH);
@@ -574,15 +574,15 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
 
     REQUIRE_OK(chip_explain_options_default(&eo));
     /* Files, encoded bytes and tensors give the same explanations. */
-    REQUIRE_OK(chip_explain_files(ex, images, 3, &eo, &e_files));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 3), &eo, &e_files));
     for (i = 0; i < 3; i++) {
         bufs[i] = read_file(images[i], &lens[i]);
         cbufs[i] = bufs[i];
     }
-    REQUIRE_OK(chip_explain_encoded(ex, cbufs, lens, 3, NULL, &e_enc));
+    REQUIRE_OK(chip_explain(ex, IMAGES_ENCODED(cbufs, lens, 3), NULL, &e_enc));
     tensor = prepare(m, 3, sizes);
     REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per, NULL));
-    REQUIRE_OK(chip_explain_tensor(ex, tensor, 3 * per, 3, sizes, &eo, &e_tensor));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(tensor, 3 * per, 3, sizes), &eo, &e_tensor));
     check_same_explanations(e_files, e_enc);
     check_same_explanations(e_files, e_tensor);
 
@@ -679,42 +679,42 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
     CHECK_STATUS(chip_explanation_image_size(e_files, 0, NULL), CHIP_STATUS_NULL_POINTER);
 
     /* Explain errors: each leaves the output NULL. */
-    CHECK_STATUS(chip_explain_tensor(ex, tensor, 3 * per - 1, 3, sizes, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(chip_explain_tensor(ex, NULL, 3 * per, 3, sizes, &eo, &e), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_explain_tensor(NULL, tensor, 3 * per, 3, sizes, &eo, &e), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_explain_files(ex, images, 3, &eo, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_TENSOR(tensor, 3 * per - 1, 3, sizes), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_TENSOR(NULL, 3 * per, 3, sizes), &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(NULL, IMAGES_TENSOR(tensor, 3 * per, 3, sizes), &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 3), &eo, NULL), CHIP_STATUS_NULL_POINTER);
     bad_paths[0] = bad_utf8;
-    CHECK_STATUS(chip_explain_files(ex, bad_paths, 1, &eo, &e), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(bad_paths, 1), &eo, &e), CHIP_STATUS_INVALID_UTF8);
     bad_paths[0] = scratch_path("missing.png");
-    CHECK_STATUS(chip_explain_files(ex, bad_paths, 1, &eo, &e), CHIP_STATUS_IO);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(bad_paths, 1), &eo, &e), CHIP_STATUS_IO);
     lens[0] /= 4;
-    CHECK_STATUS(chip_explain_encoded(ex, cbufs, lens, 1, &eo, &e), CHIP_STATUS_IMAGE);
-    CHECK_STATUS(chip_explain_encoded(ex, cbufs, NULL, 1, &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_ENCODED(cbufs, lens, 1), &eo, &e), CHIP_STATUS_IMAGE);
+    CHECK_STATUS(chip_explain(ex, IMAGES_ENCODED(cbufs, NULL, 1), &eo, &e), CHIP_STATUS_NULL_POINTER);
     cbufs[1] = NULL;
-    CHECK_STATUS(chip_explain_encoded(ex, cbufs, lens, 2, &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_ENCODED(cbufs, lens, 2), &eo, &e), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("data[1]"); /* named as the chip_images field the wrapper fills */
     eo.refined = 1; /* needs two layers */
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     eo.refined = 0;
     eo.threshold = NAN;
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     REQUIRE_OK(chip_explain_options_default(&eo));
     eo.struct_size = 3;
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(chip_explain_options_default(&eo), CHIP_STATUS_INVALID_ARGUMENT);
     eo.struct_size = sizeof eo;
     REQUIRE_OK(chip_explain_options_default(&eo));
     eo.class_count = 1;
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_NULL_POINTER);
     {
         size_t unsolved = 999;
         for (j = 0; j < n_classes; j++)
             if (classes[j] == unsolved) unsolved = 998;
         eo.classes = &unsolved;
-        CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
         CHECK_ERROR_MENTIONS("not solved");
         unsolved = 1000;
-        CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     }
     CHECK(e == NULL);
 
@@ -723,7 +723,7 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
     eo.classes = classes;
     eo.class_count = n_classes;
     eo.original_size = 0;
-    REQUIRE_OK(chip_explain_tensor(ex, tensor, per, 1, NULL, &eo, &e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(tensor, per, 1, NULL), &eo, &e));
     REQUIRE_OK(chip_explanation_class_count(e, 0, &n));
     CHECK(n == n_classes);
     for (j = 0; j < n_classes; j++) {
@@ -743,7 +743,7 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
     /* top_k = 3 lists the three most probable classes in order. */
     REQUIRE_OK(chip_explain_options_default(&eo));
     eo.top_k = k3;
-    REQUIRE_OK(chip_explain_files(ex, images, 1, &eo, &e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e));
     REQUIRE_OK(chip_explanation_class_count(e, 0, &n));
     CHECK(n == k3);
     for (j = 0; j < k3 && j < n; j++) {
@@ -790,7 +790,7 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
     fo.gates = 8;
     fo.classes = classes;
     fo.class_count = n_classes;
-    REQUIRE_OK(chip_fit_layer_paths(m, name, images, 2, &fo, &shallow));
+    REQUIRE_OK(chip_fit_layer(m, name, IMAGES_FILES(images, 2), &fo, &shallow));
     /* Given deep first: the refined pair is still (shallow, deep) by graph order. */
     fits[0] = fit;
     fits[1] = shallow;
@@ -799,7 +799,7 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
     eo.refined = 1;
     eo.classes = classes;
     eo.class_count = 1;
-    REQUIRE_OK(chip_explain_files(ex, images, 1, &eo, &e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e));
     REQUIRE_OK(chip_explanation_layer_count(e, &layers));
     CHECK(layers == 2);
     REQUIRE_OK(chip_explanation_map(e, 0, 0, 0, NULL, 0, &len));
@@ -851,7 +851,7 @@ int main(int argc, char **argv) {
     test_version_and_status();
     test_options();
     test_model_errors();
-    REQUIRE_OK(chip_load_model(model_path, NULL, &m));
+    REQUIRE_OK(chip_model_load(model_path, NULL, &m));
     CHECK(strcmp(chip_last_error(), "") == 0);
     test_model_queries(m);
     test_preprocess_and_predict(m, top1);

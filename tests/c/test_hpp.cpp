@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     }
 
     chip::Model model = chip::Model::load(model_path);
-    CHECK(model.num_classes() == 1000);
+    CHECK(model.class_count() == 1000);
     chip::Size input = model.input_size();
     CHECK(input.width == 224 && input.height == 224);
     CHECK(model.class_label(0).find("tench") != std::string::npos);
@@ -88,8 +88,8 @@ int main(int argc, char **argv) {
     fo.on_progress = [&](chip_progress_kind, size_t done, size_t total) { return done <= total; };
     chip::LayerFit fit = chip::LayerFit::fit(model, layer, fit_images, fo);
     CHECK(fit.layer_name() == layer);
-    CHECK(fit.classes() == 1000);
-    CHECK(fit.weights_row(top1).size() == fit.channels());
+    CHECK(fit.class_count() == 1000);
+    CHECK(fit.weights_row(top1).size() == fit.channel_count());
     const std::string path = scratch + "/hpp.chip";
     fit.save(path);
     chip::LayerFit loaded = chip::LayerFit::load(path);

@@ -55,7 +55,7 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let planted = chip::testmodels::planted_cnn(4, 8, 2, false, 7);
+        let planted = chip_testmodels::planted_cnn(4, 8, 2, false, 7);
         let model_bytes = planted.model.to_bytes().unwrap();
         let model = Arc::new(Model::from_bytes(model_bytes.clone(), &Default::default()).expect("load the test model"));
         let photo_paths: Vec<PathBuf> = PHOTOS.iter().map(|p| root().join(p)).collect();
@@ -63,7 +63,7 @@ pub fn fixture() -> &'static Fixture {
             assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
         }
         let params = FitOptions { gates: 32, gate_batch: 32, image_batch: 4, ..FitOptions::default() };
-        let images = Images::Paths(photo_paths.clone());
+        let images = Images::Files(photo_paths.clone());
         let stats = fit::collect_stats(&model, &planted.layer, &images, &params, &fit::no_progress).unwrap();
         let fit = fit::solve(&model, &planted.layer, &stats, &params, &fit::no_progress).unwrap();
         let photo = model.preprocess.load(&photo_paths[0]).unwrap().data;
@@ -180,7 +180,7 @@ impl Target for FitFile {
         let f = fixture();
         match Explainer::new(f.model.clone(), vec![fit]) {
             Ok(e) => {
-                let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: false, ..ExplainOptions::default() };
+                let opts = ExplainOptions { classes: ClassSelect::TopK(2), refined: false, ..ExplainOptions::default() };
                 e.explain(&f.photo, &[chip::runtime::preprocess::Size::new(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
                 Ok("ok".into())
             }
@@ -314,7 +314,7 @@ impl Target for ImageDecode {
 
 /// The project's test models: plain, residual (a skip crosses the cut), segmenters, planted.
 fn model_seeds() -> Vec<Vec<u8>> {
-    use chip::testmodels::*;
+    use chip_testmodels::*;
     [plain_cnn(3, 1), residual_cnn(5, 2), segmenter(2, false, 3), segmenter(3, true, 4), planted_cnn(4, 8, 2, true, 5).model]
         .iter()
         .map(|m| m.to_bytes().unwrap())

@@ -59,9 +59,9 @@ class Reference:
         self._ok(lib.chip_model_options_default(C.byref(opts)))
         opts.ort_lib = str(ort_lib).encode()
         self.model = vp()
-        self._ok(lib.chip_load_model(str(model_path).encode(), C.byref(opts), C.byref(self.model)))
+        self._ok(lib.chip_model_load(str(model_path).encode(), C.byref(opts), C.byref(self.model)))
         n = C.c_size_t()
-        self._ok(lib.chip_model_num_classes(self.model, C.byref(n)))
+        self._ok(lib.chip_model_class_count(self.model, C.byref(n)))
         self.classes = n.value
         size = Size()
         self._ok(lib.chip_model_input_size(self.model, C.byref(size)))

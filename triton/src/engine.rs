@@ -174,7 +174,7 @@ impl Engine {
                 ids.dedup();
                 ClassSelect::Ids(ids)
             } else {
-                ClassSelect::Top(1)
+                ClassSelect::TopK(1)
             };
             match self.explain_items(jobs, &items, select) {
                 Ok(expl) => {

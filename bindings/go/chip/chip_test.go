@@ -129,7 +129,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestModelInfo(t *testing.T) {
-	if n := must(model.NumClasses()); n != 1000 {
+	if n := must(model.ClassCount()); n != 1000 {
 		t.Fatalf("%d classes", n)
 	}
 	if s := must(model.InputSize()); s != (chip.Size{Width: 224, Height: 224}) {
@@ -176,9 +176,9 @@ func TestFit(t *testing.T) {
 	if name := must(fit.LayerName()); name != lastName {
 		t.Fatalf("fit of %q, asked %q", name, lastName)
 	}
-	k := must(fit.Channels())
-	if k != 1280 || must(fit.Classes()) != 1000 {
-		t.Fatalf("fit shape %d x %d", must(fit.Classes()), k)
+	k := must(fit.ChannelCount())
+	if k != 1280 || must(fit.ClassCount()) != 1000 {
+		t.Fatalf("fit shape %d x %d", must(fit.ClassCount()), k)
 	}
 	solved := map[int]bool{}
 	for _, c := range testref.FitClasses {
@@ -561,7 +561,7 @@ func TestCancel(t *testing.T) {
 		t.Fatal("no panic")
 	}()
 	// The model is still usable.
-	if _, err := model.NumClasses(); err != nil {
+	if _, err := model.ClassCount(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -53,7 +53,7 @@ func (o *ModelOptions) toC() (C.chip_model_options, func()) {
 
 // Model is a loaded ONNX image classifier.
 type Model struct {
-	p *C.chip_model
+	*handle[*C.chip_model]
 }
 
 // Layer is a candidate layer of a model: a 4-D activation of Channels x Height x Width.
@@ -63,9 +63,7 @@ type Layer struct {
 }
 
 func newModel(p *C.chip_model) *Model {
-	m := &Model{p: p}
-	runtime.SetFinalizer(m, (*Model).Close)
-	return m
+	return &Model{newHandle(p, func(p *C.chip_model) { C.chip_model_free(p) }, "model")}
 }
 
 // LoadModel loads an ONNX classifier from a file (and its optional <stem>.json sidecar).
@@ -76,7 +74,7 @@ func LoadModel(path string, opts *ModelOptions) (*Model, error) {
 	o, free := opts.toC()
 	defer free()
 	var p *C.chip_model
-	if err := call(func() C.chip_status { return C.chip_load_model(cpath, &o, &p) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_model_load(cpath, &o, &p) }); err != nil {
 		return nil, err
 	}
 	return newModel(p), nil
@@ -91,7 +89,7 @@ func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	defer free()
 	var p *C.chip_model
 	err := call(func() C.chip_status {
-		return C.chip_load_model_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
+		return C.chip_model_load_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
 	})
 	if err != nil {
 		return nil, err
@@ -99,32 +97,15 @@ func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	return newModel(p), nil
 }
 
-// Close frees the model. Explainers made from it keep working. Calling Close again does nothing.
-func (m *Model) Close() error {
-	if m.p != nil {
-		C.chip_model_free(m.p)
-		m.p = nil
-		runtime.SetFinalizer(m, nil)
-	}
-	return nil
-}
-
-func (m *Model) ptr() (*C.chip_model, error) {
-	if m == nil || m.p == nil {
-		return nil, closedError("model")
-	}
-	return m.p, nil
-}
-
-// NumClasses is the number of classes the model outputs.
-func (m *Model) NumClasses() (int, error) {
+// ClassCount is the number of classes the model outputs.
+func (m *Model) ClassCount() (int, error) {
 	p, err := m.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(m)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_model_num_classes(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_model_class_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
@@ -231,7 +212,7 @@ func (m *Model) PreprocessEncoded(encoded []byte) (*Prepared, error) {
 }
 
 // Predict gives the class probabilities of n preprocessed images (data holds n x 3 x H x W floats):
-// one slice of NumClasses floats per image.
+// one slice of ClassCount floats per image.
 func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
 	p, err := m.ptr()
 	if err != nil {
@@ -241,7 +222,7 @@ func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
 	if n < 0 {
 		return nil, invalid("negative image count")
 	}
-	classes, err := m.NumClasses()
+	classes, err := m.ClassCount()
 	if err != nil {
 		return nil, err
 	}

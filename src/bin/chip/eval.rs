@@ -2,7 +2,7 @@
 use super::*;
 
 #[derive(Args)]
-pub(crate) struct EvalArgs {
+pub(crate) struct EvalLocArgs {
     #[arg(long)]
     pub(crate) model: PathBuf,
     #[arg(long = "fit", required = true)]
@@ -21,7 +21,7 @@ pub(crate) struct EvalArgs {
 }
 
 #[derive(Args)]
-pub(crate) struct QualityArgs {
+pub(crate) struct EvalArgs {
     #[arg(long)]
     pub(crate) model: PathBuf,
     /// A method: NAME=FIT (that layer's CHIP map) or NAME=FIT,FIT (Refined CHIP); repeatable.
@@ -83,7 +83,7 @@ pub(crate) struct MosaicArgs {
 
 // ---------------------------------------------------------------------------------- eval-loc --
 
-pub(crate) fn eval_loc(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
+pub(crate) fn eval_loc(a: EvalLocArgs, rt: &RuntimeOptions) -> Result<()> {
     for p in a.fits.iter().chain(std::iter::once(&a.gt)) {
         if !p.is_file() {
             return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
@@ -198,7 +198,7 @@ pub(crate) fn report_json(r: &LocReport) -> Value {
 
 // -------------------------------------------------------------------------------------- eval --
 
-pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
+pub(crate) fn eval(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
     use chip::engine::eval::harness::{self, Method, METRICS};
     if a.methods.is_empty() && !a.baselines {
         return Err(Error::invalid("nothing to evaluate: give --method NAME=FIT and/or --baselines"));

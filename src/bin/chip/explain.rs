@@ -1,5 +1,7 @@
 //! `chip explain`.
 use super::*;
+use image::RgbImage;
+use rayon::prelude::*;
 
 #[derive(Args)]
 pub(crate) struct ExplainArgs {
@@ -11,11 +13,11 @@ pub(crate) struct ExplainArgs {
     #[arg(required = true, value_name = "IMAGE")]
     pub(crate) images: Vec<PathBuf>,
     /// Explain this class (repeat or list: `--class 1,5`).
-    #[arg(long, value_parser = parse_class_list, conflicts_with = "top")]
+    #[arg(long, value_parser = parse_class_list, conflicts_with = "top_k")]
     pub(crate) class: Vec<ClassList>,
-    /// Explain the K most probable classes.
-    #[arg(long, value_name = "K")]
-    pub(crate) top: Option<usize>,
+    /// Explain the K most probable classes (`--top` is an older spelling).
+    #[arg(long = "top-k", alias = "top", value_name = "K")]
+    pub(crate) top_k: Option<usize>,
     /// Also the Refined CHIP map (first × last fitted layer).
     #[arg(long)]
     pub(crate) refined: bool,
@@ -58,6 +60,12 @@ pub(crate) fn stems(images: &[PathBuf]) -> Vec<String> {
     base.iter().enumerate().map(|(i, b)| if count[b.as_str()] > 1 { format!("{b}_{i}") } else { b.clone() }).collect()
 }
 
+/// Reads and decodes a photo once (RGB8, with the library's checks for truncated files).
+fn decode_photo(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    chip::runtime::preprocess::decode_rgb8(&bytes, &path.display().to_string())
+}
+
 /// A box as JSON `[x1, y1, x2, y2]`; no box is `[-1, -1, -1, -1]`, as in every language.
 pub(crate) fn box_json(b: &Option<BBox>) -> Value {
     match b {
@@ -72,15 +80,15 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
             return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
         }
     }
-    let classes = match (&a.top, a.class.is_empty()) {
-        (Some(k), _) => ClassSelect::Top(*k),
+    let classes = match (&a.top_k, a.class.is_empty()) {
+        (Some(k), _) => ClassSelect::TopK(*k),
         (None, false) => {
             let mut ids: Vec<usize> = a.class.iter().flat_map(|c| c.0.iter().copied()).collect();
             ids.sort_unstable();
             ids.dedup();
             ClassSelect::Ids(ids)
         }
-        (None, true) => ClassSelect::Top(1),
+        (None, true) => ClassSelect::TopK(1),
     };
     let options = ExplainOptions { classes, refined: a.refined, threshold: a.threshold, original_size: true };
     let fits = load_fits(&a.fits)?;
@@ -94,8 +102,11 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
     let pb = bar(a.images.len(), "explaining");
     let mut unsolved_warned = false;
     for (chunk_i, chunk) in a.images.chunks(a.batch.max(1)).enumerate() {
-        let results = explainer.explain_files(chunk, &options)?;
-        for (j, (path, ex)) in chunk.iter().zip(&results).enumerate() {
+        // Each photo is decoded once: the model's input and the overlay come from the same pixels.
+        let photos: Vec<RgbImage> = chunk.par_iter().map(|p| decode_photo(p)).collect::<Result<_>>()?;
+        let prepared = photos.par_iter().map(|p| model.preprocess.from_rgb8(p)).collect::<Result<Vec<_>>>()?;
+        let results = explainer.explain_prepared(prepared, &options)?;
+        for (j, ((path, photo), ex)) in chunk.iter().zip(&photos).zip(&results).enumerate() {
             let idx = chunk_i * a.batch.max(1) + j;
             if !unsolved_warned {
                 for c in &ex.classes {
@@ -109,7 +120,7 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
                     }
                 }
             }
-            let record = write_explanation(&a, &model, &layer_files, &stems[idx], path, ex)?;
+            let record = write_explanation(&a, &model, &layer_files, &stems[idx], path, photo, ex)?;
             if a.json {
                 emit(&record.to_string());
             } else {
@@ -145,18 +156,19 @@ pub(crate) fn fmt_box(b: &Option<BBox>) -> String {
 }
 
 /// Writes the overlays (and maps) of one image; returns its JSON record.
-pub(crate) fn write_explanation(a: &ExplainArgs, model: &Model, layer_files: &[(String, String)], stem: &str, path: &Path, ex: &ImageExplanation) -> Result<Value> {
-    let photo = image::open(path)
-        .map_err(|e| Error::Image { what: path.display().to_string(), msg: e.to_string() })?
-        .to_rgb8();
-    // Maps are at the size the preprocessing decoded; the photo must match it to be overlaid.
-    let photo = if photo.dimensions() != (ex.size.width, ex.size.height) {
-        image::imageops::resize(&photo, ex.size.width, ex.size.height, image::imageops::FilterType::Triangle)
-    } else {
-        photo
-    };
+pub(crate) fn write_explanation(
+    a: &ExplainArgs,
+    model: &Model,
+    layer_files: &[(String, String)],
+    stem: &str,
+    path: &Path,
+    photo: &RgbImage,
+    ex: &ImageExplanation,
+) -> Result<Value> {
+    // The maps are at the size of the pixels the model saw, which are these.
+    debug_assert_eq!(photo.dimensions(), (ex.size.width, ex.size.height));
     let write_map = |m: &Map, name: &str| -> Result<Value> {
-        let mut img = chip::render::overlay(&photo, &m.data)?;
+        let mut img = chip::render::overlay(photo, &m.data)?;
         if let Some(b) = &m.bbox {
             chip::render::draw_box(&mut img, b, [255, 255, 255]);
         }

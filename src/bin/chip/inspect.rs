@@ -1,19 +1,5 @@
-//! `chip layers`, `chip inspect` and `chip export`.
+//! `chip layers` and `chip inspect`.
 use super::*;
-
-#[derive(Args)]
-pub(crate) struct ExportArgs {
-    #[arg(long)]
-    pub(crate) model: PathBuf,
-    /// A fit of this model (repeat for several layers; maps come in this order).
-    #[arg(long = "fit", required = true)]
-    pub(crate) fits: Vec<PathBuf>,
-    #[arg(long)]
-    pub(crate) out: PathBuf,
-    /// Add an int64 input chip_target_class [N]: a value >= 0 explains that class instead of the top-1.
-    #[arg(long)]
-    pub(crate) class_input: bool,
-}
 
 #[derive(Args)]
 pub(crate) struct InspectArgs {
@@ -59,17 +45,6 @@ pub(crate) fn layers(model: &Path, json: bool, rt: &RuntimeOptions) -> Result<()
 }
 
 // ----------------------------------------------------------------------------------- inspect --
-
-pub(crate) fn export(a: ExportArgs, rt: &RuntimeOptions) -> Result<()> {
-    chip::util::atomic::check_writable(&a.out)?;
-    let fits: Vec<LayerFit> = a.fits.iter().map(|p| LayerFit::load(p)).collect::<Result<_>>()?;
-    let model = load_model(&a.model, rt)?;
-    let options = chip::engine::export::ExportOptions { class_input: a.class_input };
-    chip::engine::export::export_to_file(&model, &fits, &options, &a.out)?;
-    let layers: Vec<&str> = fits.iter().map(|f| f.meta.layer.as_str()).collect();
-    emit(&format!("wrote {} (maps of {})", a.out.display(), layers.join(", ")));
-    Ok(())
-}
 
 pub(crate) fn inspect(a: InspectArgs, rt: &RuntimeOptions) -> Result<()> {
     let fit = LayerFit::load(&a.fit)?;

@@ -17,13 +17,15 @@ use std::sync::Arc;
 
 mod eval;
 mod explain;
+mod export;
 mod fit;
 mod inspect;
 
-use eval::{eval_loc, mosaic, quality, EvalArgs, MosaicArgs, QualityArgs};
+use eval::{eval, eval_loc, mosaic, EvalArgs, EvalLocArgs, MosaicArgs};
 use explain::{explain, ExplainArgs};
 use fit::{fit, merge, FitArgs, MergeArgs};
-use inspect::{export, inspect, layers, ExportArgs, InspectArgs};
+use export::{export, ExportArgs};
+use inspect::{inspect, layers, InspectArgs};
 
 #[derive(Parser)]
 #[command(name = "chip", version, about = "CHIP: channel-wise disentangled interpretation of image classifiers")]
@@ -70,10 +72,10 @@ enum Command {
     /// Explain photos: overlays with boxes, optionally maps as .npy and JSON lines.
     Explain(ExplainArgs),
     /// Evaluate weakly-supervised localization against ground-truth boxes.
-    EvalLoc(EvalArgs),
+    EvalLoc(EvalLocArgs),
     /// Score maps on localization, class discrimination and faithfulness, methods side by side
     /// with 95% bootstrap intervals and paired differences to a reference method.
-    Eval(QualityArgs),
+    Eval(EvalArgs),
     /// Build 2×2 mosaics of photos of different top-1 classes, for the class-discrimination score.
     Mosaic(MosaicArgs),
     /// Show a fit's top channels, sparsity and channel overlap between classes.
@@ -164,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => merge(a, &rt),
         Command::Explain(a) => explain(a, &rt),
         Command::EvalLoc(a) => eval_loc(a, &rt),
-        Command::Eval(a) => quality(a, &rt),
+        Command::Eval(a) => eval(a, &rt),
         Command::Mosaic(a) => mosaic(a, &rt),
         Command::Inspect(a) => inspect(a, &rt),
         Command::Export(a) => export(a, &rt),

@@ -130,13 +130,13 @@ interface ChipLibrary extends Library {
 
     int chip_explain_options_default(CExplainOptions opts);
 
-    int chip_load_model(String path, CModelOptions opts, PointerByReference out);
+    int chip_model_load(String path, CModelOptions opts, PointerByReference out);
 
-    int chip_load_model_bytes(byte[] data, SizeT len, CModelOptions opts, PointerByReference out);
+    int chip_model_load_bytes(byte[] data, SizeT len, CModelOptions opts, PointerByReference out);
 
     void chip_model_free(Pointer model);
 
-    int chip_model_num_classes(Pointer model, SizeTByReference out);
+    int chip_model_class_count(Pointer model, SizeTByReference out);
 
     int chip_model_input_size(Pointer model, CSize out);
 
@@ -182,9 +182,9 @@ interface ChipLibrary extends Library {
 
     int chip_layer_fit_layer_name(Pointer fit, byte[] buf, SizeT len, SizeTByReference outLen);
 
-    int chip_layer_fit_channels(Pointer fit, SizeTByReference out);
+    int chip_layer_fit_channel_count(Pointer fit, SizeTByReference out);
 
-    int chip_layer_fit_classes(Pointer fit, SizeTByReference out);
+    int chip_layer_fit_class_count(Pointer fit, SizeTByReference out);
 
     int chip_layer_fit_weights_row(Pointer fit, SizeT cls, float[] buf, SizeT len, SizeTByReference outLen);
 

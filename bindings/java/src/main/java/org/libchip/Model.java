@@ -25,7 +25,7 @@ public final class Model extends NativeHandle {
         Memory[] keep = new Memory[1];
         ChipLibrary.CModelOptions o = options.toC(keep);
         PointerByReference out = new PointerByReference();
-        Native.check(Native.LIB.chip_load_model(path.toString(), o, out));
+        Native.check(Native.LIB.chip_model_load(path.toString(), o, out));
         java.lang.ref.Reference.reachabilityFence(keep);
         return new Model(out.getValue());
     }
@@ -38,15 +38,15 @@ public final class Model extends NativeHandle {
         Memory[] keep = new Memory[1];
         ChipLibrary.CModelOptions o = options.toC(keep);
         PointerByReference out = new PointerByReference();
-        Native.check(Native.LIB.chip_load_model_bytes(onnx, Native.size(onnx.length), o, out));
+        Native.check(Native.LIB.chip_model_load_bytes(onnx, Native.size(onnx.length), o, out));
         java.lang.ref.Reference.reachabilityFence(keep);
         return new Model(out.getValue());
     }
 
-    public int numClasses() {
+    public int classCount() {
         return use(p -> {
             SizeTByReference n = new SizeTByReference();
-            Native.check(Native.LIB.chip_model_num_classes(p, n));
+            Native.check(Native.LIB.chip_model_class_count(p, n));
             return Math.toIntExact(n.getValue());
         });
     }
@@ -117,7 +117,7 @@ public final class Model extends NativeHandle {
         if (n < 0) {
             throw Native.invalid("negative image count");
         }
-        int classes = numClasses();
+        int classes = classCount();
         float[] flat = use(p -> Native.getFloats((long) n * classes, (buf, len, out) ->
                 Native.LIB.chip_model_predict(p, data.length == 0 ? null : data, Native.size(data.length),
                         Native.size(n), buf, len, out)));

@@ -94,7 +94,7 @@ class ChipTest {
 
     @Test
     void modelInfo() throws Exception {
-        assertEquals(1000, model.numClasses());
+        assertEquals(1000, model.classCount());
         assertEquals(new Size(224, 224), model.inputSize());
         List<String> labels = Files.readAllLines(Reference.model().resolveSibling("imagenet_classes.txt"));
         for (int c : new int[] {0, 285, 500, 999}) {
@@ -117,8 +117,8 @@ class ChipTest {
     @Test
     void fitWeights() {
         assertEquals(lastName, fit.layerName());
-        assertEquals(1280, fit.channels());
-        assertEquals(1000, fit.classes());
+        assertEquals(1280, fit.channelCount());
+        assertEquals(1000, fit.classCount());
         for (int c : Reference.FIT_CLASSES) {
             float[] row = fit.weightsRow(c);
             long nz = 0;
@@ -368,7 +368,7 @@ class ChipTest {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.fitLayer(lastName, Images.files(four), opts));
         assertEquals("boom", e.getMessage());
         assertEquals(Status.CANCELLED, ((ChipException) e.getSuppressed()[0]).status());
-        assertEquals(1000, model.numClasses());
+        assertEquals(1000, model.classCount());
     }
 
     @Test

@@ -5,7 +5,7 @@
 //! pseudo-random from the seed (the same seed gives the same bytes on every platform); convolutions
 //! are 3×3 with padding 1, weights uniform in ±√(6/fan_in) (He scale, so activations stay O(1)
 //! through Relu) and biases uniform in ±0.1.
-use crate::onnx::OnnxModel;
+use chip::onnx::OnnxModel;
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
     NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
@@ -147,7 +147,7 @@ fn plant(rng: &mut SplitMix, classes: usize, channels: usize, per_class: usize) 
 }
 
 /// The gates' RNG with the few draws test weights need.
-struct SplitMix(crate::util::rng::Rng);
+struct SplitMix(chip::util::rng::Rng);
 
 impl SplitMix {
     fn next_u64(&mut self) -> u64 {
@@ -223,7 +223,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
 
 impl Builder {
     fn new(seed: u64) -> Self {
-        Builder { rng: SplitMix(crate::util::rng::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
+        Builder { rng: SplitMix(chip::util::rng::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
     }
 
     fn init(&mut self, name: &str, dims: &[i64], data: Vec<f32>) {
