@@ -172,16 +172,10 @@ impl Model {
         let input_type = input.elem_type;
         set!("input_type", Source::Graph);
         let resize = stated!(resize).unwrap_or_else(|| { set!("resize", Source::Assumed); ResizeMode::Stretch });
-        let crop_ratio = match resize {
-            ResizeMode::Crop => stated!(crop_ratio).unwrap_or_else(|| { set!("crop_ratio", Source::Assumed); 0.875 }),
-            ResizeMode::Stretch => {
-                if let Some(r) = stated!(crop_ratio) {
-                    return Err(Error::invalid(format!("preprocessing spec: crop_ratio {r} needs \"resize\": \"crop\"")));
-                }
-                sources.remove("crop_ratio");
-                1.0
-            }
-        };
+        let crop_ratio = stated!(crop_ratio).unwrap_or_else(|| {
+            set!("crop_ratio", Source::Assumed);
+            if resize == ResizeMode::Crop { 0.875 } else { 1.0 }
+        });
         let interpolation = stated!(interpolation).unwrap_or_else(|| { set!("interpolation", Source::Assumed); Interpolation::Bilinear });
         let antialias = stated!(antialias).unwrap_or_else(|| { set!("antialias", Source::Assumed); true });
         let channel_order = stated!(channel_order).unwrap_or_else(|| { set!("channel_order", Source::Assumed); ChannelOrder::RGB });

@@ -12,7 +12,8 @@ pub struct Preprocess {
     pub height: usize,
     pub width: usize,
     pub resize: ResizeMode,
-    /// With [`ResizeMode::Crop`]: the share of the resized image the centre crop keeps.
+    /// The share of the resized image the centre crop keeps (1: no crop). With [`ResizeMode::Stretch`]
+    /// the image is stretched to input / crop_ratio first, with [`ResizeMode::Crop`] its shorter side.
     pub crop_ratio: f64,
     pub interpolation: Interpolation,
     /// Widen the filter when downscaling (PIL, torchvision); false: a fixed kernel (OpenCV).
@@ -123,7 +124,11 @@ impl Preprocess {
         check_size(w, h, what)?;
         let (ow, oh) = (self.width as u32, self.height as u32);
         let (rw, rh) = match self.resize {
-            ResizeMode::Stretch => (ow, oh),
+            // Stretched to input / crop_ratio (the classic Caffe 256×256 then 224 crop), or exactly.
+            ResizeMode::Stretch => {
+                let r = |v: u32| ((v as f64 / self.crop_ratio).round() as u32).max(v);
+                (r(ow), r(oh))
+            }
             ResizeMode::Crop => crop_resize_size(w, h, ow, oh, self.crop_ratio),
         };
         let resized = self.resample(img, rw, rh).map_err(|e| image_err(what, e))?;
@@ -146,7 +151,7 @@ impl Preprocess {
                 }
             }
         }
-        let window = (self.resize == ResizeMode::Crop).then(|| {
+        let window = ((rw, rh) != (ow, oh)).then(|| {
             let (sx, sy) = (w as f64 / rw as f64, h as f64 / rh as f64);
             Window { x: x0 as f64 * sx, y: y0 as f64 * sy, width: ow as f64 * sx, height: oh as f64 * sy }
         });

@@ -26,7 +26,9 @@ pub const MAX_SPEC_BYTES: u64 = 16 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResizeMode {
-    /// The whole image to the input size (aspect ratio not kept): maps cover the whole picture.
+    /// The whole image to the input size (aspect ratio not kept): maps cover the whole picture. With a
+    /// `crop_ratio` below 1, stretched to input / crop_ratio, then the centre crop (Caffe's
+    /// 256×256 then 224).
     Stretch,
     /// The shorter side to input / `crop_ratio` (aspect ratio kept), then the centre input-size crop,
     /// as torchvision's `Resize(int(size / crop_ratio))` + `CenterCrop(size)`. Maps cover the crop
@@ -102,8 +104,9 @@ pub struct PreprocessSpec {
     pub input_size: Option<[u32; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resize: Option<ResizeMode>,
-    /// With `resize: crop`, the share of the resized image the crop keeps (0 < r ≤ 1; 0.875 is
-    /// torchvision's 224 of 256).
+    /// The share of the resized image the centre crop keeps (0 < r ≤ 1; 0.875 is torchvision's 224
+    /// of 256). With `stretch` the image is stretched to input / r (default r = 1: no crop), with
+    /// `crop` its shorter side goes to input / r (default 0.875).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop_ratio: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,9 +199,6 @@ impl PreprocessSpec {
         if let Some(r) = self.crop_ratio {
             if !(r.is_finite() && r > 0.0 && r <= 1.0) {
                 return Err(spec_err(format!("'crop_ratio' {r} must be in (0, 1]")));
-            }
-            if self.resize != Some(ResizeMode::Crop) {
-                return Err(spec_err("'crop_ratio' needs \"resize\": \"crop\""));
             }
         }
         if let Some(s) = self.scale {
@@ -389,8 +389,8 @@ mod tests {
         assert!(e.contains("'scale'") && e.contains("positive number"), "{e}");
         let e = PreprocessSpec::from_json(r#"{"mean": [1, 2]}"#).unwrap_err().to_string();
         assert!(e.contains("'mean' has 2 numbers"), "{e}");
-        let e = PreprocessSpec::from_json(r#"{"crop_ratio": 0.875}"#).unwrap_err().to_string();
-        assert!(e.contains("needs \"resize\": \"crop\""), "{e}");
+        let e = PreprocessSpec::from_json(r#"{"crop_ratio": 1.5}"#).unwrap_err().to_string();
+        assert!(e.contains("'crop_ratio' 1.5 must be in (0, 1]"), "{e}");
         assert!(PreprocessSpec::from_json("[1]").is_err());
         assert!(PreprocessSpec::from_json(r#"{"std": 0}"#).is_err());
         assert!(PreprocessSpec::from_json(r#"{"version": 2}"#).is_err());
