@@ -198,6 +198,21 @@ pub fn collect_stats_timed(
     progress: ProgressFn,
 ) -> Result<(Stats, FitTimings)> {
     check_params(params)?;
+    // A graph that fixes its batch at 1 runs one image and one gate at a time (the statistics are
+    // the same: batching only groups the runs).
+    let single;
+    let params = match model.fixed_batch() {
+        None => params,
+        Some(1) => {
+            single = FitOptions { image_batch: 1, gate_batch: 1, ..params.clone() };
+            &single
+        }
+        Some(b) => {
+            return Err(Error::Model(format!(
+                "the model's batch size is fixed at {b}; a fit runs batches of any size: export the model with a dynamic (or a batch-1) input"
+            )))
+        }
+    };
     let plan = Plan::new(model, layer, params)?;
     let (iw, ih) = model.input_size().as_usize();
     let ic = model.input.channels;
