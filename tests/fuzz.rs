@@ -52,6 +52,12 @@ fn fuzz_stats() {
 }
 
 #[test]
+fn fuzz_spec() {
+    require_ort!();
+    bounded("spec");
+}
+
+#[test]
 fn fuzz_image() {
     require_setup!();
     bounded("image");

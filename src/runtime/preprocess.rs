@@ -131,38 +131,40 @@ impl Preprocess {
             }
             ResizeMode::Crop => crop_resize_size(w, h, ow, oh, self.crop_ratio),
         };
-        let resized = self.resample(img, rw, rh).map_err(|e| image_err(what, e))?;
-        // Centre crop (floor offsets, as PaddleClas and OpenCV pipelines; torchvision rounds, which
-        // differs only where the margin is odd).
+        // The centre crop of the resized image (floor offsets, as PaddleClas and OpenCV pipelines;
+        // torchvision rounds, which differs only where the margin is odd), resampled straight from
+        // its window of the original: the same pixel centres and filter as resizing the whole image
+        // and cropping, without the large intermediate image.
         let (x0, y0) = ((rw - ow) / 2, (rh - oh) / 2);
+        let (sx, sy) = (w as f64 / rw as f64, h as f64 / rh as f64);
+        let window = ((rw, rh) != (ow, oh))
+            .then(|| Window { x: x0 as f64 * sx, y: y0 as f64 * sy, width: ow as f64 * sx, height: oh as f64 * sy });
+        let resized = self.resample_window(img, window, ow, oh).map_err(|e| image_err(what, e))?;
         let plane = self.height * self.width;
         let mut data = vec![0f32; 3 * plane];
         let order: [usize; 3] = match self.channel_order {
             ChannelOrder::RGB => [0, 1, 2],
             ChannelOrder::BGR => [2, 1, 0],
         };
-        let row = rw as usize * 3;
-        for y in 0..self.height {
-            let src = &resized[(y0 as usize + y) * row + x0 as usize * 3..][..self.width * 3];
-            for x in 0..self.width {
-                for (c, &from) in order.iter().enumerate() {
-                    let p = src[x * 3 + from] as f32;
-                    data[c * plane + y * self.width + x] = (p * self.scale - self.mean[c]) / self.std[c];
-                }
+        for (i, px) in resized.chunks_exact(3).enumerate() {
+            for (c, &from) in order.iter().enumerate() {
+                data[c * plane + i] = (px[from] as f32 * self.scale - self.mean[c]) / self.std[c];
             }
         }
-        let window = ((rw, rh) != (ow, oh)).then(|| {
-            let (sx, sy) = (w as f64 / rw as f64, h as f64 / rh as f64);
-            Window { x: x0 as f64 * sx, y: y0 as f64 * sy, width: ow as f64 * sx, height: oh as f64 * sy }
-        });
         Ok(Prepared { data, size: Size::new(w, h), window })
     }
 
     /// The RGB8 image resampled to `rw`×`rh` with this pipeline's filter (interleaved RGB bytes).
     pub fn resample(&self, img: &image::RgbImage, rw: u32, rh: u32) -> std::result::Result<Vec<u8>, String> {
+        self.resample_window(img, None, rw, rh)
+    }
+
+    /// `window` of the RGB8 image (all of it for None) resampled to `rw`×`rh` with this pipeline's
+    /// filter; the filter reads pixels outside the window where its support reaches them.
+    pub fn resample_window(&self, img: &image::RgbImage, window: Option<Window>, rw: u32, rh: u32) -> std::result::Result<Vec<u8>, String> {
         use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
         let (w, h) = img.dimensions();
-        if (w, h) == (rw, rh) {
+        if (w, h) == (rw, rh) && window.is_none() {
             return Ok(img.as_raw().clone());
         }
         let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3).map_err(|e| e.to_string())?;
@@ -177,7 +179,11 @@ impl Preprocess {
             (Interpolation::Lanczos, true) => ResizeAlg::Convolution(FilterType::Lanczos3),
             (Interpolation::Lanczos, false) => ResizeAlg::Interpolation(opencv_lanczos4()),
         };
-        Resizer::new().resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg)).map_err(|e| e.to_string())?;
+        let mut options = ResizeOptions::new().resize_alg(alg);
+        if let Some(v) = window {
+            options = options.crop(v.x, v.y, v.width, v.height);
+        }
+        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| e.to_string())?;
         Ok(dst.into_vec())
     }
 

@@ -19,6 +19,10 @@ pub use crate::onnx::{InputType, Layout};
 /// The spec format version this library writes and reads.
 pub const SPEC_VERSION: u32 = 1;
 
+/// Largest input side a spec may state (classifiers take far less; a larger one would only ask for
+/// gigabytes of input tensor).
+pub const MAX_INPUT_SIDE: u32 = 4096;
+
 /// Largest spec accepted (a spec is a few hundred bytes; labels inline make it larger).
 pub const MAX_SPEC_BYTES: u64 = 16 << 20;
 
@@ -191,7 +195,7 @@ impl PreprocessSpec {
             }
         }
         if let Some([h, w]) = self.input_size {
-            let max = crate::runtime::preprocess::MAX_SIDE;
+            let max = MAX_INPUT_SIDE;
             if h == 0 || w == 0 || h > max || w > max {
                 return Err(spec_err(format!("'input_size' [{h}, {w}] must be [height, width], each within 1..={max}")));
             }

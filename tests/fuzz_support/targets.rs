@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub const NAMES: &[&str] = &["fitfile", "stats", "image", "onnx", "model", "capi"];
+pub const NAMES: &[&str] = &["fitfile", "stats", "image", "onnx", "model", "spec", "capi"];
 
 pub fn target(name: &str) -> Option<Box<dyn Target>> {
     Some(match name {
@@ -22,6 +22,7 @@ pub fn target(name: &str) -> Option<Box<dyn Target>> {
         "image" => Box::new(ImageDecode),
         "onnx" => Box::new(OnnxSurgery),
         "model" => Box::new(ModelLoad),
+        "spec" => Box::new(SpecParse),
         "capi" => Box::new(super::capi::CApi),
         _ => return None,
     })
@@ -536,5 +537,59 @@ impl Target for ModelLoad {
             Ok(l) => Ok(format!("ok layers {}", l.len().min(3))),
             Err(e) => Ok(format!("loaded, layers {}", err_outcome(e))),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `PreprocessSpec::from_json`, then what an accepted spec is used for: a round trip through its
+/// serialisation, a model loaded with it (every test-model convention in turn) and one image
+/// through its pipeline. Properties: a parsed spec re-parses to itself; a model that loads
+/// preprocesses to finite values of the input size.
+pub struct SpecParse;
+
+const SPEC_SEEDS: &[&str] = &[
+    r#"{"input_size": [16, 16], "resize": "crop", "crop_ratio": 0.875, "interpolation": "lanczos", "antialias": false, "channel_order": "BGR", "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "layout": "NCHW", "output": "logits", "activation": "softmax", "labels": ["a", "b", "c", "d"]}"#,
+    r#"{"version": 1, "resize": "stretch", "crop_ratio": 0.5, "interpolation": "area", "scale": 1, "mean": 127, "std": 128, "output": "probabilities", "activation": "sigmoid", "labels": {"x": 0, "y": 1, "z": 2, "w": 3}}"#,
+    r#"{"layout": "NHWC", "interpolation": "nearest", "output_name": "logits"}"#,
+    r#"{}"#,
+];
+
+impl Target for SpecParse {
+    fn name(&self) -> &'static str {
+        "spec"
+    }
+    fn seeds(&self) -> Vec<Vec<u8>> {
+        SPEC_SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+    fn max_len(&self) -> usize {
+        4096
+    }
+    fn run(&self, data: &[u8]) -> Result<String, String> {
+        use chip::runtime::spec::PreprocessSpec;
+        let Ok(text) = std::str::from_utf8(data) else { return Ok("not UTF-8".into()) };
+        let spec = match PreprocessSpec::from_json(text) {
+            Ok(s) => s,
+            Err(e) => return Ok(format!("refused: {}", e.to_string().split(':').take(2).collect::<Vec<_>>().join(":"))),
+        };
+        let again = serde_json::to_string(&spec).map_err(|e| format!("serialise: {e}"))?;
+        let back = PreprocessSpec::from_json(&again).map_err(|e| format!("re-parse of {again}: {e}"))?;
+        if back != spec {
+            return Err(format!("round trip changed the spec: {again}"));
+        }
+        let conventions = chip_testmodels::Convention::ALL;
+        let c = conventions[data.len() % conventions.len()];
+        let bytes = chip_testmodels::convention(c, 4, 1).to_bytes().map_err(|e| e.to_string())?;
+        let opts = chip::runtime::RuntimeOptions { threads: 1, ..Default::default() };
+        let model = match Model::from_bytes_with(bytes, &opts, Some(&spec)) {
+            Ok(m) => m,
+            Err(e) => return Ok(format!("model refused: {}", e.to_string().split(':').take(2).collect::<Vec<_>>().join(":"))),
+        };
+        let img = image::RgbImage::from_fn(23, 17, |x, y| image::Rgb([(x * 11) as u8, (y * 13) as u8, ((x + y) * 7) as u8]));
+        let p = model.preprocess.from_rgb8(&img).map_err(|e| format!("preprocess: {e}"))?;
+        if p.data.len() != model.image_len() || p.data.iter().any(|v| !v.is_finite()) {
+            return Err(format!("preprocessed {} values (want {}), finite: {}", p.data.len(), model.image_len(), p.data.iter().all(|v| v.is_finite())));
+        }
+        Ok(format!("loaded {}", c.name()))
     }
 }
