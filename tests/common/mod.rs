@@ -25,7 +25,14 @@ pub fn missing(data: bool) -> Option<String> {
 
 /// True when the layer can run; otherwise prints why and returns false (panics under CHIP_REQUIRE_SETUP=1).
 pub fn ready(data: bool, test: &str) -> bool {
-    let Some(why) = missing(data) else { return true };
+    ready_with(data, &[], test)
+}
+
+/// [`ready`], and the given files (relative to the repository root) that scripts/setup.sh provides.
+pub fn ready_with(data: bool, files: &[&str], test: &str) -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let why = missing(data).or_else(|| files.iter().find(|f| !root.join(f).exists()).map(|f| format!("{f} is missing")));
+    let Some(why) = why else { return true };
     if std::env::var_os("CHIP_REQUIRE_SETUP").is_some_and(|v| v == "1") {
         panic!("{test}: {why}, and CHIP_REQUIRE_SETUP=1: run scripts/setup.sh");
     }
@@ -34,11 +41,17 @@ pub fn ready(data: bool, test: &str) -> bool {
     false
 }
 
-/// Returns from the test unless the data of scripts/setup.sh (and ONNX Runtime) are there.
+/// Returns from the test unless the data of scripts/setup.sh (and ONNX Runtime) are there, and the
+/// files named, if any (relative to the repository root).
 #[macro_export]
 macro_rules! require_setup {
     () => {
         if !$crate::common::ready(true, module_path!()) {
+            return;
+        }
+    };
+    ($($file:expr),+ $(,)?) => {
+        if !$crate::common::ready_with(true, &[$($file),+], module_path!()) {
             return;
         }
     };
