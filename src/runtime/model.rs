@@ -172,10 +172,13 @@ impl Model {
         let input_type = input.elem_type;
         set!("input_type", Source::Graph);
         let resize = stated!(resize).unwrap_or_else(|| { set!("resize", Source::Assumed); ResizeMode::Stretch });
-        let crop_ratio = stated!(crop_ratio).unwrap_or_else(|| {
-            set!("crop_ratio", Source::Assumed);
-            if resize == ResizeMode::Crop { 0.875 } else { 1.0 }
-        });
+        // Stretch without a crop ratio is the whole picture: that is what "stretch" says, not a guess.
+        let resize_source = sources.get("resize").copied().unwrap_or(Source::Assumed);
+        let crop_ratio = match stated!(crop_ratio) {
+            Some(r) => r,
+            None if resize == ResizeMode::Crop => { set!("crop_ratio", Source::Assumed); 0.875 }
+            None => { set!("crop_ratio", resize_source); 1.0 }
+        };
         let interpolation = stated!(interpolation).unwrap_or_else(|| { set!("interpolation", Source::Assumed); Interpolation::Bilinear });
         let antialias = stated!(antialias).unwrap_or_else(|| { set!("antialias", Source::Assumed); true });
         let channel_order = stated!(channel_order).unwrap_or_else(|| { set!("channel_order", Source::Assumed); ChannelOrder::RGB });

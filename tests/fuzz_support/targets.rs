@@ -590,6 +590,6 @@ impl Target for SpecParse {
         if p.data.len() != model.image_len() || p.data.iter().any(|v| !v.is_finite()) {
             return Err(format!("preprocessed {} values (want {}), finite: {}", p.data.len(), model.image_len(), p.data.iter().all(|v| v.is_finite())));
         }
-        Ok(format!("loaded {}", c.name()))
+        Ok(format!("ok: loaded {}", c.name()))
     }
 }
