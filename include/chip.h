@@ -466,9 +466,9 @@ typedef struct chip_model_options {
  * scale, mean and std; whatever the model's own input (NHWC, uint8 or float16 inputs get an adapter in
  * front of the graph that transposes and casts this tensor). `tensor_len` must equal
  * count x 3 x H x W, else the call fails with CHIP_STATUS_INVALID_ARGUMENT and the message
- * "images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>". `sizes` holds
- * `count` sizes, the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or
- * is NULL for the input size. Fits ignore `sizes`.
+ * "invalid argument: images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>".
+ * `sizes` holds `count` sizes, the original sizes the maps of chip_explain are scaled to (each side
+ * 1..=16384), or is NULL for the input size. Fits ignore `sizes`.
  */
 #define CHIP_IMAGES_TENSOR 3
 

@@ -564,7 +564,7 @@ fn preprocess_spec_through_the_model_options() {
         assert!(max_abs_diff(&p2, &predict(given, &hand[..per])) < 1e-6);
         // The tensor's length is checked and the message says what it needs.
         assert_eq!(chip_explain(ex, &tensor_images(hand.as_ptr(), per - 1, 1, std::ptr::null()), std::ptr::null(), &mut e2), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
-        assert_eq!(last_error(), format!("images->tensor holds {} floats, but 1 images of 3x{h}x{w} need {per}", per - 1));
+        assert_eq!(last_error(), format!("invalid argument: images->tensor holds {} floats, but 1 images of 3x{h}x{w} need {per}", per - 1));
         chip_explanation_free(e1);
         chip_explanation_free(e2);
         chip_explainer_free(ex);

@@ -27,9 +27,9 @@ pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
 /// scale, mean and std; whatever the model's own input (NHWC, uint8 or float16 inputs get an adapter in
 /// front of the graph that transposes and casts this tensor). `tensor_len` must equal
 /// count x 3 x H x W, else the call fails with CHIP_STATUS_INVALID_ARGUMENT and the message
-/// "images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>". `sizes` holds
-/// `count` sizes, the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or
-/// is NULL for the input size. Fits ignore `sizes`.
+/// "invalid argument: images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>".
+/// `sizes` holds `count` sizes, the original sizes the maps of chip_explain are scaled to (each side
+/// 1..=16384), or is NULL for the input size. Fits ignore `sizes`.
 pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
 
 /// The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to

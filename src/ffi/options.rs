@@ -249,16 +249,21 @@ unsafe fn read<T: Copy>(p: *const T, default: T, name: &str) -> FfiResult<T> {
     read_options(p, default, size_of::<T>(), name)
 }
 
+/// The size of chip_model_options before `preprocess` was appended: a caller built against that
+/// header passes it and loads with no spec (the field is not read).
+const MODEL_OPTIONS_BEFORE_PREPROCESS: usize = std::mem::offset_of!(chip_model_options, preprocess);
+
 /// The runtime options and the preprocessing spec (when one is given) of a model load.
 pub(super) unsafe fn model_options(opts: *const chip_model_options) -> FfiResult<(RuntimeOptions, Option<PreprocessSpec>)> {
-    let o = read(opts, model_options_default(), "chip_model_options")?;
+    let o = read_options(opts, model_options_default(), MODEL_OPTIONS_BEFORE_PREPROCESS, "chip_model_options")?;
     let spec = if o.preprocess.is_null() {
         None
     } else {
         let text = str_arg(o.preprocess, "chip_model_options.preprocess")?;
         match PreprocessSpec::from_json(text) {
             Ok(spec) => Some(spec),
-            Err(e) => return invalid(format!("chip_model_options.preprocess: {e}")),
+            Err(crate::Error::InvalidArgument(m)) => return invalid(format!("chip_model_options.preprocess: {m}")),
+            Err(e) => return Err(e.into()),
         }
     };
     Ok((runtime_options(&o)?, spec))
