@@ -310,9 +310,9 @@ fn spec_arg(obj: &Bound<'_, PyAny>) -> PyResult<chip::runtime::spec::PreprocessS
         return PreprocessSpec::from_json(&text).map_err(|e| to_py(py, e));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        let text = s.to_str()?;
+        let text: String = s.extract()?;
         if text.trim_start().starts_with('{') {
-            return PreprocessSpec::from_json(text).map_err(|e| to_py(py, e));
+            return PreprocessSpec::from_json(&text).map_err(|e| to_py(py, e));
         }
     }
     if obj.cast::<PyString>().is_ok() || obj.hasattr("__fspath__")? {
