@@ -329,10 +329,11 @@ fn warn_assumed(py: Python<'_>, model: &Model, path: &std::path::Path) -> PyResu
         return Ok(());
     }
     let msg = format!(
-        "{}: the preprocessing spec does not state {}; assumed {} (state them with preprocess= or in {})",
+        "{}: the preprocessing spec does not state {}; assumed {} (state {} with preprocess= or in {})",
         path.display(),
         if assumed.len() == 1 { "this key" } else { "these keys" },
         assumed.join(", "),
+        if assumed.len() == 1 { "it" } else { "them" },
         path.with_extension("json").display()
     );
     let category = py.import("chip._types")?.getattr("PreprocessWarning")?;

@@ -243,10 +243,11 @@ pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TR
             log(
                 LOG_WARN,
                 &format!(
-                    "model '{}': the preprocessing spec does not state {}; assumed {} (state them in parameter preprocess or in {})",
+                    "model '{}': the preprocessing spec does not state {}; assumed {} (state {} in parameter preprocess or in {})",
                     model_state.name,
                     if assumed.len() == 1 { "this key" } else { "these keys" },
                     assumed.join(", "),
+                    if assumed.len() == 1 { "it" } else { "them" },
                     model_state.config.model_file.with_extension("json").display()
                 ),
             );
