@@ -439,6 +439,14 @@ typedef struct chip_model_options {
    * the executable. ONNX Runtime is loaded once per process; later values are ignored.
    */
   const char *ort_lib;
+  /**
+   * A preprocessing spec as JSON text (UTF-8, the keys of the sidecar `<model>.json`, see the
+   * README), or NULL (default) for none. Its keys override the sidecar's; what neither states is
+   * read from the graph or assumed (chip_model_preprocess tells which). A spec that does not parse,
+   * or has an unknown key, fails the load with CHIP_STATUS_INVALID_ARGUMENT naming the key.
+   * A caller whose struct_size ends before this field gets NULL.
+   */
+  const char *preprocess;
 } chip_model_options;
 
 /**
@@ -452,10 +460,15 @@ typedef struct chip_model_options {
 #define CHIP_IMAGES_ENCODED 2
 
 /**
- * `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
- * model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
- * the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
- * the input size. Fits ignore `sizes`.
+ * `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W at the
+ * model's input size (chip_model_input_size), as chip_model_preprocess_file writes them. The layout is
+ * always the library's: NCHW float32, channels in the model's channel order, values after the spec's
+ * scale, mean and std; whatever the model's own input (NHWC, uint8 or float16 inputs get an adapter in
+ * front of the graph that transposes and casts this tensor). `tensor_len` must equal
+ * count x 3 x H x W, else the call fails with CHIP_STATUS_INVALID_ARGUMENT and the message
+ * "invalid argument: images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>".
+ * `sizes` holds `count` sizes, the original sizes the maps of chip_explain are scaled to (each side
+ * 1..=16384), or is NULL for the input size. Fits ignore `sizes`.
  */
 #define CHIP_IMAGES_TENSOR 3
 
@@ -797,9 +810,10 @@ chip_status chip_localize(const float *map,
 chip_status chip_iou(const struct chip_box *a, const struct chip_box *b, double *out);
 
 /**
- * Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar).
+ * Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar; the keys of
+ * `opts->preprocess` override the sidecar's).
  * \param path The model file, UTF-8.
- * \param opts NULL for the defaults.
+ * \param opts NULL for the defaults; `opts->preprocess` gives a preprocessing spec as JSON.
  * \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
  */
 chip_status chip_model_load(const char *path,
@@ -807,10 +821,12 @@ chip_status chip_model_load(const char *path,
                             struct chip_model **out_model);
 
 /**
- * Loads an ONNX classifier from memory (no sidecar, so ImageNet preprocessing and no labels).
+ * Loads an ONNX classifier from memory. There is no sidecar: the preprocessing is `opts->preprocess`
+ * where given, else what the graph says and the library's assumptions (see chip_model_preprocess).
+ * A `labels` file name in the spec is relative to the working directory.
  * \param data The model's bytes (copied).
  * \param len The number of bytes.
- * \param opts NULL for the defaults.
+ * \param opts NULL for the defaults; `opts->preprocess` gives a preprocessing spec as JSON.
  * \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
  */
 chip_status chip_model_load_bytes(const uint8_t *data,
@@ -851,6 +867,21 @@ chip_status chip_model_class_label(const struct chip_model *model,
                                    size_t *out_len);
 
 /**
+ * The model's effective preprocessing and where each value came from, as NUL-terminated UTF-8 JSON:
+ * `{"spec": {...}, "sources": {"mean": "given", ...}, "fingerprint": "..."}`. `spec` is the complete
+ * spec in canonical form (the one fits record), `sources` gives for each key one of "given" (the
+ * spec passed to the load), "sidecar" (`<model>.json`), "graph" (read from the model), "probe"
+ * (measured on a probe run) or "assumed" (the library's default: nothing stated it), and
+ * `fingerprint` is the SHA-256 of the canonical spec.
+ * \param model The model.
+ * \param buf, len, out_len The JSON text (buffer convention).
+ */
+chip_status chip_model_preprocess(const struct chip_model *model,
+                                  char *buf,
+                                  size_t len,
+                                  size_t *out_len);
+
+/**
  * The number of candidate layers (4-D activations), in graph order. The first call probes the
  * model once.
  * \param model The model.
@@ -878,7 +909,8 @@ chip_status chip_model_layer_info(const struct chip_model *model,
                                   size_t *out_width);
 
 /**
- * Decodes and preprocesses an image file as the model expects, for CHIP_IMAGES_TENSOR descriptors.
+ * Decodes and preprocesses an image file as the model's spec says, for CHIP_IMAGES_TENSOR descriptors
+ * (NCHW float32 in the library's layout, whatever the model's own input layout and type).
  * \param model The model.
  * \param path The image file (PNG, JPEG, BMP, TIFF, WebP), UTF-8.
  * \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).

@@ -101,6 +101,16 @@ struct ModelOptions : chip_model_options {
         struct_size = sizeof(chip_model_options);
         detail::check(chip_model_options_default(this));
     }
+    /// A preprocessing spec as JSON text (the keys of the sidecar `<model>.json`), or empty for none;
+    /// it stands for the C field of the same name, which Model::load and Model::from_bytes set from it.
+    std::string preprocess;
+
+    /// The C struct with `preprocess` pointing into this object (valid while it lives unchanged).
+    chip_model_options c_options() const {
+        chip_model_options c = *this;
+        c.preprocess = preprocess.empty() ? nullptr : preprocess.c_str();
+        return c;
+    }
 };
 
 struct ExplainOptions : chip_explain_options {
@@ -139,12 +149,14 @@ class Model {
 public:
     static Model load(const std::string &path, const ModelOptions &opts = ModelOptions()) {
         chip_model *m = nullptr;
-        detail::check(chip_model_load(path.c_str(), &opts, &m));
+        const chip_model_options c = opts.c_options();
+        detail::check(chip_model_load(path.c_str(), &c, &m));
         return Model(m);
     }
     static Model from_bytes(const std::vector<uint8_t> &bytes, const ModelOptions &opts = ModelOptions()) {
         chip_model *m = nullptr;
-        detail::check(chip_model_load_bytes(bytes.data(), bytes.size(), &opts, &m));
+        const chip_model_options c = opts.c_options();
+        detail::check(chip_model_load_bytes(bytes.data(), bytes.size(), &c, &m));
         return Model(m);
     }
 
@@ -161,6 +173,11 @@ public:
     }
     std::string class_label(size_t c) const {
         return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_model_class_label(get(), c, b, l, o); });
+    }
+    /// The effective preprocessing as JSON: {"spec": {...}, "sources": {key: "given" | "sidecar" |
+    /// "graph" | "probe" | "assumed"}, "fingerprint": "..."} (see chip_model_preprocess).
+    std::string preprocess() const {
+        return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_model_preprocess(get(), b, l, o); });
     }
     std::vector<LayerInfo> layers() const {
         size_t n = 0;

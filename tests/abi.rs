@@ -405,3 +405,221 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         chip_model_free(model);
     }
 }
+
+/// Loads model bytes through the ABI with an optional preprocessing spec and an optional caller
+/// struct_size (an older caller's smaller struct); the status, and the model on success.
+unsafe fn load_with_spec(bytes: &[u8], spec: Option<&CString>, struct_size: Option<usize>) -> (chip_status, *mut chip_model) {
+    let lib = CString::new(root().join("third_party/onnxruntime/lib/libonnxruntime.so").to_str().unwrap()).unwrap();
+    let mut o = std::mem::zeroed::<chip_model_options>();
+    chip_model_options_default(&mut o);
+    if std::env::var_os("CHIP_ORT_LIB").is_none() {
+        o.ort_lib = lib.as_ptr();
+    }
+    if let Some(s) = spec {
+        o.preprocess = s.as_ptr();
+    }
+    if let Some(size) = struct_size {
+        o.struct_size = size;
+    }
+    let mut model: *mut chip_model = std::ptr::dangling_mut::<chip_model>();
+    let status = chip_model_load_bytes(bytes.as_ptr(), bytes.len(), &o, &mut model);
+    (status, model)
+}
+
+/// chip_model_preprocess as parsed JSON, through a size query and a too-small buffer first.
+unsafe fn describe(model: *const chip_model) -> serde_json::Value {
+    let mut need = 0usize;
+    assert_eq!(chip_model_preprocess(model, std::ptr::null_mut(), 0, &mut need), chip_status::CHIP_STATUS_OK);
+    let mut small = vec![0 as std::ffi::c_char; need - 1];
+    let mut n = 0usize;
+    assert_eq!(chip_model_preprocess(model, small.as_mut_ptr(), small.len(), &mut n), chip_status::CHIP_STATUS_BUFFER_TOO_SMALL);
+    assert_eq!(n, need);
+    let mut buf = vec![0 as std::ffi::c_char; need];
+    assert_eq!(chip_model_preprocess(model, buf.as_mut_ptr(), need, &mut n), chip_status::CHIP_STATUS_OK);
+    let text = CStr::from_ptr(buf.as_ptr()).to_str().unwrap();
+    assert_eq!(text.len() + 1, need);
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("chip_model_preprocess is not JSON ({e}): {text}"))
+}
+
+/// The probabilities of image 0 of an explanation.
+unsafe fn explanation_probabilities(e: *const chip_explanation) -> Vec<f32> {
+    let mut n = 0usize;
+    assert_eq!(chip_explanation_probabilities(e, 0, std::ptr::null_mut(), 0, &mut n), chip_status::CHIP_STATUS_OK);
+    let mut p = vec![0f32; n];
+    assert_eq!(chip_explanation_probabilities(e, 0, p.as_mut_ptr(), n, &mut n), chip_status::CHIP_STATUS_OK, "{}", last_error());
+    p
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// A spec given through chip_model_options.preprocess is the one the model uses: images are
+/// normalised with its scale/mean/std (checked against a tensor normalised here by hand, through
+/// CHIP_IMAGES_TENSOR), the probabilities move away from the model loaded without it, and
+/// chip_model_preprocess says which keys it stated.
+#[test]
+fn preprocess_spec_through_the_model_options() {
+    require_ort!();
+    unsafe {
+        let p = chip_testmodels::planted_cnn(3, 8, 2, true, 1);
+        let bytes = p.model.to_bytes().unwrap();
+        let (scale, mean, std) = (1.0f32 / 255.0, [0.2f32, 0.5, 0.8], [0.5f32, 0.25, 0.125]);
+        let spec = CString::new(format!(r#"{{"scale": {}, "mean": [0.2, 0.5, 0.8], "std": [0.5, 0.25, 0.125]}}"#, 1.0f64 / 255.0)).unwrap();
+        let (s, plain) = load_with_spec(&bytes, None, None);
+        assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let (s, given) = load_with_spec(&bytes, Some(&spec), None);
+        assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+
+        // The effective spec and the sources of its values.
+        let (dp, dg) = (describe(plain), describe(given));
+        for d in [&dp, &dg] {
+            assert!(d["spec"].is_object() && d["sources"].is_object(), "{d}");
+            assert_eq!(d["fingerprint"].as_str().map(str::len), Some(64), "{d}");
+            assert_eq!(d["sources"]["input_size"], "graph", "{d}");
+        }
+        for key in ["scale", "mean", "std"] {
+            assert_eq!(dg["sources"][key], "given", "{dg}");
+            assert_eq!(dp["sources"][key], "assumed", "{dp}");
+        }
+        let got_mean: Vec<f64> = dg["spec"]["mean"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        for (g, want) in got_mean.iter().zip(mean) {
+            assert!((g - want as f64).abs() < 1e-6, "{dg}");
+        }
+        assert_ne!(dp["fingerprint"], dg["fingerprint"]);
+        assert_eq!(chip_model_preprocess(std::ptr::null(), std::ptr::null_mut(), 0, std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
+
+        // Two photos at the input size (no resampling), encoded as PNG, and normalised by hand.
+        let (w, h) = input_size(given);
+        let mut rng = chip::util::rng::Rng::new(11);
+        let photos: Vec<image::RgbImage> =
+            (0..2).map(|_| image::RgbImage::from_fn(w as u32, h as u32, |_, _| image::Rgb([0, 1, 2].map(|_| (rng.next_u64() >> 56) as u8)))).collect();
+        let encoded: Vec<Vec<u8>> = photos
+            .iter()
+            .map(|img| {
+                let mut out = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+                out.into_inner()
+            })
+            .collect();
+        let per = 3 * h * w;
+        let mut hand = vec![0f32; 2 * per];
+        for (i, img) in photos.iter().enumerate() {
+            for (x, y, px) in img.enumerate_pixels() {
+                for c in 0..3 {
+                    hand[i * per + c * h * w + y as usize * w + x as usize] = (px.0[c] as f32 * scale - mean[c]) / std[c];
+                }
+            }
+        }
+        let prepared = |m: *const chip_model, i: usize| {
+            let mut out = vec![0f32; per];
+            let mut n = 0usize;
+            let s = chip_model_preprocess_encoded(m, encoded[i].as_ptr(), encoded[i].len(), out.as_mut_ptr(), per, &mut n, std::ptr::null_mut());
+            assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+            out
+        };
+        let diff = max_abs_diff(&prepared(given, 0), &hand[..per]);
+        assert!(diff < 1e-4, "the given spec's preprocessing differs from the hand-normalised tensor by {diff}");
+        let predict = |m: *const chip_model, data: &[f32]| {
+            let mut probs = vec![0f32; 3];
+            let mut n = 0usize;
+            let s = chip_model_predict(m, data.as_ptr(), data.len(), 1, probs.as_mut_ptr(), probs.len(), &mut n);
+            assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+            probs
+        };
+        let moved = max_abs_diff(&predict(plain, &prepared(plain, 0)), &predict(given, &hand[..per]));
+        assert!(moved > 1e-3, "the spec did not change the probabilities ({moved})");
+
+        // A fit made without the spec is refused under it, naming a key that differs.
+        let layer = CString::new(p.layer).unwrap();
+        let mut fo = std::mem::zeroed::<chip_fit_options>();
+        chip_fit_options_default(&mut fo);
+        fo.gates = 8;
+        fo.mosaics = 0;
+        let mut plain_fit: *mut chip_layer_fit = std::ptr::null_mut();
+        let plain_tensor: Vec<f32> = [prepared(plain, 0), prepared(plain, 1)].concat();
+        let s = chip_fit_layer(plain, layer.as_ptr(), &tensor_images(plain_tensor.as_ptr(), plain_tensor.len(), 2, std::ptr::null()), &fo, &mut plain_fit);
+        assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut ex: *mut chip_explainer = std::ptr::null_mut();
+        let fits = [plain_fit as *const chip_layer_fit];
+        assert_eq!(chip_explainer_new(given, fits.as_ptr(), 1, &mut ex), chip_status::CHIP_STATUS_FIT_MISMATCH);
+        assert!(last_error().contains("another preprocessing") && last_error().contains("mean"), "{}", last_error());
+        assert!(ex.is_null());
+
+        // Under the spec: the encoded photo and the hand-normalised tensor give the same explanation.
+        let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+        let s = chip_fit_layer(given, layer.as_ptr(), &tensor_images(hand.as_ptr(), hand.len(), 2, std::ptr::null()), &fo, &mut fit);
+        assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let fits = [fit as *const chip_layer_fit];
+        assert_eq!(chip_explainer_new(given, fits.as_ptr(), 1, &mut ex), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let data = [encoded[0].as_ptr()];
+        let lens = [encoded[0].len()];
+        let enc = chip_images { data: data.as_ptr(), lens: lens.as_ptr(), ..no_images(CHIP_IMAGES_ENCODED, 1) };
+        let (mut e1, mut e2): (*mut chip_explanation, *mut chip_explanation) = (std::ptr::null_mut(), std::ptr::null_mut());
+        assert_eq!(chip_explain(ex, &enc, std::ptr::null(), &mut e1), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert_eq!(chip_explain(ex, &tensor_images(hand.as_ptr(), per, 1, std::ptr::null()), std::ptr::null(), &mut e2), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let (p1, p2) = (explanation_probabilities(e1), explanation_probabilities(e2));
+        assert!(max_abs_diff(&p1, &p2) < 1e-5, "{p1:?} vs {p2:?}");
+        assert!(max_abs_diff(&p2, &predict(given, &hand[..per])) < 1e-6);
+        // The tensor's length is checked and the message says what it needs.
+        assert_eq!(chip_explain(ex, &tensor_images(hand.as_ptr(), per - 1, 1, std::ptr::null()), std::ptr::null(), &mut e2), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(last_error(), format!("invalid argument: images->tensor holds {} floats, but 1 images of 3x{h}x{w} need {per}", per - 1));
+        chip_explanation_free(e1);
+        chip_explanation_free(e2);
+        chip_explainer_free(ex);
+        chip_layer_fit_free(fit);
+        chip_layer_fit_free(plain_fit);
+        chip_model_free(plain);
+        chip_model_free(given);
+    }
+}
+
+/// A spec that does not parse, has an unknown key or a wrong value fails the load with
+/// CHIP_STATUS_INVALID_ARGUMENT and a message naming the option and the key; an older caller's
+/// struct without the field loads without reading it.
+#[test]
+fn invalid_preprocess_specs_and_older_option_structs() {
+    require_ort!();
+    unsafe {
+        let bytes = chip_testmodels::planted_cnn(3, 8, 2, true, 1).model.to_bytes().unwrap();
+        for (text, needles) in [
+            (r#"{"mean": 0.5, "channels": "RGB"}"#, &["unknown key 'channels'", "known keys:", "channel_order"][..]),
+            (r#"{"interpolation": "cubic"}"#, &["'interpolation'"][..]),
+            (r#"{"scale": 1"#, &["invalid JSON"][..]),
+            (r#"[1, 2]"#, &["JSON object"][..]),
+        ] {
+            let spec = CString::new(text).unwrap();
+            let (s, m) = load_with_spec(&bytes, Some(&spec), None);
+            assert_eq!(s, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{text}");
+            assert!(m.is_null());
+            assert!(last_error().starts_with("chip_model_options.preprocess: preprocessing spec: "), "{}", last_error());
+            for n in needles {
+                assert!(last_error().contains(n), "{text}: {} lacks {n}", last_error());
+            }
+        }
+        let bad = CString::from_vec_with_nul(b"{\"mean\": \"\xff\"}\0".to_vec()).unwrap();
+        let (s, _) = load_with_spec(&bytes, Some(&bad), None);
+        assert_eq!(s, chip_status::CHIP_STATUS_INVALID_UTF8);
+        assert!(last_error().contains("chip_model_options.preprocess is not valid UTF-8"), "{}", last_error());
+
+        // An older caller's struct ends before `preprocess`: whatever lies there is not read (here an
+        // invalid spec, which would fail the load if it were).
+        let old_size = std::mem::offset_of!(chip_model_options, preprocess);
+        let trap = CString::new(r#"{"not_a_key": 1}"#).unwrap();
+        let (s, m) = load_with_spec(&bytes, Some(&trap), Some(old_size));
+        assert_eq!(s, chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert_eq!(describe(m)["sources"]["mean"], "assumed");
+        chip_model_free(m);
+        // chip_model_options_default writes no more than such a caller's struct holds.
+        let mut o = std::mem::zeroed::<chip_model_options>();
+        o.struct_size = old_size;
+        o.preprocess = trap.as_ptr();
+        assert_eq!(chip_model_options_default(&mut o), chip_status::CHIP_STATUS_OK);
+        assert_eq!((o.struct_size, o.preprocess), (old_size, trap.as_ptr()));
+        // This version's defaults: no spec.
+        o.struct_size = 0;
+        assert_eq!(chip_model_options_default(&mut o), chip_status::CHIP_STATUS_OK);
+        assert!(o.preprocess.is_null());
+    }
+}

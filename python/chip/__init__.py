@@ -1,7 +1,7 @@
 """CHIP (channel-wise disentangled interpretation) saliency maps for image-classification CNNs on
 ONNX Runtime: Python bindings of libchip.
 
-    model = chip.Model("efficientnet_lite0.onnx")
+    model = chip.Model("efficientnet_lite0.onnx")      # preprocess={"mean": ..., "std": ...} overrides the sidecar
     fit = chip.fit_layer(model, "/_swish_1/Clip_output_0", "photos/", gates=256)
     out = chip.Explainer(model, [fit]).explain(["photo.jpg"])
     out.maps, out.boxes, out.probabilities            # numpy arrays
@@ -33,6 +33,7 @@ from ._types import (
     OrtError,
     OrtNotFoundError,
     PanicError,
+    PreprocessWarning,
     Prepared,
     Size,
     UnknownLayerError,
@@ -50,7 +51,7 @@ __all__ = [
     "fit_layer", "collect_stats", "solve", "merge", "preprocess", "list_images", "ort_library", "fit_options_default",
     "ChipError", "InvalidArgumentError", "IoError", "OrtNotFoundError", "OrtError", "ModelError",
     "UnknownLayerError", "ImageError", "FitFileError", "FitVersionError", "FitMismatchError",
-    "NonFiniteError", "CancelledError", "PanicError",
+    "NonFiniteError", "CancelledError", "PanicError", "PreprocessWarning",
 ]
 
 Images = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], Sequence[bytes], np.ndarray, Prepared]

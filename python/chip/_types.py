@@ -80,6 +80,11 @@ class PanicError(ChipError):
     status = 16
 
 
+class PreprocessWarning(UserWarning):
+    """A model was loaded with preprocessing values that nothing stated (neither ``preprocess=`` nor
+    the sidecar ``<model>.json``): the library assumed them. The message names each key and its value."""
+
+
 class Size(NamedTuple):
     """A size in pixels."""
 

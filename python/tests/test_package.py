@@ -400,3 +400,71 @@ def test_error_types(model, four, head_fit, tmp_path):
     # Exceptions pickle with their status (Ray ships them between processes).
     e = pickle.loads(pickle.dumps(chip.ImageError("image x: bad", 10)))
     assert type(e) is chip.ImageError and e.status == 10 and str(e) == "image x: bad"
+
+
+# ------------------------------------------------------------------------------ preprocessing --
+
+NORM_0_1 = {"mean": [0, 0, 0], "std": [255, 255, 255]}
+
+
+def test_preprocess_spec_as_dict_str_or_path(model, four, head_fit, tmp_path):
+    side = model.preprocess
+    assert set(side) == {"spec", "sources", "fingerprint"} and len(side["fingerprint"]) == 64
+    assert side["sources"]["mean"] == "sidecar" and side["spec"]["mean"] == [127.0, 127.0, 127.0]
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(NORM_0_1))
+    models = [chip.Model(MODEL, preprocess=p) for p in (NORM_0_1, json.dumps(NORM_0_1), spec_file, str(spec_file))]
+    for m in models:
+        d = m.preprocess
+        assert d["sources"]["mean"] == "given" and d["sources"]["std"] == "given", d
+        assert d["sources"]["scale"] == "sidecar" and d["spec"]["std"] == [255.0, 255.0, 255.0], d
+        assert d["fingerprint"] == models[0].preprocess["fingerprint"] != side["fingerprint"]
+    given = models[0]
+    # The sidecar's x = (p - 127) / 128, re-normalised here to p / 255, is the spec's tensor.
+    a = chip.preprocess(model, four[:2]).data
+    b = chip.preprocess(given, four[:2]).data
+    np.testing.assert_allclose(b, (a * 128 + 127) / 255, atol=1e-5)
+    moved = np.abs(model.predict(a) - given.predict(b)).max()
+    assert moved > 1e-3, moved
+    # A fit made under the sidecar's preprocessing is refused under another.
+    with pytest.raises(chip.FitMismatchError, match="another preprocessing.*mean"):
+        chip.Explainer(given, [head_fit])
+
+
+def test_preprocess_spec_errors(tmp_path):
+    with pytest.raises(chip.InvalidArgumentError, match="unknown key 'colour'.*known keys") as e:
+        chip.Model(MODEL, preprocess={"mean": 0.5, "colour": "RGB"})
+    assert e.value.status == 1
+    with pytest.raises(chip.InvalidArgumentError, match="'resize'"):
+        chip.Model(MODEL, preprocess='{"resize": "squash"}')
+    with pytest.raises(chip.InvalidArgumentError, match="expected a dict, a JSON object as a str, or the path"):
+        chip.Model(MODEL, preprocess=42)
+    with pytest.raises(chip.InvalidArgumentError, match="not JSON-serialisable"):
+        chip.Model(MODEL, preprocess={"mean": object()})
+    with pytest.raises(chip.IoError, match="missing.json"):
+        chip.Model(MODEL, preprocess=tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"std": 1, "size": 3}')
+    with pytest.raises(chip.InvalidArgumentError, match="bad.json.*unknown key 'size'"):
+        chip.Model(MODEL, preprocess=bad)
+
+
+def test_preprocess_warning_names_the_assumed_keys(model, tmp_path):
+    # The model without its sidecar: nothing states the normalisation.
+    bare = tmp_path / "bare.onnx"
+    bare.symlink_to(MODEL)
+    with pytest.warns(chip.PreprocessWarning, match=r"does not state these keys; assumed .*mean=.*std=") as w:
+        m = chip.Model(bare)
+    assert issubclass(chip.PreprocessWarning, UserWarning)
+    assert str(bare) in str(w[0].message)
+    assumed = {k for k, v in m.preprocess["sources"].items() if v in ("assumed", "probe")}
+    assert {"mean", "std", "scale"} <= assumed
+    for k in assumed:
+        assert f"{k}=" in str(w[0].message)
+    # Every key stated: no warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", chip.PreprocessWarning)
+        full = chip.Model(bare, preprocess=model.preprocess["spec"])
+    assert "assumed" not in full.preprocess["sources"].values()

@@ -21,10 +21,15 @@ pub type chip_images_kind = c_int;
 pub const CHIP_IMAGES_FILES: chip_images_kind = 1;
 /// `count` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at `data[i]`.
 pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
-/// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
-/// model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
-/// the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
-/// the input size. Fits ignore `sizes`.
+/// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W at the
+/// model's input size (chip_model_input_size), as chip_model_preprocess_file writes them. The layout is
+/// always the library's: NCHW float32, channels in the model's channel order, values after the spec's
+/// scale, mean and std; whatever the model's own input (NHWC, uint8 or float16 inputs get an adapter in
+/// front of the graph that transposes and casts this tensor). `tensor_len` must equal
+/// count x 3 x H x W, else the call fails with CHIP_STATUS_INVALID_ARGUMENT and the message
+/// "invalid argument: images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>".
+/// `sizes` holds `count` sizes, the original sizes the maps of chip_explain are scaled to (each side
+/// 1..=16384), or is NULL for the input size. Fits ignore `sizes`.
 pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
 
 /// The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to

@@ -4,6 +4,7 @@ use super::status::chip_status;
 use crate::engine::explain::{ClassSelect, ExplainOptions};
 use crate::engine::fit::FitOptions;
 use crate::math::objective::Target;
+use crate::runtime::spec::PreprocessSpec;
 use crate::runtime::{Device, RuntimeOptions};
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
@@ -49,6 +50,12 @@ pub struct chip_model_options {
     /// Path of libonnxruntime.so, or NULL (default) to search: CHIP_ORT_LIB, next to libchip, next to
     /// the executable. ONNX Runtime is loaded once per process; later values are ignored.
     pub ort_lib: *const c_char,
+    /// A preprocessing spec as JSON text (UTF-8, the keys of the sidecar `<model>.json`, see the
+    /// README), or NULL (default) for none. Its keys override the sidecar's; what neither states is
+    /// read from the graph or assumed (chip_model_preprocess tells which). A spec that does not parse,
+    /// or has an unknown key, fails the load with CHIP_STATUS_INVALID_ARGUMENT naming the key.
+    /// A caller whose struct_size ends before this field gets NULL.
+    pub preprocess: *const c_char,
 }
 
 /// Options of chip_fit_layer, chip_collect_stats and chip_solve. Fill with chip_fit_options_default().
@@ -153,6 +160,7 @@ fn model_options_default() -> chip_model_options {
         device_id: 0,
         threads: RuntimeOptions::default().threads,
         ort_lib: std::ptr::null(),
+        preprocess: std::ptr::null(),
     }
 }
 
@@ -241,8 +249,27 @@ unsafe fn read<T: Copy>(p: *const T, default: T, name: &str) -> FfiResult<T> {
     read_options(p, default, size_of::<T>(), name)
 }
 
-pub(super) unsafe fn runtime_options(opts: *const chip_model_options) -> FfiResult<RuntimeOptions> {
-    let o = read(opts, model_options_default(), "chip_model_options")?;
+/// The size of chip_model_options before `preprocess` was appended: a caller built against that
+/// header passes it and loads with no spec (the field is not read).
+const MODEL_OPTIONS_BEFORE_PREPROCESS: usize = std::mem::offset_of!(chip_model_options, preprocess);
+
+/// The runtime options and the preprocessing spec (when one is given) of a model load.
+pub(super) unsafe fn model_options(opts: *const chip_model_options) -> FfiResult<(RuntimeOptions, Option<PreprocessSpec>)> {
+    let o = read_options(opts, model_options_default(), MODEL_OPTIONS_BEFORE_PREPROCESS, "chip_model_options")?;
+    let spec = if o.preprocess.is_null() {
+        None
+    } else {
+        let text = str_arg(o.preprocess, "chip_model_options.preprocess")?;
+        match PreprocessSpec::from_json(text) {
+            Ok(spec) => Some(spec),
+            Err(crate::Error::InvalidArgument(m)) => return invalid(format!("chip_model_options.preprocess: {m}")),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok((runtime_options(&o)?, spec))
+}
+
+unsafe fn runtime_options(o: &chip_model_options) -> FfiResult<RuntimeOptions> {
     let device = match o.device {
         CHIP_DEVICE_CPU => Device::Cpu,
         CHIP_DEVICE_CUDA => Device::Cuda(o.device_id),

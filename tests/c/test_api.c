@@ -8,6 +8,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 static const char *model_path;
@@ -421,7 +422,7 @@ static void test_fit_files(const chip_model *m, const chip_layer_fit *fit) {
     write_file(scratch_path("truncated.chip"), bytes, len - 100);
     CHECK_STATUS(chip_layer_fit_load(scratch_path("truncated.chip"), &loaded), CHIP_STATUS_FIT_FILE);
     CHECK_ERROR_MENTIONS("truncated");
-    bytes[8] = 2; /* format version, little-endian u32 after the 8-byte magic */
+    bytes[8] = 99; /* format version, little-endian u32 after the 8-byte magic: one this library does not know */
     write_file(scratch_path("newer.chip"), bytes, len);
     CHECK_STATUS(chip_layer_fit_load(scratch_path("newer.chip"), &loaded), CHIP_STATUS_FIT_VERSION);
     CHECK_STATUS(chip_layer_fit_load(images[0], &loaded), CHIP_STATUS_FIT_FILE);
@@ -833,6 +834,144 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
     chip_layer_fit_free(shallow);
 }
 
+/* ----------------------------------------------------------------------------------------------- */
+
+/* The effective spec as JSON text (malloc'd), through a size query and a too-small buffer first. */
+static char *describe_spec(const chip_model *m) {
+    size_t need = 0, n = 0;
+    char small[4] = {'x', 0, 0, 0}, *buf;
+    REQUIRE_OK(chip_model_preprocess(m, NULL, 0, &need));
+    CHECK(need > 100);
+    CHECK_STATUS(chip_model_preprocess(m, small, sizeof small, &n), CHIP_STATUS_BUFFER_TOO_SMALL);
+    CHECK(n == need && small[0] == 'x');
+    buf = (char *)malloc(need);
+    REQUIRE_OK(chip_model_preprocess(m, buf, need, &n));
+    CHECK(n == need && strlen(buf) + 1 == need);
+    return buf;
+}
+
+/* A preprocessing spec through chip_model_options.preprocess: ImageNet's 0-1 scale, mean and std
+ * instead of the sidecar's (x - 127) / 128. The spec's tensor equals the sidecar's tensor
+ * re-normalised here by hand; the probabilities move; a fit made under the sidecar is refused; an
+ * explanation of the file equals one of the hand-normalised tensor. Bad specs fail the load, and an
+ * older caller's struct without the field loads without it. */
+static void test_preprocess_spec(const chip_model *m) {
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    const char *spec = "{\"scale\": 0.00392156862745098, \"mean\": [0.485, 0.456, 0.406], "
+                       "\"std\": [0.229, 0.224, 0.225]}";
+    chip_model_options mo = {.struct_size = sizeof(chip_model_options)};
+    chip_model *given = NULL, *bad = NULL;
+    chip_fit_options fo = {.struct_size = sizeof(chip_fit_options)};
+    chip_layer_fit *sidecar_fit = NULL, *fit = NULL;
+    chip_explainer *ex = NULL;
+    chip_explanation *e_file = NULL, *e_tensor = NULL, *e_bad = (chip_explanation *)&mo;
+    const chip_layer_fit *fits[1];
+    size_t per = 0, n = 0, i, c, top = 0;
+    chip_size sizes[2];
+    float *side, *hand, *mine, p_side[1000], p_given[1000], p_file[1000], p_tensor[1000];
+    float max_tensor = 0, max_moved = 0, max_expl = 0;
+    char *text;
+
+    REQUIRE_OK(chip_model_options_default(&mo));
+    CHECK(mo.preprocess == NULL);
+    mo.preprocess = spec;
+    REQUIRE_OK(chip_model_load(model_path, &mo, &given));
+
+    /* Where each value came from: the sidecar for the default model, the given spec's keys here. */
+    text = describe_spec(m);
+    CHECK(strstr(text, "\"sources\":{") && strstr(text, "\"fingerprint\":\"") && strstr(text, "\"spec\":{"));
+    CHECK(strstr(text, "\"mean\":\"sidecar\"") && strstr(text, "\"std\":\"sidecar\""));
+    free(text);
+    text = describe_spec(given);
+    CHECK(strstr(text, "\"mean\":\"given\"") && strstr(text, "\"std\":\"given\"") && strstr(text, "\"scale\":\"given\""));
+    CHECK(strstr(text, "\"interpolation\":\"sidecar\"") && strstr(text, "\"input_size\":\"sidecar\""));
+    CHECK(strstr(text, "0.485") && strstr(text, "0.229"));
+    free(text);
+    CHECK_STATUS(chip_model_preprocess(NULL, NULL, 0, &n), CHIP_STATUS_NULL_POINTER);
+
+    /* The tensors: the sidecar's x = (p - 127) / 128 turned back into pixels p, then (p / 255 - mean) / std. */
+    side = prepare(m, 2, sizes);
+    mine = prepare(given, 2, sizes);
+    REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per, NULL));
+    hand = (float *)malloc(2 * per * sizeof(float));
+    for (i = 0; i < 2 * per; i++) {
+        c = (i % per) / (per / 3);
+        hand[i] = ((side[i] * 128.0f + 127.0f) / 255.0f - mean[c]) / std[c];
+        if (fabsf(hand[i] - mine[i]) > max_tensor) max_tensor = fabsf(hand[i] - mine[i]);
+    }
+    CHECK(max_tensor < 1e-4f);
+    REQUIRE_OK(chip_model_predict(m, side, per, 1, p_side, 1000, &n));
+    REQUIRE_OK(chip_model_predict(given, hand, per, 1, p_given, 1000, &n));
+    for (i = 0; i < 1000; i++) {
+        if (fabsf(p_side[i] - p_given[i]) > max_moved) max_moved = fabsf(p_side[i] - p_given[i]);
+        if (p_given[i] > p_given[top]) top = i;
+    }
+    CHECK(max_moved > 1e-3f);
+
+    /* A fit made under the sidecar's preprocessing is refused under the given spec. */
+    REQUIRE_OK(chip_fit_options_default(&fo));
+    fo.gates = 8;
+    fo.mosaics = 0;
+    fo.classes = &top;
+    fo.class_count = 1;
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_TENSOR(side, 2 * per, 2, NULL), &fo, &sidecar_fit));
+    fits[0] = sidecar_fit;
+    CHECK_STATUS(chip_explainer_new(given, fits, 1, &ex), CHIP_STATUS_FIT_MISMATCH);
+    CHECK_ERROR_MENTIONS("another preprocessing");
+    CHECK_ERROR_MENTIONS("mean");
+    CHECK(ex == NULL);
+
+    /* Under the spec: the file and the hand-normalised tensor give the same probabilities. */
+    REQUIRE_OK(chip_fit_layer(given, layer, IMAGES_FILES(images, 2), &fo, &fit));
+    fits[0] = fit;
+    REQUIRE_OK(chip_explainer_new(given, fits, 1, &ex));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), NULL, &e_file));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(hand, per, 1, sizes), NULL, &e_tensor));
+    REQUIRE_OK(chip_explanation_probabilities(e_file, 0, p_file, 1000, &n));
+    REQUIRE_OK(chip_explanation_probabilities(e_tensor, 0, p_tensor, 1000, &n));
+    for (i = 0; i < 1000; i++) {
+        if (fabsf(p_file[i] - p_tensor[i]) > max_expl) max_expl = fabsf(p_file[i] - p_tensor[i]);
+    }
+    CHECK(max_expl < 1e-4f);
+    /* The tensor's length is checked against the library's NCHW layout. */
+    CHECK_STATUS(chip_explain(ex, IMAGES_TENSOR(hand, per + 1, 1, NULL), NULL, &e_bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("images->tensor holds 150529 floats, but 1 images of 3x224x224 need 150528");
+    CHECK(e_bad == NULL);
+
+    /* Bad specs: the message names the option and the key. */
+    mo.preprocess = "{\"mean\": 0.5, \"channels\": \"RGB\"}";
+    CHECK_STATUS(chip_model_load(model_path, &mo, &bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("chip_model_options.preprocess");
+    CHECK_ERROR_MENTIONS("unknown key 'channels'");
+    CHECK_ERROR_MENTIONS("channel_order");
+    CHECK(bad == NULL);
+    mo.preprocess = "{\"resize\": \"squash\"}";
+    CHECK_STATUS(chip_model_load(model_path, &mo, &bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("'resize'");
+    mo.preprocess = "{\"mean\": ";
+    CHECK_STATUS(chip_model_load(model_path, &mo, &bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("invalid JSON");
+
+    /* An older caller's struct ends before `preprocess`: what lies there is not read. */
+    mo.struct_size = offsetof(chip_model_options, preprocess);
+    mo.preprocess = "{\"no_such_key\": 1}";
+    REQUIRE_OK(chip_model_load(model_path, &mo, &bad));
+    text = describe_spec(bad);
+    CHECK(strstr(text, "\"mean\":\"sidecar\"") != NULL);
+    free(text);
+    chip_model_free(bad);
+
+    chip_explanation_free(e_file);
+    chip_explanation_free(e_tensor);
+    chip_explainer_free(ex);
+    chip_layer_fit_free(fit);
+    chip_layer_fit_free(sidecar_fit);
+    chip_model_free(given);
+    free(side);
+    free(mine);
+    free(hand);
+}
+
 int main(int argc, char **argv) {
     chip_model *m = NULL;
     chip_layer_fit *fit;
@@ -865,6 +1004,7 @@ int main(int argc, char **argv) {
     test_fit_files(m, fit);
     test_explain(m, fit, top1, classes, n_classes);
     test_refined(m, fit, classes, n_classes);
+    test_preprocess_spec(m);
     chip_layer_fit_free(fit);
     chip_model_free(m);
     return check_report("test_api");

@@ -57,7 +57,7 @@ impl Engine {
             return Err(format!("model file not found: {}", config.model_file.display()));
         }
         let ort_lib = chip::runtime::ensure_ort(config.ort_lib.as_deref()).map_err(|e| e.to_string())?;
-        let model = Model::load(&config.model_file, &options)
+        let model = Model::load_with(&config.model_file, &options, config.preprocess.as_ref())
             .map_err(|e| format!("cannot load model {}: {e}", config.model_file.display()))?;
         let model = Arc::new(model);
         let mut fits = Vec::with_capacity(config.fit_files.len());

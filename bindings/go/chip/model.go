@@ -28,6 +28,10 @@ type ModelOptions struct {
 	// Path of libonnxruntime.so; "" searches CHIP_ORT_LIB, beside libchip, beside the executable.
 	// ONNX Runtime is loaded once per process; later values are ignored.
 	OrtLib string
+	// A preprocessing spec as JSON text (the keys of the sidecar <model>.json), or "" for none. Its
+	// keys override the sidecar's; an unknown key fails the load with ErrInvalidArgument naming it.
+	// Model.Preprocess tells the effective spec and where each value came from.
+	Preprocess string
 }
 
 func (o *ModelOptions) toC() (C.chip_model_options, func()) {
@@ -43,10 +47,21 @@ func (o *ModelOptions) toC() (C.chip_model_options, func()) {
 	if o.Threads > 0 {
 		c.threads = C.size_t(o.Threads)
 	}
+	var strs []*C.char
 	if o.OrtLib != "" {
 		s := C.CString(o.OrtLib)
 		c.ort_lib = s
-		free = func() { C.free(unsafe.Pointer(s)) }
+		strs = append(strs, s)
+	}
+	if o.Preprocess != "" {
+		s := C.CString(o.Preprocess)
+		c.preprocess = s
+		strs = append(strs, s)
+	}
+	free = func() {
+		for _, s := range strs {
+			C.free(unsafe.Pointer(s))
+		}
 	}
 	return c, free
 }
@@ -80,7 +95,9 @@ func LoadModel(path string, opts *ModelOptions) (*Model, error) {
 	return newModel(p), nil
 }
 
-// LoadModelBytes loads an ONNX classifier from memory (no sidecar: ImageNet preprocessing, no labels).
+// LoadModelBytes loads an ONNX classifier from memory. There is no sidecar: the preprocessing is
+// opts.Preprocess where given, else what the graph says and the library's assumptions (see
+// Model.Preprocess).
 func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	if len(data) == 0 {
 		return nil, invalid("the model is 0 bytes")
@@ -134,6 +151,20 @@ func (m *Model) ClassLabel(class int) (string, error) {
 	defer runtime.KeepAlive(m)
 	return getString(func(buf *C.char, n C.size_t, out *C.size_t) C.chip_status {
 		return C.chip_model_class_label(p, index(class), buf, n, out)
+	})
+}
+
+// Preprocess is the model's effective preprocessing as JSON text: {"spec": {...}, "sources": {key:
+// "given" | "sidecar" | "graph" | "probe" | "assumed"}, "fingerprint": "..."}. "assumed" marks a
+// value nothing stated (the library's default).
+func (m *Model) Preprocess() (string, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return "", err
+	}
+	defer runtime.KeepAlive(m)
+	return getString(func(buf *C.char, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_model_preprocess(p, buf, n, out)
 	})
 }
 

@@ -41,13 +41,14 @@ interface ChipLibrary extends Library {
         }
     }
 
-    @Structure.FieldOrder({"struct_size", "device", "device_id", "threads", "ort_lib"})
+    @Structure.FieldOrder({"struct_size", "device", "device_id", "threads", "ort_lib", "preprocess"})
     final class CModelOptions extends Structure {
         public SizeT struct_size;
         public int device;
         public int device_id;
         public SizeT threads;
         public Pointer ort_lib;
+        public Pointer preprocess;
     }
 
     interface ProgressCallback extends Callback {
@@ -141,6 +142,8 @@ interface ChipLibrary extends Library {
     int chip_model_input_size(Pointer model, CSize out);
 
     int chip_model_class_label(Pointer model, SizeT cls, byte[] buf, SizeT len, SizeTByReference outLen);
+
+    int chip_model_preprocess(Pointer model, byte[] buf, SizeT len, SizeTByReference outLen);
 
     int chip_model_layer_count(Pointer model, SizeTByReference out);
 

@@ -22,7 +22,7 @@ public final class Model extends NativeHandle {
     }
 
     public static Model load(Path path, ModelOptions options) {
-        Memory[] keep = new Memory[1];
+        Memory[] keep = new Memory[2];
         ChipLibrary.CModelOptions o = options.toC(keep);
         PointerByReference out = new PointerByReference();
         Native.check(Native.LIB.chip_model_load(path.toString(), o, out));
@@ -30,12 +30,15 @@ public final class Model extends NativeHandle {
         return new Model(out.getValue());
     }
 
-    /** Loads a model from memory (no sidecar: ImageNet preprocessing, no labels). */
+    /**
+     * Loads a model from memory. There is no sidecar: the preprocessing is the options' spec where
+     * given, else what the graph says and the library's assumptions (see {@link #preprocess()}).
+     */
     public static Model fromBytes(byte[] onnx, ModelOptions options) {
         if (onnx.length == 0) {
             throw Native.invalid("the model is 0 bytes");
         }
-        Memory[] keep = new Memory[1];
+        Memory[] keep = new Memory[2];
         ChipLibrary.CModelOptions o = options.toC(keep);
         PointerByReference out = new PointerByReference();
         Native.check(Native.LIB.chip_model_load_bytes(onnx, Native.size(onnx.length), o, out));
@@ -64,6 +67,15 @@ public final class Model extends NativeHandle {
     public String classLabel(int classId) {
         return use(p -> Native.getString((buf, len, out) ->
                 Native.LIB.chip_model_class_label(p, Native.index(classId), buf, len, out)));
+    }
+
+    /**
+     * The effective preprocessing as JSON text: {@code {"spec": {...}, "sources": {key: "given" |
+     * "sidecar" | "graph" | "probe" | "assumed"}, "fingerprint": "..."}}; "assumed" marks a value
+     * nothing stated (the library's default).
+     */
+    public String preprocess() {
+        return use(p -> Native.getString((buf, len, out) -> Native.LIB.chip_model_preprocess(p, buf, len, out)));
     }
 
     /** The candidate layers (4-D activations) in graph order. */
