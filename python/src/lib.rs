@@ -194,7 +194,7 @@ impl PyModel {
         let path = fspath(path, "path")?;
         let ort_lib = ort_lib.map(|p| fspath(p, "ort_lib")).transpose()?;
         load_ort(py, ort_lib.clone())?;
-        let options = RuntimeOptions { ort_lib, device: parse_device(py, device)?, threads };
+        let options = RuntimeOptions { ort_lib, device: parse_device(py, device)?, threads, ..Default::default() };
         let p = path.clone();
         let inner = run(py, move || Model::load(&p, &options))?;
         Ok(PyModel { inner: Arc::new(inner), path })

@@ -249,7 +249,7 @@ pub(super) unsafe fn runtime_options(opts: *const chip_model_options) -> FfiResu
         d => return invalid(format!("unknown device {d} (use CHIP_DEVICE_CPU or CHIP_DEVICE_CUDA)")),
     };
     let ort_lib = if o.ort_lib.is_null() { None } else { Some(path_arg(o.ort_lib, "chip_model_options.ort_lib")?.to_path_buf()) };
-    Ok(RuntimeOptions { ort_lib, device, threads: o.threads })
+    Ok(RuntimeOptions { ort_lib, device, threads: o.threads, ..Default::default() })
 }
 
 /// The library's fit options and the caller's struct (for its progress callback).

@@ -86,10 +86,10 @@ impl Model {
     /// 0..255 units, labels = file name of a class-name list beside it, logits = bool) sets the
     /// preprocessing, labels and output kind; without it, ImageNet mean/std and detection of logits.
     pub fn load(path: &Path, options: &RuntimeOptions) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_MODEL_BYTES, "model")?;
         let sidecar_path = path.with_extension("json");
         let sidecar = if sidecar_path.is_file() { read_sidecar(&sidecar_path)? } else { Sidecar::default() };
-        Self::build(bytes, options, sidecar).map_err(|e| match e {
+        Self::build(bytes, &options.for_model_file(path), sidecar).map_err(|e| match e {
             Error::Model(msg) => Error::Model(format!("{}: {msg}", path.display())),
             other => other,
         })

@@ -67,7 +67,7 @@ pub struct Prepared {
 
 impl Preprocess {
     pub fn load(&self, path: &Path) -> Result<Prepared> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_IMAGE_BYTES, "image")?;
         self.decode_named(&bytes, &path.display().to_string())
     }
 
