@@ -3,5 +3,6 @@
 pub mod session;
 pub mod model;
 pub mod preprocess;
+mod decode_guard;
 
 pub use session::*;

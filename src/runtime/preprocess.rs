@@ -165,6 +165,7 @@ pub(crate) fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
     if bytes.is_empty() {
         return Err(image_err(what, "empty file"));
     }
+    super::decode_guard::check_tiff_tags(bytes, what)?;
     let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
         let r = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
@@ -179,6 +180,7 @@ pub(crate) fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
         .into_dimensions()
         .map_err(|e| image_err(what, format!("corrupt or truncated {format} header: {e}")))?;
     check_size(w, h, what)?;
+    super::decode_guard::check_decoded_size(reader()?, what)?;
     let mut r = reader()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
