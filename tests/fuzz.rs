@@ -49,7 +49,7 @@ fn fuzz_stats() {
     // Structure-aware edits of the header, the identity and the values reach the loader's checks
     // one by one (13 outcomes with byte edits alone).
     let outcomes = bounded("stats");
-    assert!(outcomes >= 40, "stats: only {outcomes} outcomes");
+    assert!(outcomes >= 25, "stats: only {outcomes} outcomes");
 }
 
 #[test]
