@@ -363,3 +363,27 @@ fn external_data_is_read_beside_the_model_not_in_the_working_directory() {
     let out = chip_in(&dir, &["layers", "--model", s(&moved)]);
     fails_out(out, &["layers"], "w.bin");
 }
+
+/// A model the ONNX Runtime binding panics on (a negative dimension, found by fuzzing): the caller gets the
+/// error, and the binding's panic message does not reach stderr. Checked in a child process, whose
+/// stderr is the one inspected.
+#[test]
+fn a_panic_of_the_runtime_binding_stays_quiet() {
+    if std::env::var_os("CHIP_HARDENING_CHILD").is_some() {
+        // The fuzz regression input on which the binding panicked while creating the session.
+        let bytes = std::fs::read(root().join("tests/data/fuzz/regressions/model-negative-dimension.bin")).unwrap();
+        let rt = chip::runtime::RuntimeOptions { ort_lib: Some(ort_lib()), ..Default::default() };
+        let e = chip::runtime::Runner::new(bytes, &rt).unwrap_err();
+        eprintln!("ERROR: {e}");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_panic_of_the_runtime_binding_stays_quiet", "--nocapture", "--test-threads=1"])
+        .env("CHIP_HARDENING_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ERROR: ONNX Runtime: cannot create a session for the model"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "the binding's panic reached stderr: {stderr}");
+}
