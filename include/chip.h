@@ -958,31 +958,35 @@ chip_status chip_model_predict(const struct chip_model *model,
 
 /**
  * Fills `opts` with the defaults. Set `opts->struct_size` to sizeof(chip_model_options) first: no
- * more than that many bytes are written (0 means this library's size, safe only when the header
- * and the library are of one version).
+ * more than that many bytes are written. Every function taking an options struct or chip_images
+ * accepts the size of any earlier version of it (fields past it get their defaults).
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_model_options_default(struct chip_model_options *opts);
 
 /**
  * Fills `opts` with the defaults; struct_size as for chip_model_options_default.
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_fit_options_default(struct chip_fit_options *opts);
 
 /**
  * Fills `opts` with the defaults; struct_size as for chip_model_options_default.
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_explain_options_default(struct chip_explain_options *opts);
 
 /**
  * Fills `opts` with the defaults; struct_size as for chip_model_options_default.
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_export_options_default(struct chip_export_options *opts);
 

@@ -138,6 +138,7 @@ fn status_strings_and_last_error() {
         chip_status_str(3);
         assert_eq!(last_error(), "model is NULL");
         let mut o = std::mem::zeroed::<chip_explain_options>();
+        o.struct_size = std::mem::size_of::<chip_explain_options>();
         assert_eq!(chip_explain_options_default(&mut o), chip_status::CHIP_STATUS_OK);
         assert_eq!(last_error(), "");
     }
@@ -148,6 +149,7 @@ fn options_defaults_and_struct_size() {
     require_ort!();
     unsafe {
         let mut m = std::mem::zeroed::<chip_model_options>();
+        m.struct_size = std::mem::size_of::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
         assert_eq!(m.struct_size, std::mem::size_of::<chip_model_options>());
         assert_eq!(m.device, CHIP_DEVICE_CPU);
@@ -155,6 +157,7 @@ fn options_defaults_and_struct_size() {
         assert_eq!(chip_model_options_default(std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
 
         let mut f = std::mem::zeroed::<chip_fit_options>();
+        f.struct_size = std::mem::size_of::<chip_fit_options>();
         assert_eq!(chip_fit_options_default(&mut f), chip_status::CHIP_STATUS_OK);
         let d = chip::engine::fit::FitOptions::default();
         assert_eq!((f.gates, f.seed, f.gate_batch, f.image_batch), (d.gates, d.seed, d.gate_batch, d.image_batch));
@@ -162,6 +165,7 @@ fn options_defaults_and_struct_size() {
         assert!(f.progress.is_none() && f.classes.is_null() && f.class_count == 0);
         // A caller whose struct ends after `gates` gets nothing written past it.
         let mut old = std::mem::zeroed::<chip_fit_options>();
+        old.struct_size = std::mem::size_of::<chip_fit_options>();
         old.struct_size = 16;
         assert_eq!(chip_fit_options_default(&mut old), chip_status::CHIP_STATUS_OK);
         assert_eq!((old.struct_size, old.gates, old.lambda_rel), (16, d.gates, 0.0));
@@ -170,6 +174,7 @@ fn options_defaults_and_struct_size() {
         assert!(last_error().contains("chip_fit_options.struct_size"), "{}", last_error());
 
         let mut e = std::mem::zeroed::<chip_explain_options>();
+        e.struct_size = std::mem::size_of::<chip_explain_options>();
         assert_eq!(chip_explain_options_default(&mut e), chip_status::CHIP_STATUS_OK);
         assert_eq!((e.top_k, e.refined, e.original_size), (1, 0, 1));
         assert_eq!(e.threshold, chip::math::localize::DEFAULT_THRESHOLD);
@@ -177,16 +182,20 @@ fn options_defaults_and_struct_size() {
         // A struct_size that is not this version's is rejected before anything is loaded.
         let path = CString::new("no-such-model.onnx").unwrap();
         let mut model: *mut chip_model = std::ptr::dangling_mut::<chip_model>();
-        for bad in [0usize, 8, std::mem::size_of::<chip_model_options>() + 8] {
+        for bad in [0usize, 8, 12, std::mem::size_of::<chip_model_options>() + 8] {
             m.struct_size = bad;
             assert_eq!(chip_model_load(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
             assert!(model.is_null(), "out handle is cleared on failure");
             assert!(last_error().contains("struct_size"), "{}", last_error());
         }
-        // The defaults are written within the caller's struct_size (0: this library's size).
+        // A zero struct_size says nothing about the caller's struct: refused, nothing written.
         m.struct_size = 0;
+        m.threads = 77;
+        assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert!(last_error().contains("struct_size is 0"), "{}", last_error());
+        assert_eq!(m.threads, 77);
+        m.struct_size = std::mem::size_of::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut m), chip_status::CHIP_STATUS_OK);
-        assert_eq!(m.struct_size, std::mem::size_of::<chip_model_options>());
         m.device = 7;
         assert_eq!(chip_model_load(path.as_ptr(), &m, &mut model), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("unknown device 7"), "{}", last_error());
@@ -279,6 +288,7 @@ unsafe fn small_model() -> (*mut chip_model, String) {
     let bytes = p.model.to_bytes().unwrap();
     let lib = CString::new(root().join("third_party/onnxruntime/lib/libonnxruntime.so").to_str().unwrap()).unwrap();
     let mut o = std::mem::zeroed::<chip_model_options>();
+    o.struct_size = std::mem::size_of::<chip_model_options>();
     chip_model_options_default(&mut o);
     if std::env::var_os("CHIP_ORT_LIB").is_none() {
         o.ort_lib = lib.as_ptr();
@@ -306,6 +316,7 @@ fn fit_options_that_give_all_zero_fits_are_refused_up_front() {
         let data = vec![0.5f32; 2 * 3 * h * w];
         let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
         let mut o = std::mem::zeroed::<chip_fit_options>();
+        o.struct_size = std::mem::size_of::<chip_fit_options>();
         for (lambda, sigma2, needle) in [(1.0, 0.5, "lambda_rel"), (1e308, 0.5, "lambda_rel"), (0.05, 1e-30, "sigma2_rel 1e-30")] {
             chip_fit_options_default(&mut o);
             o.gates = 4;
@@ -333,6 +344,7 @@ fn absurd_gate_counts_are_refused() {
         let (w, h) = input_size(model);
         let data = vec![0.5f32; 3 * h * w];
         let mut o = std::mem::zeroed::<chip_fit_options>();
+        o.struct_size = std::mem::size_of::<chip_fit_options>();
         for gates in [usize::MAX, usize::MAX / 2, 1 << 40] {
             chip_fit_options_default(&mut o);
             o.gates = gates;
@@ -359,6 +371,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         let mut rng = chip::util::rng::Rng::new(3);
         let data: Vec<f32> = (0..4 * per).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect();
         let mut fo = std::mem::zeroed::<chip_fit_options>();
+        fo.struct_size = std::mem::size_of::<chip_fit_options>();
         chip_fit_options_default(&mut fo);
         fo.gates = 8;
         let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
@@ -384,6 +397,7 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
         let many: Vec<f32> = data[..per].iter().copied().cycle().take(n * per).collect();
         let sizes = vec![chip_size { width: 16_384, height: 16_384 }; n];
         let mut eo = std::mem::zeroed::<chip_explain_options>();
+        eo.struct_size = std::mem::size_of::<chip_explain_options>();
         chip_explain_options_default(&mut eo);
         eo.top_k = 3;
         let s = chip_explain(ex, &tensor_images(many.as_ptr(), many.len(), n, sizes.as_ptr()), &eo, &mut e);
@@ -618,8 +632,105 @@ fn invalid_preprocess_specs_and_older_option_structs() {
         assert_eq!(chip_model_options_default(&mut o), chip_status::CHIP_STATUS_OK);
         assert_eq!((o.struct_size, o.preprocess), (old_size, trap.as_ptr()));
         // This version's defaults: no spec.
-        o.struct_size = 0;
+        o.struct_size = std::mem::size_of::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut o), chip_status::CHIP_STATUS_OK);
         assert!(o.preprocess.is_null());
+    }
+}
+
+/// The struct_size contract, both halves: a caller built against an older, smaller struct (or
+/// descriptor) is accepted by every consumer, the missing tail taking its defaults.
+#[test]
+fn older_smaller_structs_are_accepted_by_every_consumer() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (w, h) = input_size(model);
+        let data = vec![0.5f32; 2 * 3 * h * w];
+        // Options that end after `gates`: the rest (lambda, sigma2, ...) are the defaults.
+        let mut fo = std::mem::zeroed::<chip_fit_options>();
+        fo.struct_size = 2 * std::mem::size_of::<usize>();
+        assert_eq!(chip_fit_options_default(&mut fo), chip_status::CHIP_STATUS_OK);
+        fo.gates = 4;
+        fo.mosaics = 12345; // past the caller's struct: not read
+        // A descriptor that ends before `sizes`.
+        let mut images = std::mem::zeroed::<chip_images>();
+        images.struct_size = std::mem::offset_of!(chip_images, sizes);
+        images.kind = CHIP_IMAGES_TENSOR;
+        images.count = 2;
+        images.tensor = data.as_ptr();
+        images.tensor_len = data.len();
+        let mut stats: *mut chip_stats = std::ptr::null_mut();
+        let status = chip_collect_stats(model, layer.as_ptr(), &images, &fo, &mut stats);
+        assert_eq!(status, chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert!(!stats.is_null());
+        chip_stats_free(stats);
+        // A descriptor too small to hold its count, or of size 0, is refused.
+        for bad in [0usize, 16] {
+            images.struct_size = bad;
+            let status = chip_collect_stats(model, layer.as_ptr(), &images, &fo, &mut stats);
+            assert_eq!(status, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{bad}");
+            assert!(last_error().contains("struct_size"), "{}", last_error());
+        }
+        chip_model_free(model);
+    }
+}
+
+/// Views and mosaics per image are bounded, and say the bound (augment = SIZE_MAX was a panic).
+#[test]
+fn absurd_augment_and_mosaics_are_refused_with_the_bound() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (w, h) = input_size(model);
+        let data = vec![0.5f32; 3 * h * w];
+        let mut images = std::mem::zeroed::<chip_images>();
+        images.struct_size = std::mem::size_of::<chip_images>();
+        images.kind = CHIP_IMAGES_TENSOR;
+        images.count = 1;
+        images.tensor = data.as_ptr();
+        images.tensor_len = data.len();
+        for (augment, mosaics, needle) in [(usize::MAX, 0, "at most 256"), (1 << 62, 0, "augment"), (0, 1_000_000, "mosaics 1000000")] {
+            let mut fo = std::mem::zeroed::<chip_fit_options>();
+            fo.struct_size = std::mem::size_of::<chip_fit_options>();
+            chip_fit_options_default(&mut fo);
+            fo.gates = 4;
+            fo.augment = augment;
+            fo.mosaics = mosaics;
+            let mut stats: *mut chip_stats = std::ptr::null_mut();
+            let status = chip_collect_stats(model, layer.as_ptr(), &images, &fo, &mut stats);
+            assert_eq!(status, chip_status::CHIP_STATUS_INVALID_ARGUMENT, "{augment} {mosaics}: {}", last_error());
+            assert!(stats.is_null());
+            assert!(last_error().contains(needle), "{}", last_error());
+        }
+        chip_model_free(model);
+    }
+}
+
+/// An image path that is a device or a folder is refused by what it is, before any read
+/// (/dev/zero used to be read until memory ran out).
+#[test]
+fn image_paths_that_are_not_regular_files_are_refused() {
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        for (path, needle) in [("/dev/zero", "is a device"), ("/", "is a folder")] {
+            let p = CString::new(path).unwrap();
+            let paths = [p.as_ptr()];
+            let mut images = std::mem::zeroed::<chip_images>();
+            images.struct_size = std::mem::size_of::<chip_images>();
+            images.kind = CHIP_IMAGES_FILES;
+            images.count = 1;
+            images.paths = paths.as_ptr();
+            let mut fo = std::mem::zeroed::<chip_fit_options>();
+            fo.struct_size = std::mem::size_of::<chip_fit_options>();
+            chip_fit_options_default(&mut fo);
+            fo.gates = 4;
+            let mut stats: *mut chip_stats = std::ptr::null_mut();
+            let status = chip_collect_stats(model, layer.as_ptr(), &images, &fo, &mut stats);
+            assert_eq!(status, chip_status::CHIP_STATUS_IO, "{path}: {}", last_error());
+            assert!(last_error().contains(needle), "{}", last_error());
+        }
+        chip_model_free(model);
     }
 }

@@ -410,6 +410,7 @@ fn c_api_export() {
         let mut model = std::ptr::null_mut();
         let lib = runtime().ort_lib.map(|p| cs(&p));
         let mut mo = std::mem::zeroed::<chip_model_options>();
+        mo.struct_size = std::mem::size_of::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut mo), chip_status::CHIP_STATUS_OK);
         mo.ort_lib = lib.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
         assert_eq!(chip_model_load(cs(&model_path()).as_ptr(), &mo, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
@@ -419,6 +420,7 @@ fn c_api_export() {
         }
         let ptrs: Vec<*const chip_layer_fit> = fits.iter().map(|&p| p as *const _).collect();
         let mut o = std::mem::zeroed::<chip_export_options>();
+        o.struct_size = std::mem::size_of::<chip_export_options>();
         assert_eq!(chip_export_options_default(&mut o), chip_status::CHIP_STATUS_OK);
         assert_eq!(o.class_input, 0);
         o.class_input = 1;

@@ -162,9 +162,10 @@ fn search_lists_every_place_tried_with_its_reason() {
 #[test]
 fn search_order_puts_explicit_then_environment_first() {
     require_ort!();
+    // An explicit path is the only place searched.
     let explicit = PathBuf::from("/nonexistent/explicit/libonnxruntime.so");
-    let places = ort_search_places(Some(&explicit));
-    assert_eq!(places[0], explicit);
+    assert_eq!(ort_search_places(Some(&explicit)), vec![explicit]);
+    let places = ort_search_places(None);
     let n = places.len();
     assert_eq!(places[n - 2], ort_dir());
     assert_eq!(places[n - 1], PathBuf::from("third_party/onnxruntime/lib"));
@@ -188,11 +189,13 @@ fn child_sees_environment_variable_second() {
     if std::env::var_os("CHIP_TEST_CHILD").is_none() {
         return; // only meaningful inside the child started above
     }
-    let places = ort_search_places(Some(Path::new("/nonexistent/explicit")));
-    assert_eq!(places[0], PathBuf::from("/nonexistent/explicit"));
-    assert_eq!(places[1], PathBuf::from("/nonexistent/from-env"));
-    // With a bad explicit path and a bad CHIP_ORT_LIB, loading still finds the project copy.
-    let path = ensure_ort(Some(Path::new("/nonexistent/explicit"))).unwrap();
+    let places = ort_search_places(None);
+    assert_eq!(places[0], PathBuf::from("/nonexistent/from-env"));
+    // A bad explicit path is the error, whatever CHIP_ORT_LIB says; nothing else is tried.
+    let e = ensure_ort(Some(Path::new("/nonexistent/explicit"))).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/explicit") && !e.contains("from-env") && !e.contains("third_party"), "{e}");
+    // Without one, a bad CHIP_ORT_LIB is skipped and loading finds the project copy.
+    let path = ensure_ort(None).unwrap();
     assert!(path.starts_with(ort_dir()), "{}", path.display());
 }
 

@@ -203,7 +203,7 @@ impl PyModel {
         let spec = preprocess.map(spec_arg).transpose()?;
         let ort_lib = ort_lib.map(|p| fspath(p, "ort_lib")).transpose()?;
         load_ort(py, ort_lib.clone())?;
-        let options = RuntimeOptions { ort_lib, device: parse_device(py, device)?, threads };
+        let options = RuntimeOptions { ort_lib, device: parse_device(py, device)?, threads, ..Default::default() };
         let p = path.clone();
         let inner = run(py, move || Model::load_with(&p, &options, spec.as_ref()))?;
         warn_assumed(py, &inner, &path)?;

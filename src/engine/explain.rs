@@ -367,6 +367,12 @@ impl Explainer {
                 .into_par_iter()
                 .map(|l| {
                     let mut data = self.input_size_map(i, l, c, source)?;
+                    if data.iter().any(|v| !v.is_finite()) {
+                        return Err(Error::NonFinite(format!(
+                            "the map of class {c} at layer '{}' (the weights times the activations overflow)",
+                            self.set.fits()[l].meta.layer
+                        )));
+                    }
                     match window.filter(|_| options.original_size) {
                         Some(w) => data = crate::math::maps::place_in_window(&data, ih, iw, mh, mw, [w.x, w.y, w.width, w.height]),
                         None if (mh, mw) != (ih, iw) => data = crate::math::maps::resize_bilinear(&data, ih, iw, mh, mw),

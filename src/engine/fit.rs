@@ -52,7 +52,30 @@ impl Default for FitOptions {
     }
 }
 
+/// Most augmented views per image a fit takes ([`FitOptions::augment`]).
+pub const MAX_AUGMENT: usize = 256;
+/// Most 2×2 mosaics per image a fit takes ([`FitOptions::mosaics`]).
+pub const MAX_MOSAICS: usize = 256;
+
 impl FitOptions {
+    /// Bounds of the options that size the work: views and mosaics per image (each image costs
+    /// 1 + augment + mosaics runs of every gate; beyond the bounds a typo, not a setting).
+    pub fn validate(&self) -> Result<()> {
+        if self.augment > MAX_AUGMENT {
+            return Err(Error::invalid(format!(
+                "augment {} is too many views per image (at most {MAX_AUGMENT}; 0 fits the images as they are)",
+                self.augment
+            )));
+        }
+        if self.mosaics > MAX_MOSAICS {
+            return Err(Error::invalid(format!(
+                "mosaics {} is too many mosaics per image (at most {MAX_MOSAICS}; 0 for none)",
+                self.mosaics
+            )));
+        }
+        Ok(())
+    }
+
     /// The CHIP paper's configuration: probability target without intercept, the images alone (no
     /// mosaics, no views), λ 0.05·λ_max; the other parameters as in [`FitOptions::default`].
     pub fn paper() -> Self {
@@ -140,7 +163,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
         }
         files
     } else {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_TEXT_BYTES, "image list")?;
         let text = String::from_utf8(bytes)
             .map_err(|e| Error::invalid(format!("image list {} is not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to())))?;
         // Relative entries are relative to the list file, so a list travels with its images.
@@ -163,6 +186,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn check_params(params: &FitOptions) -> Result<()> {
+    params.validate()?;
     if params.gates == 0 {
         return Err(Error::invalid("gates must be at least 1"));
     }

@@ -196,6 +196,7 @@ impl LayerFit {
                 i / meta.channels, i % meta.channels
             )));
         }
+        check_row_sums(&weights, meta.channels).map_err(err)?;
         Ok(LayerFit { meta, weights })
     }
 
@@ -204,8 +205,9 @@ impl LayerFit {
         crate::util::atomic::write_atomic(path, &bytes)
     }
 
+    /// Reads a regular file no further than its header declares (see [`read_fit_bytes`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_fit_bytes(path)?;
         Self::from_bytes(&bytes, path)
     }
 
@@ -252,4 +254,43 @@ impl LayerFit {
         }
         Ok(())
     }
+}
+
+/// A class map is Σ_k W[c,k]·A_k in f32: a row whose Σ|W| is beyond the f32 range overflows for
+/// any activation of magnitude 1 or more, so such weights (finite each, but not together) are
+/// refused rather than explained as an all-zero map.
+fn check_row_sums(weights: &[f32], channels: usize) -> std::result::Result<(), String> {
+    for (c, row) in weights.chunks(channels.max(1)).enumerate() {
+        let sum: f64 = row.iter().map(|&w| (w as f64).abs()).sum();
+        if sum > f32::MAX as f64 {
+            return Err(format!(
+                "the weights of class {c} sum to {sum:.3e} in absolute value, beyond the float range: its maps cannot be finite"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the fit file at `path` (a regular file), read no further than its header declares:
+/// 16 bytes of prefix, the header (at most 64 MiB), 4·C·K bytes of weights and the 32-byte checksum,
+/// plus one byte to notice trailing data. What is wrong with them is for [`LayerFit::from_bytes`] to say.
+pub fn read_fit_bytes(path: &Path) -> Result<Vec<u8>> {
+    use crate::util::read::{open_regular, read_more};
+    let (mut file, _) = open_regular(path, "fit file")?;
+    let mut bytes = Vec::new();
+    read_more(&mut file, PREFIX_LEN as u64, &mut bytes, path)?;
+    if bytes.len() < PREFIX_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Ok(bytes);
+    }
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as u64;
+    if header_len > MAX_HEADER_LEN as u64 {
+        return Ok(bytes);
+    }
+    read_more(&mut file, header_len, &mut bytes, path)?;
+    let weights = serde_json::from_slice::<FitMeta>(&bytes[PREFIX_LEN..])
+        .ok()
+        .and_then(|m| m.classes.checked_mul(m.channels)?.checked_mul(4))
+        .unwrap_or(0) as u64;
+    read_more(&mut file, weights.saturating_add(CHECKSUM_LEN as u64 + 1), &mut bytes, path)?;
+    Ok(bytes)
 }

@@ -72,18 +72,30 @@ impl ImageArgs<'_> {
     }
 }
 
+/// A descriptor of `kind` and `count` with no pointers set: the defaults an older, smaller caller
+/// struct is completed with.
+pub(super) fn images_of(kind: chip_images_kind, count: usize) -> chip_images {
+    chip_images {
+        struct_size: std::mem::size_of::<chip_images>(),
+        kind,
+        count,
+        paths: std::ptr::null(),
+        data: std::ptr::null(),
+        lens: std::ptr::null(),
+        tensor: std::ptr::null(),
+        tensor_len: 0,
+        sizes: std::ptr::null(),
+    }
+}
+
 /// Checks a descriptor: its size, kind and count, then every pointer its kind reads.
 pub(super) unsafe fn images_arg<'a>(p: *const chip_images, model: &Model) -> FfiResult<ImageArgs<'a>> {
     if p.is_null() {
         return fail(CHIP_STATUS_NULL_POINTER, "images is NULL");
     }
-    // The size is read alone first: a smaller struct from a caller must not be read past its end.
-    let size = std::ptr::read_unaligned(p as *const usize);
-    let want = std::mem::size_of::<chip_images>();
-    if size != want {
-        return invalid(format!("images->struct_size is {size}, expected sizeof(chip_images) = {want}"));
-    }
-    let d = &*p;
+    // A smaller (older) descriptor is read no further than its struct_size; later fields are NULL/0.
+    let first_version = std::mem::offset_of!(chip_images, paths);
+    let d = &read_options(p, images_of(0, 0), first_version, "images")?;
     let n = d.count;
     if !matches!(d.kind, CHIP_IMAGES_FILES | CHIP_IMAGES_ENCODED | CHIP_IMAGES_TENSOR) {
         return invalid(format!(

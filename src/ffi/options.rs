@@ -211,42 +211,48 @@ fn export_options_default() -> chip_export_options {
 }
 
 /// Fills `opts` with the defaults. Set `opts->struct_size` to sizeof(chip_model_options) first: no
-/// more than that many bytes are written (0 means this library's size, safe only when the header
-/// and the library are of one version).
+/// more than that many bytes are written. Every function taking an options struct or chip_images
+/// accepts the size of any earlier version of it (fields past it get their defaults).
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_options_default(opts: *mut chip_model_options) -> chip_status {
-    guard(|| write_options(opts, model_options_default(), size_of::<usize>(), "chip_model_options"))
+    guard(|| write_options(opts, model_options_default(), 2 * size_of::<usize>(), "chip_model_options"))
 }
 
 /// Fills `opts` with the defaults; struct_size as for chip_model_options_default.
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_fit_options_default(opts: *mut chip_fit_options) -> chip_status {
-    guard(|| write_options(opts, fit_options_default(), size_of::<usize>(), "chip_fit_options"))
+    guard(|| write_options(opts, fit_options_default(), 2 * size_of::<usize>(), "chip_fit_options"))
 }
 
 /// Fills `opts` with the defaults; struct_size as for chip_model_options_default.
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_options_default(opts: *mut chip_explain_options) -> chip_status {
-    guard(|| write_options(opts, explain_options_default(), size_of::<usize>(), "chip_explain_options"))
+    guard(|| write_options(opts, explain_options_default(), 2 * size_of::<usize>(), "chip_explain_options"))
 }
 
 /// Fills `opts` with the defaults; struct_size as for chip_model_options_default.
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_export_options_default(opts: *mut chip_export_options) -> chip_status {
-    guard(|| write_options(opts, export_options_default(), size_of::<usize>(), "chip_export_options"))
+    guard(|| write_options(opts, export_options_default(), 2 * size_of::<usize>(), "chip_export_options"))
 }
 
-/// A caller's options struct, or the defaults for NULL.
+/// A caller's options struct, or the defaults for NULL. Any size from the first version's (each
+/// struct's first version holds at least `struct_size` and one field) up to this one's: fields
+/// past the caller's size get their defaults.
 unsafe fn read<T: Copy>(p: *const T, default: T, name: &str) -> FfiResult<T> {
-    read_options(p, default, size_of::<T>(), name)
+    read_options(p, default, 2 * size_of::<usize>(), name)
 }
 
 /// The size of chip_model_options before `preprocess` was appended: a caller built against that
@@ -276,7 +282,7 @@ unsafe fn runtime_options(o: &chip_model_options) -> FfiResult<RuntimeOptions> {
         d => return invalid(format!("unknown device {d} (use CHIP_DEVICE_CPU or CHIP_DEVICE_CUDA)")),
     };
     let ort_lib = if o.ort_lib.is_null() { None } else { Some(path_arg(o.ort_lib, "chip_model_options.ort_lib")?.to_path_buf()) };
-    Ok(RuntimeOptions { ort_lib, device, threads: o.threads })
+    Ok(RuntimeOptions { ort_lib, device, threads: o.threads, ..Default::default() })
 }
 
 /// The library's fit options and the caller's struct (for its progress callback).

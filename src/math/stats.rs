@@ -416,7 +416,7 @@ impl Stats {
         let f = take(counts[2]);
         let d = take(counts[3]);
         let bg = take(counts[4]);
-        Ok(Stats {
+        Stats {
             channels: channels as usize,
             classes: classes as usize,
             gate_count: gate_count as usize,
@@ -435,7 +435,37 @@ impl Stats {
             f,
             d,
             bg,
-        })
+        }
+        .validated(path)
+    }
+
+    /// `self` when its values can be used: a gate set of at least one gate, σ² and Σh positive and
+    /// finite, Σh at most the gate count, every statistic finite. A file with a valid checksum may
+    /// still hold these (written by hand or by a bug): refused at load, not solved into a fit that
+    /// cannot be read back.
+    fn validated(self, path: &Path) -> Result<Self> {
+        let bad = |msg: String| Error::FitFile { path: path.to_path_buf(), msg };
+        if self.channels == 0 || self.classes == 0 {
+            return Err(bad(format!("header describes empty statistics ({} channels, {} classes)", self.channels, self.classes)));
+        }
+        if self.gate_count == 0 {
+            return Err(bad("header declares a gate set of 0 gates (statistics need at least 1)".into()));
+        }
+        if !(self.sigma2_rel.is_finite() && self.sigma2_rel > 0.0) {
+            return Err(bad(format!("header holds sigma2_rel {:?}, which must be positive and finite", self.sigma2_rel)));
+        }
+        if !(self.h_sum.is_finite() && self.h_sum > 0.0 && self.h_sum <= self.gate_count as f64 * (1.0 + 1e-9)) {
+            return Err(bad(format!(
+                "header holds a gate-proximity sum of {:?}, which must be positive, finite and at most the {} gates",
+                self.h_sum, self.gate_count
+            )));
+        }
+        for (what, arr) in [("b", &self.b), ("z", &self.z), ("f", &self.f), ("d", &self.d), ("bg", &self.bg)] {
+            if let Some(i) = arr.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!("{}: statistic {what} (element {i} is {})", path.display(), arr[i])));
+            }
+        }
+        Ok(self)
     }
 
     /// Binary file with magic, version and SHA-256 checksum, written atomically.
@@ -444,7 +474,7 @@ impl Stats {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_STATS_BYTES, "statistics file")?;
         Self::from_bytes(&bytes, path)
     }
 }

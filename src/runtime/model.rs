@@ -90,10 +90,10 @@ impl Model {
 
     /// [`Model::load`] with a preprocessing spec: its keys override the sidecar's.
     pub fn load_with(path: &Path, options: &RuntimeOptions, spec: Option<&PreprocessSpec>) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_MODEL_BYTES, "model")?;
         let sidecar_path = path.with_extension("json");
         let sidecar = if sidecar_path.is_file() { Some(PreprocessSpec::from_file(&sidecar_path)?) } else { None };
-        Self::build(bytes, options, sidecar.as_ref(), spec).map_err(|e| match e {
+        Self::build(bytes, &options.for_model_file(path), sidecar.as_ref(), spec).map_err(|e| match e {
             Error::Model(msg) => Error::Model(format!("{}: {msg}", path.display())),
             other => other,
         })

@@ -99,7 +99,7 @@ pub struct Prepared {
 
 impl Preprocess {
     pub fn load(&self, path: &Path) -> Result<Prepared> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_IMAGE_BYTES, "image")?;
         self.decode_named(&bytes, &path.display().to_string())
     }
 
@@ -282,6 +282,7 @@ pub fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
     if bytes.is_empty() {
         return Err(image_err(what, "empty file"));
     }
+    super::decode_guard::check_tiff_tags(bytes, what)?;
     let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
         let r = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
@@ -296,6 +297,7 @@ pub fn decode_rgb8(bytes: &[u8], what: &str) -> Result<image::RgbImage> {
         .into_dimensions()
         .map_err(|e| image_err(what, format!("corrupt or truncated {format} header: {e}")))?;
     check_size(w, h, what)?;
+    super::decode_guard::check_decoded_size(reader()?, what)?;
     let mut r = reader()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

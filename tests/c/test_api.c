@@ -76,8 +76,13 @@ static void test_options(void) {
     CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("struct_size");
     CHECK(m == NULL);
+    /* A zero struct_size says nothing about the caller's struct: refused by consumers and by the
+     * defaults alike (a zero-initialised older struct must not be filled to this library's size). */
     mo.struct_size = 0;
     CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_options_default(&mo), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("struct_size is 0");
+    mo.struct_size = sizeof mo;
     REQUIRE_OK(chip_model_options_default(&mo));
     mo.device = 42;
     CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);

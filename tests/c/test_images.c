@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(chip_explain(ex, NULL, &eo, &e), CHIP_STATUS_NULL_POINTER);
     CHECK(e == NULL);
     bad = files;
-    bad.struct_size = sizeof bad - 8;
+    bad.struct_size = sizeof bad + 8;
     CHECK_STATUS(chip_fit_layer(m, layer, &bad, &fo, &fit), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("struct_size");
     bad.struct_size = 0;

@@ -226,7 +226,8 @@ unsafe extern "C" fn progress_cb(user: *mut c_void, _kind: chip_progress_kind, d
 
 fn explain_options(t: &mut Tape, ids: &mut Vec<usize>) -> chip_explain_options {
     let mut o = unsafe {
-        let mut o = std::mem::zeroed();
+        let mut o: chip_explain_options = std::mem::zeroed();
+        o.struct_size = std::mem::size_of::<chip_explain_options>();
         chip_explain_options_default(&mut o);
         o
     };
@@ -247,7 +248,8 @@ fn explain_options(t: &mut Tape, ids: &mut Vec<usize>) -> chip_explain_options {
 
 fn fit_options(t: &mut Tape, ids: &mut Vec<usize>, stop: &mut usize) -> chip_fit_options {
     let mut o = unsafe {
-        let mut o = std::mem::zeroed();
+        let mut o: chip_fit_options = std::mem::zeroed();
+        o.struct_size = std::mem::size_of::<chip_fit_options>();
         chip_fit_options_default(&mut o);
         o
     };
@@ -397,6 +399,7 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
                 _ => t.bytes(64),
             };
             let mut o: chip_model_options = std::mem::zeroed();
+            o.struct_size = std::mem::size_of::<chip_model_options>();
             chip_model_options_default(&mut o);
             if t.below(4) == 0 {
                 o.struct_size = t.size();
@@ -719,8 +722,11 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
         _ => {
             let n = t.null();
             let mut m: chip_model_options = std::mem::zeroed();
+            m.struct_size = std::mem::size_of::<chip_model_options>();
             let mut fo: chip_fit_options = std::mem::zeroed();
+            fo.struct_size = std::mem::size_of::<chip_fit_options>();
             let mut eo: chip_explain_options = std::mem::zeroed();
+            eo.struct_size = std::mem::size_of::<chip_explain_options>();
             check("chip_model_options_default", chip_model_options_default(ptr_or_null(n, &mut m)))?;
             check("chip_fit_options_default", chip_fit_options_default(ptr_or_null(n, &mut fo)))?;
             check("chip_explain_options_default", chip_explain_options_default(ptr_or_null(n, &mut eo)))?;

@@ -197,12 +197,31 @@ pub struct StatsFile;
 
 const STATS_HEADER: usize = 12 + 8 * 8;
 
-/// The length a statistics header implies (None when it overflows).
+/// The u64 word at byte `at`, when the data reaches that far.
+fn word_at(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().unwrap()))
+}
+
+/// Where the identity (augment, mosaics, model fingerprint, layer name) after the fixed header
+/// ends, and where each of its two names' length words is (None when it does not fit the data).
+fn stats_identity(data: &[u8]) -> Option<(usize, [usize; 2])> {
+    let mut pos = STATS_HEADER + 16;
+    let mut lens = [0; 2];
+    for l in &mut lens {
+        *l = pos;
+        let len = usize::try_from(word_at(data, pos)?).ok().filter(|&n| n <= data.len())?;
+        pos = pos.checked_add(8 + len)?;
+    }
+    Some((pos, lens))
+}
+
+/// The length a statistics header implies, identity included (None when it overflows).
 fn stats_len(data: &[u8]) -> Option<usize> {
     let u = |i: usize| u64::from_le_bytes(data[12 + 8 * i..20 + 8 * i].try_into().unwrap());
     let (k, c, n) = (u(0), u(1), u(5));
+    let (header, _) = stats_identity(data)?;
     let cells = c.checked_mul(k)?.checked_add(n.checked_mul(k)?)?.checked_add(n.checked_mul(c)?)?.checked_add(k.checked_mul(k)?)?.checked_add(c)?;
-    usize::try_from(cells.checked_mul(8)?.checked_add(STATS_HEADER as u64 + 32)?).ok()
+    usize::try_from(cells.checked_mul(8)?.checked_add(header as u64 + 32)?).ok()
 }
 
 impl Target for StatsFile {
@@ -216,7 +235,44 @@ impl Target for StatsFile {
         1 << 18
     }
     fn mutate(&self, rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>]) {
-        match rng.below(3) {
+        match rng.below(4) {
+            3 if stats_identity(data).is_some() => {
+                // The identity: a count set to an edge value, a name's length moved (the name
+                // grows or shrinks with it), or a name byte changed (not UTF-8, a control character).
+                let (end, lens) = stats_identity(data).unwrap();
+                match rng.below(3) {
+                    0 => {
+                        let at = STATS_HEADER + 8 * rng.below(2);
+                        let v = if rng.chance(2) { rng.below(300) as u64 } else { *rng.pick(INTERESTING) };
+                        data[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                    }
+                    1 => {
+                        let at = *rng.pick(&lens);
+                        let old = word_at(data, at).unwrap() as usize;
+                        let new = if rng.chance(4) { *rng.pick(&[0usize, 1, 1 << 16, (1 << 16) + 1]) } else { rng.below(80) };
+                        let name = at + 8;
+                        let mut b = data[..name].to_vec();
+                        b[at..at + 8].copy_from_slice(&(new as u64).to_le_bytes());
+                        b.extend((0..new).map(|i| data.get(name + i).copied().filter(|_| i < old).unwrap_or(b'x')));
+                        b.extend_from_slice(&data[(name + old).min(data.len())..]);
+                        *data = b;
+                    }
+                    _ if end > lens[0] + 8 => {
+                        let i = lens[0] + 8 + rng.below(end - lens[0] - 8);
+                        if i < data.len() {
+                            data[i] = *rng.pick(&[0x1b, 0xff, 0x00, b'/', 0xc3]);
+                        }
+                    }
+                    _ => {}
+                }
+                if let Some(want) = stats_len(data).filter(|&n| n <= self.max_len() && n >= 32) {
+                    let mut b = data[..data.len().saturating_sub(32)].to_vec();
+                    b.resize(want - 32, 0);
+                    b.extend_from_slice(&[0; 32]);
+                    *data = b;
+                }
+                fix_checksum(data);
+            }
             0 if data.len() >= STATS_HEADER + 32 => {
                 // A header field or a value cell set to an edge value; the body resized to what the
                 // header now says (when that is small), so the parser gets past its length check.
@@ -236,7 +292,7 @@ impl Target for StatsFile {
                         data[i..i + 8].copy_from_slice(&v.to_le_bytes());
                     }
                 }
-                if let Some(want) = stats_len(data).filter(|&n| n <= self.max_len()) {
+                if let Some(want) = stats_len(data).filter(|&n| n <= self.max_len() && n >= 32) {
                     let body = data.len() - 32;
                     let mut b = data[..body].to_vec();
                     b.resize(want - 32, 0);

@@ -52,7 +52,7 @@ pub const NO_BOX: [i32; 4] = [-1, -1, -1, -1];
 
 impl Engine {
     pub fn load(config: BackendConfig, device: Device) -> Result<Engine, String> {
-        let options = RuntimeOptions { ort_lib: config.ort_lib.clone(), device, threads: config.threads };
+        let options = RuntimeOptions { ort_lib: config.ort_lib.clone(), device, threads: config.threads, ..Default::default() };
         if !config.model_file.is_file() {
             return Err(format!("model file not found: {}", config.model_file.display()));
         }

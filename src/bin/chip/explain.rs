@@ -75,10 +75,9 @@ pub(crate) fn box_json(b: &Option<BBox>) -> Value {
 }
 
 pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
-    for p in a.images.iter().chain(&a.fits) {
-        if !p.is_file() {
-            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
-        }
+    // Each must be a regular file: a folder, FIFO or device says what it is.
+    for (what, p) in a.images.iter().map(|p| ("image", p)).chain(a.fits.iter().map(|p| ("fit file", p))) {
+        chip::util::read::open_regular(p, what)?;
     }
     let classes = match (&a.top_k, a.class.is_empty()) {
         (Some(k), _) => ClassSelect::TopK(*k),
@@ -96,7 +95,40 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
     let explainer = Explainer::new(model.clone(), fits)?;
     // A bad class or threshold fails before any output is written.
     explainer.check_options(&options)?;
+    // The folders this run creates are removed again when it fails before writing into them.
+    let created = first_missing_ancestor(&a.out);
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let result = explain_into(&a, &model, &explainer, &options);
+    if result.is_err() {
+        if let Some(top) = created {
+            remove_empty_dirs(&a.out, &top);
+        }
+    }
+    result
+}
+
+/// The outermost folder of `path` that does not exist yet (None when `path` exists).
+fn first_missing_ancestor(path: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for p in path.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        if p.symlink_metadata().is_ok() {
+            break;
+        }
+        missing = Some(p.to_path_buf());
+    }
+    missing
+}
+
+/// Removes `path` and its parents up to `top`, each only while empty.
+fn remove_empty_dirs(path: &Path, top: &Path) {
+    for p in path.ancestors() {
+        if std::fs::remove_dir(p).is_err() || p == top {
+            break;
+        }
+    }
+}
+
+fn explain_into(a: &ExplainArgs, model: &Arc<Model>, explainer: &Explainer, options: &ExplainOptions) -> Result<()> {
     let layer_files: Vec<(String, String)> = explainer.layer_names().iter().map(|n| (n.to_string(), safe_name(n))).collect();
     let stems = stems(&a.images);
     let pb = bar(a.images.len(), "explaining");
@@ -105,7 +137,7 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
         // Each photo is decoded once: the model's input and the overlay come from the same pixels.
         let photos: Vec<RgbImage> = chunk.par_iter().map(|p| decode_photo(p)).collect::<Result<_>>()?;
         let prepared = photos.par_iter().map(|p| model.preprocess.from_rgb8(p)).collect::<Result<Vec<_>>>()?;
-        let results = explainer.explain_prepared(prepared, &options)?;
+        let results = explainer.explain_prepared(prepared, options)?;
         for (j, ((path, photo), ex)) in chunk.iter().zip(&photos).zip(&results).enumerate() {
             let idx = chunk_i * a.batch.max(1) + j;
             if !unsolved_warned {
@@ -113,18 +145,18 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
                     if let Some(f) = explainer.fits().iter().find(|f| !f.is_solved(c.class)) {
                         eprintln!(
                             "chip: warning: class {} ({}) was not solved in the fit of '{}'; its map is empty",
-                            c.class, label(&model, c.class), f.meta.layer
+                            c.class, chip::error::escape_controls(&label(model, c.class)), chip::error::escape_controls(&f.meta.layer)
                         );
                         unsolved_warned = true;
                         break;
                     }
                 }
             }
-            let record = write_explanation(&a, &model, &layer_files, &stems[idx], path, photo, ex)?;
+            let record = write_explanation(a, model, &layer_files, &stems[idx], path, photo, ex)?;
             if a.json {
                 emit(&record.to_string());
             } else {
-                emit(&summary_line(&model, &explainer, path, ex));
+                emit(&summary_line(model, explainer, path, ex));
             }
             pb.inc(1);
         }

@@ -16,6 +16,9 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn export(a: ExportArgs, rt: &RuntimeOptions) -> Result<()> {
+    let mut inputs: Vec<(&str, &Path)> = a.fits.iter().map(|p| ("fit file", p.as_path())).collect();
+    inputs.push(("model", &a.model));
+    refuse_output_is_input(&a.out, &inputs)?;
     chip::util::atomic::check_writable(&a.out)?;
     let fits: Vec<LayerFit> = a.fits.iter().map(|p| LayerFit::load(p)).collect::<Result<_>>()?;
     let model = load_model(&a.model, rt)?;

@@ -150,14 +150,15 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chip: {e}");
+            // Messages may carry text from files (layer names, labels): no raw control characters.
+            eprintln!("chip: {}", chip::error::escape_controls(&e.to_string()));
             std::process::ExitCode::from(1)
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let rt = RuntimeOptions { ort_lib: cli.runtime.ort_lib, device: cli.runtime.device, threads: cli.runtime.threads };
+    let rt = RuntimeOptions { ort_lib: cli.runtime.ort_lib, device: cli.runtime.device, threads: cli.runtime.threads, ..Default::default() };
     let spec = cli.runtime.preprocess.as_deref().map(chip::runtime::spec::PreprocessSpec::from_file).transpose()?;
     let _ = PREPROCESS.set(spec);
     match cli.command {
@@ -182,9 +183,8 @@ fn emit(line: &str) {
 }
 
 fn load_model(path: &Path, rt: &RuntimeOptions) -> Result<Arc<Model>> {
-    if !path.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found")));
-    }
+    // A folder, FIFO or device says what it is; a missing file says so.
+    chip::util::read::open_regular(path, "model")?;
     let model = Model::load_with(path, rt, PREPROCESS.get().and_then(Option::as_ref))?;
     let assumed = model.spec.assumed();
     if !assumed.is_empty() {
@@ -197,6 +197,29 @@ fn load_model(path: &Path, rt: &RuntimeOptions) -> Result<Arc<Model>> {
         );
     }
     Ok(Arc::new(model))
+}
+
+/// Whether two paths name one file (device and inode, so links and other spellings count);
+/// false when either does not exist.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// Refuses an output path that is one of the inputs (`what` names each): writing it would
+/// replace the input.
+fn refuse_output_is_input(out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    if let Some((what, p)) = inputs.iter().find(|(_, p)| same_file(out, p)) {
+        return Err(Error::invalid(format!(
+            "--out {} is the {what} {} itself: writing it would replace the input; choose another output path",
+            out.display(),
+            p.display()
+        )));
+    }
+    Ok(())
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
