@@ -66,7 +66,9 @@ impl Zoo {
 
 /// Runs tests/zoo/reference.py with the venv's Python and returns its JSON.
 fn reference(args: &[&str]) -> Value {
-    let dir = tmp("ref");
+    // A folder per call: the tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = tmp(&format!("ref{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let out = dir.join("out.json");
     let mut all: Vec<&str> = vec![args[0]];
     // The output file comes after the mode's fixed arguments: model (opennsfw/rapid), or as given.
