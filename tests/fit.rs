@@ -329,14 +329,15 @@ fn gated_model(m: &chip::onnx::OnnxModel, layer: &str, k: usize) -> Vec<u8> {
 
 /// b from the statistics against b computed with the gated whole model: for each image, every gate
 /// as one row (input repeated), softmax here when the model gives logits, h recomputed.
-fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_here: bool) {
+fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_here: bool, pass: fit::StatsPass) {
     let model = load(m);
     let info = model.layer(layer).unwrap();
     let k = info.channels;
     let n = 5;
     let data = random_images(&model, n, 13);
-    let params = FitOptions { gates: 40, gate_batch: 16, image_batch: 2, ..FitOptions::paper() };
-    let stats = collect_stats(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
+    let params = FitOptions { gates: 40, gate_batch: 16, image_batch: 2, pass, ..FitOptions::paper() };
+    let (stats, t) = fit::collect_stats_timed(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
+    assert_eq!(t.closed_form, pass == fit::StatsPass::ClosedForm);
 
     let runner = chip::runtime::Runner::new(gated_model(m, layer, k), &options()).unwrap();
     let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
@@ -390,10 +391,13 @@ fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_h
 
 #[test]
 fn statistics_match_a_gated_whole_model() {
-    check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, false, 3).model, "feat", true);
-    check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, true, 3).model, "feat", false);
+    // The layer feeding GAP → Gemm (→ Softmax), in closed form and through suffix runs.
+    for pass in [fit::StatsPass::ClosedForm, fit::StatsPass::Suffix] {
+        check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, false, 3).model, "feat", true, pass);
+        check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, true, 3).model, "feat", false, pass);
+    }
     // The cut inside the skip: the split must tile the crossing skip tensor correctly.
-    check_b_against_gated_model(&testmodels::residual_cnn(3, 4), "inner", true);
+    check_b_against_gated_model(&testmodels::residual_cnn(3, 4), "inner", true, fit::StatsPass::Suffix);
 }
 
 #[test]
