@@ -13,6 +13,20 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{Mat, MatMut, Par};
 
+mod cd;
+pub use cd::solve_class_cd;
+
+/// Which per-class solver [`solve_all_with`] uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Solver {
+    /// Active-set coordinate descent with covariance updates, then the exact polish
+    /// ([`solve_class_cd`]); ADMM where it does not reach the KKT tolerance.
+    #[default]
+    CoordinateDescent,
+    /// ADMM with one Cholesky of G + ρI per class, then the polish ([`solve_class`]).
+    Admm,
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdmmParams {
     /// λ as a fraction of λ_max = ‖b‖_∞ (the smallest λ with w = 0), so it is scale-free.
@@ -254,8 +268,8 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
     }
 }
 
-/// Solves one class; `g` is K×K row-major symmetric PSD. `nonneg` adds the constraint w ≥ 0.
-pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonneg: bool) -> Result<(Vec<f64>, ClassReport)> {
+/// Refuses a malformed problem: sizes, λ, the parameters, non-finite values.
+fn check_problem(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Result<()> {
     let k = b.len();
     if g.len() != k * k {
         return Err(Error::invalid(format!("Gram matrix has {} values, expected {k}×{k}", g.len())));
@@ -270,6 +284,13 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonne
     if g.iter().chain(b).any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("lasso problem (Gram matrix or b)".into()));
     }
+    Ok(())
+}
+
+/// Solves one class by ADMM; `g` is K×K row-major symmetric PSD. `nonneg` adds the constraint w ≥ 0.
+pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonneg: bool) -> Result<(Vec<f64>, ClassReport)> {
+    let k = b.len();
+    check_problem(g, b, lambda, params)?;
     let lmax = if nonneg { lambda_max_nonneg(b) } else { lambda_max(b) };
     let mut report = ClassReport { lambda, converged: true, ..ClassReport::empty() };
     // w = 0 is optimal iff ‖b‖_∞ ≤ λ (max b ≤ λ under w ≥ 0).
@@ -424,6 +445,18 @@ pub fn solve_all(
     objective: &Objective,
     progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Result<(Vec<f32>, Vec<ClassReport>)> {
+    solve_all_with(stats, classes, params, objective, Solver::default(), progress)
+}
+
+/// [`solve_all`] with a chosen per-class solver.
+pub fn solve_all_with(
+    stats: &Stats,
+    classes: Option<&[usize]>,
+    params: &AdmmParams,
+    objective: &Objective,
+    solver: Solver,
+    progress: &(dyn Fn(usize) -> bool + Sync),
+) -> Result<(Vec<f32>, Vec<ClassReport>)> {
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     let (k, c) = (stats.channels, stats.classes);
@@ -458,7 +491,12 @@ pub fn solve_all(
                 let (w, mut rep) = if lmax == 0.0 {
                     (vec![0.0; k], ClassReport { converged: true, ..ClassReport::empty() })
                 } else {
-                    solve_class(gbuf, &b, params.lambda_rel * lmax, params, nonneg).map_err(|e| match e {
+                    let lambda = params.lambda_rel * lmax;
+                    match solver {
+                        Solver::CoordinateDescent => solve_class_cd(gbuf, &b, lambda, params, nonneg),
+                        Solver::Admm => solve_class(gbuf, &b, lambda, params, nonneg),
+                    }
+                    .map_err(|e| match e {
                         Error::InvalidArgument(msg) => Error::InvalidArgument(format!("class {ci}: {msg}")),
                         Error::NonFinite(msg) => Error::NonFinite(format!("class {ci}: {msg}")),
                         other => other,

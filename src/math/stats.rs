@@ -265,17 +265,34 @@ impl Stats {
             out.iter_mut().for_each(|x| *x = 0.0);
             return;
         }
+        // The lower half only (a symmetric rank-`rows` update), then mirrored.
         let am = MatRef::from_row_major_slice(&a, rows, k);
-        faer::linalg::matmul::matmul(
-            MatMut::from_row_major_slice_mut(out, k, k),
-            Accum::Replace,
-            am.transpose(),
-            am,
-            1.0,
-            Par::Seq,
-        );
-        for (x, &d) in out.iter_mut().zip(&self.d) {
-            *x *= d;
+        {
+            use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+            matmul(
+                MatMut::from_row_major_slice_mut(out, k, k),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                am.transpose(),
+                BlockStructure::Rectangular,
+                am,
+                BlockStructure::Rectangular,
+                1.0,
+                Par::Seq,
+            );
+        }
+        // ⊙ D on the lower half, mirrored to the upper half in tiles (D is symmetric).
+        const T: usize = 32;
+        for i0 in (0..k).step_by(T) {
+            for j0 in (0..=i0).step_by(T) {
+                for i in i0..(i0 + T).min(k) {
+                    for j in j0..(j0 + T).min(i + 1) {
+                        let v = out[i * k + j] * self.d[i * k + j];
+                        out[i * k + j] = v;
+                        out[j * k + i] = v;
+                    }
+                }
+            }
         }
     }
 
