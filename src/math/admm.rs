@@ -19,9 +19,13 @@ pub use cd::solve_class_cd;
 /// Which per-class solver [`solve_all_with`] uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Solver {
-    /// Active-set coordinate descent with covariance updates, then the exact polish
-    /// ([`solve_class_cd`]); ADMM where it does not reach the KKT tolerance.
+    /// Coordinate descent where a class's G has rank below K (fewer loyal image × gate rows than
+    /// channels: sparse, low-rank problems where it is fastest), ADMM otherwise (dense solutions,
+    /// where one Cholesky of G + ρI beats many sweeps).
     #[default]
+    Auto,
+    /// Active-set coordinate descent with covariance updates, then the exact polish
+    /// ([`solve_class_cd`]); ADMM where it does not reach the KKT tolerance within its budget.
     CoordinateDescent,
     /// ADMM with one Cholesky of G + ρI per class, then the polish ([`solve_class`]).
     Admm,
@@ -182,13 +186,23 @@ fn objective_sub(g: &[f64], b: &[f64], active: &[usize], v: &[f64], lambda: f64)
 /// With `nonneg` only channels whose objective falls in the positive direction enter, so every sign
 /// is +1 and the line search drops a channel where it would turn negative.
 fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool) -> Option<Vec<f64>> {
+    polish_within(g, b, start, lambda, tol, nonneg, 4.0 * (b.len() as f64).powi(3)).0
+}
+
+/// [`polish`] within a work budget (in multiply-adds); also returns the work spent.
+fn polish_within(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool, budget: f64) -> (Option<Vec<f64>>, f64) {
+    let mut work = 0.0;
+    let w = polish_inner(g, b, start, lambda, tol, nonneg, budget, &mut work);
+    (w, work)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn polish_inner(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool, budget: f64, work: &mut f64) -> Option<Vec<f64>> {
     let k = b.len();
     let mut w = start.to_vec();
     let mut active: Vec<usize> = (0..k).filter(|&j| w[j] != 0.0).collect();
     let mut theta: Vec<f64> = w.iter().map(|&v| if v != 0.0 { v.signum() } else { 0.0 }).collect();
     let mut grad = vec![0.0; k];
-    let budget = 4.0 * (k as f64).powi(3);
-    let mut work = 0.0;
     loop {
         // Feature-sign steps until w is optimal on the active set with consistent signs.
         loop {
@@ -196,8 +210,8 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
                 break;
             }
             let n = active.len();
-            work += (n as f64).powi(3) / 3.0 + (n * n) as f64 * 4.0;
-            if work > budget {
+            *work += (n as f64).powi(3) / 3.0 + (n * n) as f64 * 4.0;
+            if *work > budget {
                 return None;
             }
             let mut x: Vec<f64> = active.iter().map(|&j| b[j] - lambda * theta[j]).collect();
@@ -229,7 +243,7 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
                     }
                 }
             }
-            work += (n * n * n) as f64;
+            *work += (n * n * n) as f64;
             for (ii, &j) in active.iter().enumerate() {
                 w[j] = cur[ii] + best_t * (x[ii] - cur[ii]);
             }
@@ -248,7 +262,7 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
             let wj = w[j];
             grad.iter_mut().zip(&g[j * k..(j + 1) * k]).for_each(|(x, &gv)| *x += wj * gv);
         }
-        work += (k * active.len()) as f64;
+        *work += (k * active.len()) as f64;
         let mut worst: Option<(usize, f64)> = None;
         for j in 0..k {
             if w[j] == 0.0 {
@@ -492,9 +506,14 @@ pub fn solve_all_with(
                     (vec![0.0; k], ClassReport { converged: true, ..ClassReport::empty() })
                 } else {
                     let lambda = params.lambda_rel * lmax;
+                    let low_rank = || {
+                        let loyal = (0..stats.images).filter(|&s| stats.f[s * c + ci] >= crate::math::stats::LOYALTY_TOL).count();
+                        loyal.saturating_mul(stats.gate_count) < k
+                    };
                     match solver {
                         Solver::CoordinateDescent => solve_class_cd(gbuf, &b, lambda, params, nonneg),
-                        Solver::Admm => solve_class(gbuf, &b, lambda, params, nonneg),
+                        Solver::Auto if low_rank() => solve_class_cd(gbuf, &b, lambda, params, nonneg),
+                        Solver::Auto | Solver::Admm => solve_class(gbuf, &b, lambda, params, nonneg),
                     }
                     .map_err(|e| match e {
                         Error::InvalidArgument(msg) => Error::InvalidArgument(format!("class {ci}: {msg}")),

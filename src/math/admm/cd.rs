@@ -17,9 +17,10 @@ const INNER_TOL: f64 = 1e-3;
 /// Full sweeps before the class goes to ADMM.
 pub(super) const MAX_FULL_SWEEPS: usize = 100;
 
-/// One coordinate-descent step on channel j; returns |δ|·G_jj (how far the gradient moved).
+/// One coordinate-descent step on channel j; returns |δ|·G_jj (how far the gradient moved); `work`
+/// counts multiply-adds.
 #[inline]
-fn step(g: &[f64], k: usize, j: usize, lambda: f64, nonneg: bool, w: &mut [f64], grad: &mut [f64]) -> f64 {
+fn step(g: &[f64], k: usize, j: usize, lambda: f64, nonneg: bool, w: &mut [f64], grad: &mut [f64], work: &mut f64) -> f64 {
     let gjj = g[j * k + j];
     if gjj <= 0.0 {
         return 0.0;
@@ -31,6 +32,7 @@ fn step(g: &[f64], k: usize, j: usize, lambda: f64, nonneg: bool, w: &mut [f64],
     }
     let d = new - old;
     w[j] = new;
+    *work += k as f64;
     grad.iter_mut().zip(&g[j * k..(j + 1) * k]).for_each(|(r, &gv)| *r += d * gv);
     d.abs() * gjj
 }
@@ -53,16 +55,19 @@ pub fn solve_class_cd(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, no
     let mut support: Vec<usize> = Vec::new();
     let mut next_polish = 2usize;
     let mut polish_gap = 1usize;
+    // The whole attempt may cost what ADMM's one Cholesky of G + ρI costs; beyond, ADMM finishes.
+    let budget = (k as f64).powi(3) / 3.0;
+    let mut work = 0.0f64;
     for sweep in 1..=MAX_FULL_SWEEPS.min(params.max_iter) {
         report.iterations = sweep;
         for j in 0..k {
-            step(g, k, j, lambda, nonneg, &mut w, &mut grad);
+            step(g, k, j, lambda, nonneg, &mut w, &mut grad, &mut work);
         }
         let before: Vec<usize> = (0..k).filter(|&j| w[j] != 0.0).collect();
         for _ in 0..INNER_SWEEPS {
             let mut moved = 0.0f64;
             for &j in &before {
-                moved = moved.max(step(g, k, j, lambda, nonneg, &mut w, &mut grad));
+                moved = moved.max(step(g, k, j, lambda, nonneg, &mut w, &mut grad, &mut work));
             }
             if moved <= INNER_TOL * scale {
                 break;
@@ -73,13 +78,17 @@ pub fn solve_class_cd(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, no
         support = now;
         // The iterate itself may already be optimal (small problems, diagonal G).
         let res = kkt_residual(g, b, &w, lambda, scale, &mut scratch, nonneg);
+        work += (support.len() * k) as f64;
         if res <= kkt_tol {
             return Ok(finish(w, res, false, report));
+        }
+        if work > budget {
+            break;
         }
         // The exact solve when the support has settled, and on a doubling schedule besides (where
         // channels hover at zero the support never settles; the polish then corrects it).
         if (stable && sweep >= next_polish) || sweep == next_polish {
-            if let Some(p) = polish_from(g, b, &w, stable, lambda, 0.5 * kkt_tol * scale, nonneg) {
+            if let Some(p) = polish_from(g, b, &w, stable, lambda, 0.5 * kkt_tol * scale, nonneg, budget - work, &mut work) {
                 let res = kkt_residual(g, b, &p, lambda, scale, &mut scratch, nonneg);
                 if res <= kkt_tol {
                     return Ok(finish(p, res, true, report));
@@ -104,9 +113,20 @@ pub fn solve_class_cd(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, no
 /// The polish from w when its support has settled; where that fails (a G_SS singular because the
 /// iterate carries more channels than G's rank, as with few images) or the support has not settled,
 /// from w with its small entries dropped, then from zero.
-fn polish_from(g: &[f64], b: &[f64], w: &[f64], stable: bool, lambda: f64, tol: f64, nonneg: bool) -> Option<Vec<f64>> {
+#[allow(clippy::too_many_arguments)]
+fn polish_from(g: &[f64], b: &[f64], w: &[f64], stable: bool, lambda: f64, tol: f64, nonneg: bool, budget: f64, work: &mut f64) -> Option<Vec<f64>> {
+    let mut left = budget;
+    let mut attempt = |start: &[f64], left: &mut f64| -> Option<Vec<f64>> {
+        if *left <= 0.0 {
+            return None;
+        }
+        let (p, spent) = polish_within(g, b, start, lambda, tol, nonneg, *left);
+        *work += spent;
+        *left -= spent;
+        p
+    };
     if stable {
-        if let Some(p) = polish(g, b, w, lambda, tol, nonneg) {
+        if let Some(p) = attempt(w, &mut left) {
             return Some(p);
         }
     }
@@ -114,7 +134,7 @@ fn polish_from(g: &[f64], b: &[f64], w: &[f64], stable: bool, lambda: f64, tol: 
     let size = |j: usize| w[j].abs() * g[j * k + j].max(0.0).sqrt();
     let top = (0..k).map(size).fold(0.0f64, f64::max);
     let pruned: Vec<f64> = (0..k).map(|j| if size(j) >= 0.05 * top { w[j] } else { 0.0 }).collect();
-    polish(g, b, &pruned, lambda, tol, nonneg).or_else(|| polish(g, b, &vec![0.0; k], lambda, tol, nonneg))
+    attempt(&pruned, &mut left).or_else(|| attempt(&vec![0.0; k], &mut left))
 }
 
 fn recompute_gradient(g: &[f64], b: &[f64], w: &[f64], grad: &mut [f64]) {
