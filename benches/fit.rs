@@ -2,11 +2,17 @@
 //! inside the fit against the same suffix session on pre-built inputs, and the speed-up over running
 //! the whole network once per gate.
 //!
+//! For the conv head it also runs the statistics pass both ways (closed form of the GAP→linear head
+//! against ONNX Runtime suffix runs) and the solvers both ways (coordinate descent against ADMM, on
+//! the same statistics), and prints the ratios side by side.
+//!
 //! cargo bench --bench fit -- [--images N] [--gates N] [--gate-batch N] [--image-batch N]
 //!                            [--layers head,stem] [--all-classes] [--augment N] [--mosaics N]
+//!                            [--admm-classes N] [--no-suffix-pass]
 //! The same settings can come from CHIP_BENCH_IMAGES, CHIP_BENCH_GATES, CHIP_BENCH_GATE_BATCH,
 //! CHIP_BENCH_IMAGE_BATCH, CHIP_BENCH_LAYERS.
-use chip::engine::fit::{collect_stats_timed, list_images, no_progress, solve, FitOptions, Images};
+use chip::engine::fit::{collect_stats_timed, list_images, no_progress, solve, FitOptions, Images, StatsPass};
+use chip::math::admm::{solve_all_with, Solver};
 use chip::math::gates::GateSet;
 use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
@@ -22,6 +28,9 @@ struct Args {
     all_classes: bool,
     augment: usize,
     mosaics: usize,
+    /// Classes ADMM solves in the solver comparison (it is the slow one).
+    admm_classes: usize,
+    suffix_pass: bool,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +47,8 @@ fn parse_args() -> Args {
         all_classes: false,
         augment: 0,
         mosaics: FitOptions::default().mosaics,
+        admm_classes: 40,
+        suffix_pass: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,6 +62,8 @@ fn parse_args() -> Args {
             "--all-classes" => a.all_classes = true,
             "--augment" => a.augment = num(Some(value()), 0, "--augment"),
             "--mosaics" => a.mosaics = num(Some(value()), 0, "--mosaics"),
+            "--admm-classes" => a.admm_classes = num(Some(value()), 0, "--admm-classes"),
+            "--no-suffix-pass" => a.suffix_pass = false,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -127,6 +140,7 @@ fn main() {
     );
 
     let mut rows = Vec::new();
+    let mut compare: Vec<String> = Vec::new();
     for which in &args.layers {
         let info = match which.as_str() {
             "head" => layers.last().unwrap().clone(),
@@ -200,6 +214,9 @@ fn main() {
         });
         let r = rows.last().unwrap();
         eprintln!("{}: statistics {:.1}s, solve {:.1}s", r.layer, fit_total.as_secs_f64(), solve_time.as_secs_f64());
+        if which == "head" {
+            compare.extend(head_comparison(&model, &info, &files, &params, &stats, fit_total, &args));
+        }
     }
 
     println!();
@@ -224,4 +241,96 @@ fn main() {
             r.layer, r.fit_rows, r.plain_rows, r.fit_rows / r.plain_rows, r.full_rows, r.speedup, with_build, r.hwm
         );
     }
+    if !compare.is_empty() {
+        println!();
+        println!("| conv head, same run | before | after | after ÷ before (time) |");
+        println!("|---|---|---|---|");
+        for line in &compare {
+            println!("{line}");
+        }
+    }
+}
+
+fn secs(d: Duration) -> f64 { d.as_secs_f64() }
+
+/// The conv head both ways in one run: the statistics pass (suffix runs vs closed form), the
+/// solver (ADMM vs coordinate descent on the same statistics), and GEMMs of the closed form's shapes.
+fn head_comparison(
+    model: &Model,
+    info: &chip::runtime::model::LayerInfo,
+    files: &[PathBuf],
+    params: &FitOptions,
+    stats: &chip::math::stats::Stats,
+    closed_total: Duration,
+    args: &Args,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let (k, c, n) = (info.channels, model.classes, args.gates);
+    // GEMMs of the closed form's shapes, per image: gated logits (N×K · K×C, f32) and the b update
+    // (C×N · N×K, f64).
+    let gemm_time = {
+        use faer::{Accum, Mat, Par};
+        let (a32, b32) = (Mat::<f32>::from_fn(n * args.image_batch, k, |i, j| ((i + j) % 7) as f32), Mat::<f32>::from_fn(k, c, |i, j| ((i * j) % 5) as f32));
+        let mut c32 = Mat::<f32>::zeros(n * args.image_batch, c);
+        let (a64, b64) = (Mat::<f64>::from_fn(c, n, |i, j| ((i + j) % 7) as f64), Mat::<f64>::from_fn(n, k, |i, j| ((i * j) % 3) as f64));
+        let mut c64 = Mat::<f64>::zeros(c, k);
+        let reps = 3;
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            faer::linalg::matmul::matmul(c32.as_mut(), Accum::Replace, a32.as_ref(), b32.as_ref(), 1.0, Par::rayon(0));
+            for _ in 0..args.image_batch {
+                faer::linalg::matmul::matmul(c64.as_mut(), Accum::Replace, a64.as_ref(), b64.as_ref(), 1.0, Par::rayon(0));
+            }
+        }
+        t0.elapsed().as_secs_f64() / (reps * args.image_batch) as f64
+    };
+    let rows = stats.images;
+    if args.suffix_pass {
+        let suffix = FitOptions { pass: StatsPass::Suffix, ..params.clone() };
+        let t0 = Instant::now();
+        let (old, _) = collect_stats_timed(model, &info.name, &Images::Files(files.to_vec()), &suffix, &no_progress).expect("suffix statistics");
+        let t_old = t0.elapsed();
+        let rel = |a: &[f64], b: &[f64]| {
+            let m = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            a.iter().zip(b).fold(0.0f64, |d, (x, y)| d.max((x - y).abs())) / m
+        };
+        out.push(format!(
+            "| statistics pass, {rows} rows × {n} gates (b: max rel. difference {:.1e}) | {:.1} s (suffix runs) | {:.1} s (closed form) | {:.2} |",
+            rel(&stats.b, &old.b), secs(t_old), secs(closed_total), secs(closed_total) / secs(t_old)
+        ));
+    }
+    let (_, t) = collect_stats_timed(model, &info.name, &Images::Files(files.to_vec()), params, &no_progress).expect("statistics");
+    let compute = t.suffix + t.stats + t.original;
+    out.push(format!(
+        "| closed form's products vs two GEMMs of the same shapes, per row | {:.1} ms (GEMMs) | {:.1} ms | {:.2} (rate {:.0}% of the GEMMs') |",
+        gemm_time * 1e3, secs(compute) * 1e3 / rows as f64, secs(compute) / rows as f64 / gemm_time, 100.0 * gemm_time * rows as f64 / secs(compute)
+    ));
+    // The solvers on the same statistics: ADMM on a sample of the classes, coordinate descent on all.
+    let all: Vec<usize> = params.classes.clone().unwrap_or_else(|| (0..c).collect());
+    let sample: Vec<usize> = all.iter().copied().step_by((all.len() / args.admm_classes.max(1)).max(1)).take(args.admm_classes).collect();
+    let run = |solver: Solver, classes: &[usize]| {
+        let t0 = Instant::now();
+        let (w, reps) = solve_all_with(stats, Some(classes), &params.admm, &params.objective, solver, &|_| true).expect("solve");
+        (t0.elapsed(), w, reps)
+    };
+    let (t_admm, w_admm, r_admm) = run(Solver::Admm, &sample);
+    let (t_cd_s, w_cd_s, r_cd_s) = run(Solver::CoordinateDescent, &sample);
+    let (t_cd, _, r_cd) = run(Solver::Auto, &all);
+    let per = |t: Duration, m: usize| secs(t) * 1e3 / m as f64;
+    let dw = {
+        let m = w_admm.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+        w_admm.iter().zip(&w_cd_s).fold(0.0f64, |d, (a, b)| d.max((a - b).abs() as f64)) / m
+    };
+    let kkt = |r: &[chip::math::admm::ClassReport]| r.iter().fold(0.0f64, |m, x| m.max(x.kkt_residual));
+    let fallbacks = r_cd.iter().filter(|r| r.iterations > 100).count(); // iterations past the sweep budget: ADMM finished
+    out.push(format!(
+        "| solver, {} classes (max KKT residual ÷ λ; max abs(ΔW) ÷ max abs(W) {dw:.1e}) | {:.1} ms/class ADMM (KKT {:.1e}) | {:.1} ms/class CD (KKT {:.1e}) | {:.3} |",
+        sample.len(), per(t_admm, sample.len()), kkt(&r_admm), per(t_cd_s, sample.len()), kkt(&r_cd_s), secs(t_cd_s) / secs(t_admm)
+    ));
+    out.push(format!(
+        "| solver, all {} classes | {:.1} s ADMM (extrapolated from {}) | {:.1} s default (CD where G has rank < K, else ADMM; {:.1} ms/class, {fallbacks} CD classes finished by ADMM) | {:.3} |",
+        all.len(), per(t_admm, sample.len()) * all.len() as f64 / 1e3, sample.len(), secs(t_cd), per(t_cd, all.len()),
+        secs(t_cd) / (per(t_admm, sample.len()) * all.len() as f64 / 1e3)
+    ));
+    out
 }

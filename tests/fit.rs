@@ -338,14 +338,15 @@ fn gated_model(m: &chip::onnx::OnnxModel, layer: &str, k: usize) -> Vec<u8> {
 
 /// b from the statistics against b computed with the gated whole model: for each image, every gate
 /// as one row (input repeated), softmax here when the model gives logits, h recomputed.
-fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_here: bool) {
+fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_here: bool, pass: fit::StatsPass) {
     let model = load(m);
     let info = model.layer(layer).unwrap();
     let k = info.channels;
     let n = 5;
     let data = random_images(&model, n, 13);
-    let params = FitOptions { gates: 40, gate_batch: 16, image_batch: 2, ..FitOptions::paper() };
-    let stats = collect_stats(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
+    let params = FitOptions { gates: 40, gate_batch: 16, image_batch: 2, pass, ..FitOptions::paper() };
+    let (stats, t) = fit::collect_stats_timed(&model, layer, &Images::Tensor { data: &data, n }, &params, &no_progress).unwrap();
+    assert_eq!(t.closed_form, pass == fit::StatsPass::ClosedForm);
 
     let runner = chip::runtime::Runner::new(gated_model(m, layer, k), &options()).unwrap();
     let gates = GateSet::generate(k, params.gates, params.sigma2_rel, params.seed);
@@ -400,10 +401,13 @@ fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_h
 #[test]
 fn statistics_match_a_gated_whole_model() {
     require_ort!();
-    check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, false, 3).model, "feat", true);
-    check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, true, 3).model, "feat", false);
+    // The layer feeding GAP → Gemm (→ Softmax), in closed form and through suffix runs.
+    for pass in [fit::StatsPass::ClosedForm, fit::StatsPass::Suffix] {
+        check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, false, 3).model, "feat", true, pass);
+        check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, true, 3).model, "feat", false, pass);
+    }
     // The cut inside the skip: the split must tile the crossing skip tensor correctly.
-    check_b_against_gated_model(&testmodels::residual_cnn(3, 4), "inner", true);
+    check_b_against_gated_model(&testmodels::residual_cnn(3, 4), "inner", true, fit::StatsPass::Suffix);
 }
 
 #[test]
@@ -596,4 +600,53 @@ fn useless_parameters_are_refused_before_any_image() {
     let mut params = base;
     params.admm.lambda_rel = 0.999;
     fit_layer(&model, &p.layer, &Images::Tensor { data: &data, n: 2 }, &params, &no_progress).unwrap();
+}
+
+/// The closed form of the conv head (GAP → Gemm → Softmax) against ONNX Runtime's suffix runs on
+/// real photos, for every target: the statistics agree to float rounding, and so do the fits
+/// (the solver is the same, so what differs is the rounding of the gated outputs).
+#[test]
+fn efficientnet_head_closed_form_matches_the_suffix() {
+    use chip::engine::fit::StatsPass;
+    use chip::math::objective::{Objective, Target};
+    let (model, mut files) = efficientnet().unwrap();
+    files.truncate(6);
+    let head = model.layers().unwrap().last().unwrap().clone();
+    let classes = {
+        let mut c = top1(&model, &files);
+        c.sort_unstable();
+        c.dedup();
+        c
+    };
+    let rel = |a: &[f64], b: &[f64]| max_abs(a.iter().zip(b).map(|(x, y)| x - y)) / max_abs(b.iter().copied());
+    for target in Target::ALL {
+        let objective = Objective { target, intercept: target != Target::Probability, nonneg: false };
+        let base = FitOptions { gates: 64, gate_batch: 32, image_batch: 4, mosaics: 1, objective, classes: Some(classes.clone()), ..FitOptions::default() };
+        let closed = FitOptions { pass: StatsPass::ClosedForm, ..base.clone() };
+        let suffix = FitOptions { pass: StatsPass::Suffix, ..base.clone() };
+        let images = Images::Files(files.clone());
+        let t0 = Instant::now();
+        let (sc, tc) = fit::collect_stats_timed(&model, &head.name, &images, &closed, &no_progress).unwrap();
+        let t_closed = t0.elapsed();
+        let t0 = Instant::now();
+        let (ss, ts) = fit::collect_stats_timed(&model, &head.name, &images, &suffix, &no_progress).unwrap();
+        let t_suffix = t0.elapsed();
+        assert!(tc.closed_form && tc.suffix_runs == 0 && !ts.closed_form && ts.suffix_runs > 0);
+        assert_eq!((sc.images, sc.z.len()), (ss.images, ss.z.len()));
+        let (db, df, dz, dbg) = (rel(&sc.b, &ss.b), rel(&sc.f, &ss.f), rel(&sc.z, &ss.z), rel(&sc.bg, &ss.bg));
+        let fc = solve(&model, &head.name, &sc, &closed, &no_progress).unwrap();
+        let fs = solve(&model, &head.name, &ss, &suffix, &no_progress).unwrap();
+        let dw = max_abs(fc.weights.iter().zip(&fs.weights).map(|(a, b)| (a - b) as f64)) / max_abs(fs.weights.iter().map(|&v| v as f64));
+        println!(
+            "{}: closed form vs suffix: b {db:.1e}, f {df:.1e}, z {dz:.1e}, bg {dbg:.1e}, W {dw:.1e}; statistics {:.2}s vs {:.2}s",
+            target.name(), t_closed.as_secs_f64(), t_suffix.as_secs_f64()
+        );
+        assert!(dz < 1e-6 && df < 1e-5 && db < 1e-5 && dbg < 1e-5, "{}: b {db:.1e} f {df:.1e} z {dz:.1e} bg {dbg:.1e}", target.name());
+        assert!(dw < 1e-4, "{}: W differs by {dw:.1e}", target.name());
+        // The closed form is refused where the layer does not feed such a head.
+        if target == Target::Probability {
+            let err = fit::collect_stats(&model, &stem(&model).name, &images, &closed, &no_progress).unwrap_err();
+            assert!(err.to_string().contains("global average pooling"), "{err}");
+        }
+    }
 }

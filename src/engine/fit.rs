@@ -33,6 +33,22 @@ pub struct FitOptions {
     pub mosaics: usize,
     /// Solve only these classes (all when None).
     pub classes: Option<Vec<usize>>,
+    /// How the gated outputs are computed (see [`StatsPass`]).
+    pub pass: StatsPass,
+}
+
+/// How a statistics pass computes the gated network's outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatsPass {
+    /// The closed form when the layer feeds global average pooling and a linear head that gives the
+    /// output, suffix runs otherwise.
+    #[default]
+    Auto,
+    /// Suffix runs of ONNX Runtime for every gate (any layer).
+    Suffix,
+    /// The closed form of a GAP→linear head: one product for all gates of a batch of images, no
+    /// suffix runs; refused for a layer that does not feed such a head.
+    ClosedForm,
 }
 
 impl Default for FitOptions {
@@ -48,6 +64,7 @@ impl Default for FitOptions {
             augment: 0,
             mosaics: 2,
             classes: None,
+            pass: StatsPass::Auto,
         }
     }
 }
@@ -126,8 +143,10 @@ pub struct FitTimings {
     pub stats: Duration,
     pub images: usize,
     pub suffix_runs: usize,
-    /// Image × gate rows pushed through the suffix.
+    /// Image × gate rows pushed through the suffix (or computed in closed form).
     pub gate_rows: usize,
+    /// The gated outputs came from the closed form of a GAP→linear head (no suffix runs).
+    pub closed_form: bool,
 }
 
 impl FitTimings {

@@ -13,6 +13,24 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{Mat, MatMut, Par};
 
+mod cd;
+pub use cd::solve_class_cd;
+
+/// Which per-class solver [`solve_all_with`] uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Solver {
+    /// Coordinate descent where a class's G has rank below K (fewer loyal image × gate rows than
+    /// channels: sparse, low-rank problems where it is fastest), ADMM otherwise (dense solutions,
+    /// where one Cholesky of G + ρI beats many sweeps).
+    #[default]
+    Auto,
+    /// Active-set coordinate descent with covariance updates, then the exact polish
+    /// ([`solve_class_cd`]); ADMM where it does not reach the KKT tolerance within its budget.
+    CoordinateDescent,
+    /// ADMM with one Cholesky of G + ρI per class, then the polish ([`solve_class`]).
+    Admm,
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdmmParams {
     /// λ as a fraction of λ_max = ‖b‖_∞ (the smallest λ with w = 0), so it is scale-free.
@@ -168,13 +186,23 @@ fn objective_sub(g: &[f64], b: &[f64], active: &[usize], v: &[f64], lambda: f64)
 /// With `nonneg` only channels whose objective falls in the positive direction enter, so every sign
 /// is +1 and the line search drops a channel where it would turn negative.
 fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool) -> Option<Vec<f64>> {
+    polish_within(g, b, start, lambda, tol, nonneg, 4.0 * (b.len() as f64).powi(3)).0
+}
+
+/// [`polish`] within a work budget (in multiply-adds); also returns the work spent.
+fn polish_within(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool, budget: f64) -> (Option<Vec<f64>>, f64) {
+    let mut work = 0.0;
+    let w = polish_inner(g, b, start, lambda, tol, nonneg, budget, &mut work);
+    (w, work)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn polish_inner(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bool, budget: f64, work: &mut f64) -> Option<Vec<f64>> {
     let k = b.len();
     let mut w = start.to_vec();
     let mut active: Vec<usize> = (0..k).filter(|&j| w[j] != 0.0).collect();
     let mut theta: Vec<f64> = w.iter().map(|&v| if v != 0.0 { v.signum() } else { 0.0 }).collect();
     let mut grad = vec![0.0; k];
-    let budget = 4.0 * (k as f64).powi(3);
-    let mut work = 0.0;
     loop {
         // Feature-sign steps until w is optimal on the active set with consistent signs.
         loop {
@@ -182,8 +210,8 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
                 break;
             }
             let n = active.len();
-            work += (n as f64).powi(3) / 3.0 + (n * n) as f64 * 4.0;
-            if work > budget {
+            *work += (n as f64).powi(3) / 3.0 + (n * n) as f64 * 4.0;
+            if *work > budget {
                 return None;
             }
             let mut x: Vec<f64> = active.iter().map(|&j| b[j] - lambda * theta[j]).collect();
@@ -215,7 +243,7 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
                     }
                 }
             }
-            work += (n * n * n) as f64;
+            *work += (n * n * n) as f64;
             for (ii, &j) in active.iter().enumerate() {
                 w[j] = cur[ii] + best_t * (x[ii] - cur[ii]);
             }
@@ -234,7 +262,7 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
             let wj = w[j];
             grad.iter_mut().zip(&g[j * k..(j + 1) * k]).for_each(|(x, &gv)| *x += wj * gv);
         }
-        work += (k * active.len()) as f64;
+        *work += (k * active.len()) as f64;
         let mut worst: Option<(usize, f64)> = None;
         for j in 0..k {
             if w[j] == 0.0 {
@@ -254,8 +282,8 @@ fn polish(g: &[f64], b: &[f64], start: &[f64], lambda: f64, tol: f64, nonneg: bo
     }
 }
 
-/// Solves one class; `g` is K×K row-major symmetric PSD. `nonneg` adds the constraint w ≥ 0.
-pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonneg: bool) -> Result<(Vec<f64>, ClassReport)> {
+/// Refuses a malformed problem: sizes, λ, the parameters, non-finite values.
+fn check_problem(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams) -> Result<()> {
     let k = b.len();
     if g.len() != k * k {
         return Err(Error::invalid(format!("Gram matrix has {} values, expected {k}×{k}", g.len())));
@@ -270,6 +298,13 @@ pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonne
     if g.iter().chain(b).any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("lasso problem (Gram matrix or b)".into()));
     }
+    Ok(())
+}
+
+/// Solves one class by ADMM; `g` is K×K row-major symmetric PSD. `nonneg` adds the constraint w ≥ 0.
+pub fn solve_class(g: &[f64], b: &[f64], lambda: f64, params: &AdmmParams, nonneg: bool) -> Result<(Vec<f64>, ClassReport)> {
+    let k = b.len();
+    check_problem(g, b, lambda, params)?;
     let lmax = if nonneg { lambda_max_nonneg(b) } else { lambda_max(b) };
     let mut report = ClassReport { lambda, converged: true, ..ClassReport::empty() };
     // w = 0 is optimal iff ‖b‖_∞ ≤ λ (max b ≤ λ under w ≥ 0).
@@ -424,6 +459,18 @@ pub fn solve_all(
     objective: &Objective,
     progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Result<(Vec<f32>, Vec<ClassReport>)> {
+    solve_all_with(stats, classes, params, objective, Solver::default(), progress)
+}
+
+/// [`solve_all`] with a chosen per-class solver.
+pub fn solve_all_with(
+    stats: &Stats,
+    classes: Option<&[usize]>,
+    params: &AdmmParams,
+    objective: &Objective,
+    solver: Solver,
+    progress: &(dyn Fn(usize) -> bool + Sync),
+) -> Result<(Vec<f32>, Vec<ClassReport>)> {
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     let (k, c) = (stats.channels, stats.classes);
@@ -458,7 +505,17 @@ pub fn solve_all(
                 let (w, mut rep) = if lmax == 0.0 {
                     (vec![0.0; k], ClassReport { converged: true, ..ClassReport::empty() })
                 } else {
-                    solve_class(gbuf, &b, params.lambda_rel * lmax, params, nonneg).map_err(|e| match e {
+                    let lambda = params.lambda_rel * lmax;
+                    let low_rank = || {
+                        let loyal = (0..stats.images).filter(|&s| stats.f[s * c + ci] >= crate::math::stats::LOYALTY_TOL).count();
+                        loyal.saturating_mul(stats.gate_count) < k
+                    };
+                    match solver {
+                        Solver::CoordinateDescent => solve_class_cd(gbuf, &b, lambda, params, nonneg),
+                        Solver::Auto if low_rank() => solve_class_cd(gbuf, &b, lambda, params, nonneg),
+                        Solver::Auto | Solver::Admm => solve_class(gbuf, &b, lambda, params, nonneg),
+                    }
+                    .map_err(|e| match e {
                         Error::InvalidArgument(msg) => Error::InvalidArgument(format!("class {ci}: {msg}")),
                         Error::NonFinite(msg) => Error::NonFinite(format!("class {ci}: {msg}")),
                         other => other,

@@ -14,6 +14,8 @@ use faer::{Accum, MatMut, MatRef, Par};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+pub mod gated;
+
 /// Loyalty below this is treated as zero when accumulating b (documented tolerance: contributions of
 /// classes with f^c_s < 1e-6 change b_c by less than 1e-6 relative of that image's share).
 /// G_c uses the same rule, so both sides of the objective see the same images.
@@ -113,6 +115,28 @@ impl Stats {
     /// Adds one image: z_s (K), f_s (C, original probabilities), g (N×C gated targets, gate-major:
     /// probabilities, logits or log-probabilities as `target` says).
     pub fn add_image(&mut self, gates: &GateSet, z_s: &[f32], f_s: &[f32], g: &[f32]) -> Result<()> {
+        self.add_image_par(gates, z_s, f_s, g, Par::Seq)
+    }
+
+    /// [`Stats::add_image`] for each of a batch of images (z: B×K, f: B×C, g: B×N×C), the products
+    /// spread over the threads; the same arithmetic, so the same statistics.
+    pub fn add_images(&mut self, gates: &GateSet, z: &[f32], f: &[f32], g: &[f32]) -> Result<()> {
+        let (k, c, n) = (self.channels, self.classes, gates.count);
+        let images = if c == 0 { 0 } else { f.len() / c };
+        if z.len() != images * k || f.len() != images * c || g.len() != images * n * c {
+            return Err(Error::invalid(format!(
+                "a batch of {images} images needs z {}×{k}, f {}×{c}, g {}×{n}×{c}; got {}, {}, {} values",
+                images, images, images, z.len(), f.len(), g.len()
+            )));
+        }
+        for i in 0..images {
+            let par = Par::rayon(0);
+            self.add_image_par(gates, &z[i * k..(i + 1) * k], &f[i * c..(i + 1) * c], &g[i * n * c..(i + 1) * n * c], par)?;
+        }
+        Ok(())
+    }
+
+    fn add_image_par(&mut self, gates: &GateSet, z_s: &[f32], f_s: &[f32], g: &[f32], par: Par) -> Result<()> {
         self.check_gates(gates)?;
         let (k, c, n) = (self.channels, self.classes, gates.count);
         if z_s.len() != k {
@@ -146,7 +170,7 @@ impl Stats {
                 MatRef::from_row_major_slice(&y, active.len(), n),
                 MatRef::from_row_major_slice(&o, n, k),
                 1.0,
-                Par::Seq,
+                par,
             );
             for (a, &ci) in active.iter().enumerate() {
                 let fc = f_s[ci] as f64;
@@ -251,17 +275,34 @@ impl Stats {
             out.iter_mut().for_each(|x| *x = 0.0);
             return;
         }
+        // The lower half only (a symmetric rank-`rows` update), then mirrored.
         let am = MatRef::from_row_major_slice(&a, rows, k);
-        faer::linalg::matmul::matmul(
-            MatMut::from_row_major_slice_mut(out, k, k),
-            Accum::Replace,
-            am.transpose(),
-            am,
-            1.0,
-            Par::Seq,
-        );
-        for (x, &d) in out.iter_mut().zip(&self.d) {
-            *x *= d;
+        {
+            use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+            matmul(
+                MatMut::from_row_major_slice_mut(out, k, k),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                am.transpose(),
+                BlockStructure::Rectangular,
+                am,
+                BlockStructure::Rectangular,
+                1.0,
+                Par::Seq,
+            );
+        }
+        // ⊙ D on the lower half, mirrored to the upper half in tiles (D is symmetric).
+        const T: usize = 32;
+        for i0 in (0..k).step_by(T) {
+            for j0 in (0..=i0).step_by(T) {
+                for i in i0..(i0 + T).min(k) {
+                    for j in j0..(j0 + T).min(i + 1) {
+                        let v = out[i * k + j] * self.d[i * k + j];
+                        out[i * k + j] = v;
+                        out[j * k + i] = v;
+                    }
+                }
+            }
         }
     }
 

@@ -12,6 +12,8 @@ pub struct LinearHead {
     pub channels: usize,
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
+    /// The output is softmax(logits) (a Softmax node after the linear layer), else the logits.
+    pub softmax: bool,
 }
 
 const FLOAT: i32 = 1;
@@ -141,16 +143,19 @@ impl OnnxModel {
                 }
             }
         };
+        let mut softmax = false;
         if out != output {
             if let Ok(s) = consumer(&out) {
-                if s.op_type == "Softmax" {
+                // Over the class axis: the default (last) axis, or axis 1 of the N×C logits.
+                if s.op_type == "Softmax" && matches!(attr_i(s, "axis", -1), -1 | 1) {
                     out = s.output[0].clone();
+                    softmax = true;
                 }
             }
         }
         if out != output {
             return Err(not_linear(layer, format!("the linear layer gives '{out}', not the output '{output}'")));
         }
-        Ok(LinearHead { classes, channels, weight, bias })
+        Ok(LinearHead { classes, channels, weight, bias, softmax })
     }
 }

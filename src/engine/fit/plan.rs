@@ -2,8 +2,10 @@
 //! batches streamed through it.
 use super::*;
 use crate::math::gates::GateSet;
-use crate::runtime::model::OutputKind;
 use crate::math::objective::Target;
+use crate::math::stats::gated::{self, first_non_finite};
+use crate::onnx::head::LinearHead;
+use crate::runtime::model::OutputKind;
 
 pub(super) enum Source<'a> {
     Files(Vec<PathBuf>),
@@ -61,6 +63,8 @@ pub(super) struct Plan<'m> {
     pub(super) target: Target,
     pub(super) is_logits: bool,
     pub(super) activation: crate::math::objective::Activation,
+    /// The layer's GAP→linear head, when the gated outputs come in closed form.
+    pub(super) head: Option<LinearHead>,
 }
 
 /// Buffers reused across batches, the statistics and the running totals of a pass.
@@ -104,6 +108,26 @@ impl<'m> Plan<'m> {
         let out_index = suffix_outputs.iter().position(|n| n == &model.output).ok_or_else(|| {
             Error::Model(format!("split at '{layer}': the suffix does not produce the output '{}'", model.output))
         })?;
+        let head = match params.pass {
+            StatsPass::Suffix => None,
+            pass => {
+                let found = model.onnx.linear_head(layer, &model.output).and_then(|h| {
+                    if h.channels == k && h.classes == model.classes {
+                        Ok(h)
+                    } else {
+                        Err(Error::Model(format!(
+                            "the linear head on '{layer}' is {}×{}, the layer has {k} channels and the model {} classes",
+                            h.classes, h.channels, model.classes
+                        )))
+                    }
+                });
+                match (pass, found) {
+                    (_, Ok(h)) => Some(h),
+                    (StatsPass::ClosedForm, Err(e)) => return Err(e),
+                    _ => None,
+                }
+            }
+        };
         Ok(Plan {
             model,
             layer: layer.to_string(),
@@ -120,6 +144,7 @@ impl<'m> Plan<'m> {
             target: params.objective.target,
             is_logits: model.output_kind == OutputKind::Logits,
             activation: model.activation,
+            head,
         })
     }
 
@@ -144,11 +169,8 @@ impl<'m> Plan<'m> {
     pub(super) fn run_batch(&self, pass: &mut Pass, data: &[f32], b: usize, name: &dyn Fn(usize) -> String, progress: ProgressFn) -> Result<()> {
         let (model, layer, k, h, w) = (self.model, self.layer.as_str(), self.k, self.h, self.w);
         let hw = h * w;
-        let classes = model.classes;
         let (iw, ih) = model.input_size().as_usize();
         let ic = model.input.channels;
-        let n_gates = self.gates.count;
-        let gate_batch = self.gate_batch;
         let t = &mut pass.t;
 
         let t0 = Instant::now();
@@ -169,17 +191,94 @@ impl<'m> Plan<'m> {
         if lshape.len() != 4 || lshape[1] != k || lshape[2] != h || lshape[3] != w {
             return Err(Error::Model(format!("layer '{layer}' has shape {:?} in the fit, expected [{b}, {k}, {h}, {w}]", lshape)));
         }
-        if let Some(i) = lact.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = first_non_finite(lact) {
             return Err(Error::NonFinite(format!("activations of layer '{layer}' ({})", name(i / (k * hw)))));
         }
 
+        if let Some(head) = &self.head {
+            return self.closed_form(pass, head, lact, b, name, progress);
+        }
+        self.suffix_pass(pass, &crossing, lact, b, name, progress)
+    }
+
+    /// The gated outputs of a GAP→linear head in closed form ([`gated::Head`]): for the batch, the
+    /// pooled layer, the original outputs and every gate's outputs as two products, then the
+    /// statistics.
+    fn closed_form(&self, pass: &mut Pass, head: &LinearHead, lact: &[f32], b: usize, name: &dyn Fn(usize) -> String, progress: ProgressFn) -> Result<()> {
+        let (k, hw, classes, n_gates) = (self.k, self.h * self.w, self.model.classes, self.gates.count);
+        let form = gated::Head { weight: &head.weight, bias: &head.bias, softmax: head.softmax };
+        let par = faer::Par::rayon(0);
+        let t = &mut pass.t;
+        t.closed_form = true;
+        let t0 = Instant::now();
+        let mut z = vec![0f32; b * k];
+        for (zs, act) in z.chunks_exact_mut(k).zip(lact.chunks_exact(k * hw)) {
+            gated::pool(act, hw, zs);
+        }
+        let mut orig = vec![0f32; b * classes];
+        form.outputs(&z, b, &mut orig, par);
+        self.model.to_probabilities(&mut orig);
+        t.original += t0.elapsed();
+        if let Some(i) = first_non_finite(&orig) {
+            return Err(Error::NonFinite(format!("model output ({})", name(i / classes))));
+        }
+
+        let t0 = Instant::now();
+        let mut g = vec![0f32; b * n_gates * classes];
+        form.gated_outputs(&self.gates, &z, b, &mut g, par);
+        gated::apply_target(self.target, &mut g, classes, self.is_logits, self.activation);
+        t.suffix += t0.elapsed();
+        t.gate_rows += b * n_gates;
+        if let Some(idx) = first_non_finite(&g) {
+            let (i, gate) = (idx / (n_gates * classes), idx % (n_gates * classes) / classes);
+            return Err(Error::NonFinite(format!("gated model output ({}, gate {gate})", name(i))));
+        }
+
+        // Progress as the suffix would report it (gate batches per image), then the statistics.
+        let runs_per_image = n_gates.div_ceil(self.gate_batch);
+        for i in 0..b {
+            for _ in 0..runs_per_image {
+                pass.runs_done += 1;
+                if !progress(Progress::SuffixRuns { done: pass.runs_done, total: pass.total_runs }) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            let t0 = Instant::now();
+            let (zi, fi, gi) = (&z[i * k..(i + 1) * k], &orig[i * classes..(i + 1) * classes], &g[i * n_gates * classes..(i + 1) * n_gates * classes]);
+            pass.stats.add_images(&self.gates, zi, fi, gi)?;
+            pass.t.stats += t0.elapsed();
+            pass.rows_done += 1;
+            pass.t.images = pass.rows_done;
+            if !progress(Progress::Images { done: pass.rows_done, total: pass.total_rows }) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// The gated outputs from suffix runs, one per gate batch of each image.
+    fn suffix_pass(
+        &self,
+        pass: &mut Pass,
+        crossing: &[&(Vec<usize>, Vec<f32>)],
+        lact: &[f32],
+        b: usize,
+        name: &dyn Fn(usize) -> String,
+        progress: ProgressFn,
+    ) -> Result<()> {
+        let (model, k, h, w) = (self.model, self.k, self.h, self.w);
+        let hw = h * w;
+        let classes = model.classes;
+        let n_gates = self.gates.count;
+        let gate_batch = self.gate_batch;
+        let t = &mut pass.t;
         // Original probabilities from the ungated suffix: the same graph as the gated runs, so an
         // all-open gate reproduces f exactly.
         let t0 = Instant::now();
         let orig_inputs: Vec<(&str, &[usize], &[f32])> = self
             .suffix_inputs
             .iter()
-            .zip(&crossing)
+            .zip(crossing)
             .map(|(name, (s, v))| (name.as_str(), s.as_slice(), v.as_slice()))
             .collect();
         let mut orig = self.split.suffix.run(&orig_inputs)?.swap_remove(self.out_index).1;
@@ -188,16 +287,13 @@ impl<'m> Plan<'m> {
         }
         model.to_probabilities(&mut orig);
         t.original += t0.elapsed();
-        if let Some(i) = orig.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = first_non_finite(&orig) {
             return Err(Error::NonFinite(format!("model output ({})", name(i / classes))));
         }
 
         for i in 0..b {
             let act = &lact[i * k * hw..(i + 1) * k * hw];
-            for (c, zc) in pass.z.iter_mut().enumerate() {
-                let s: f64 = act[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum();
-                *zc = (s / hw as f64) as f32;
-            }
+            gated::pool(act, hw, &mut pass.z);
             let f_s = &orig[i * classes..(i + 1) * classes];
 
             // Tile the other crossing tensors once per image; every gate batch reuses them.
@@ -210,10 +306,7 @@ impl<'m> Plan<'m> {
                 s[0] = gate_batch;
                 pass.shapes[j] = s;
                 if j != self.layer_input {
-                    let one = &values[i * per..(i + 1) * per];
-                    for row in buf.chunks_exact_mut(per) {
-                        row.copy_from_slice(one);
-                    }
+                    gated::tile(&values[i * per..(i + 1) * per], buf);
                 }
             }
             t.build += t0.elapsed();
@@ -221,14 +314,7 @@ impl<'m> Plan<'m> {
             for n0 in (0..n_gates).step_by(gate_batch) {
                 let rows = gate_batch.min(n_gates - n0);
                 let t0 = Instant::now();
-                let layer_buf = &mut pass.tiled[self.layer_input];
-                for r in 0..rows {
-                    let gate = self.gates.gate(n0 + r);
-                    let dst = &mut layer_buf[r * k * hw..(r + 1) * k * hw];
-                    for (c, (d, src)) in dst.chunks_exact_mut(hw).zip(act.chunks_exact(hw)).enumerate() {
-                        if gate[c] != 0 { d.copy_from_slice(src) } else { d.fill(0.0) }
-                    }
-                }
+                gated::mask(&self.gates, n0, rows, act, hw, &mut pass.tiled[self.layer_input]);
                 t.build += t0.elapsed();
 
                 let t0 = Instant::now();
@@ -273,7 +359,7 @@ impl<'m> Plan<'m> {
                     return Err(Error::Cancelled);
                 }
             }
-            if let Some(idx) = pass.g.iter().position(|v| !v.is_finite()) {
+            if let Some(idx) = first_non_finite(&pass.g) {
                 return Err(Error::NonFinite(format!("gated model output ({}, gate {})", name(i), idx / classes)));
             }
 

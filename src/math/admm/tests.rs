@@ -3,6 +3,33 @@ use crate::math::gates::GateSet;
 use crate::util::rng::Rng;
 use crate::math::objective::Target;
 
+/// Every test below that calls `solve_class` checks both solvers: this runs ADMM and coordinate
+/// descent on the same problem, checks that they agree (same errors; the coordinate-descent answer
+/// meets the KKT conditions to the tolerance and its objective is no worse than ADMM's, its weights
+/// the same up to the problem's conditioning), and returns ADMM's answer to the test.
+fn solve_class(g: &[f64], b: &[f64], lambda: f64, p: &AdmmParams, nonneg: bool) -> Result<(Vec<f64>, ClassReport)> {
+    let admm = super::solve_class(g, b, lambda, p, nonneg);
+    let cd = solve_class_cd(g, b, lambda, p, nonneg);
+    match (&admm, &cd) {
+        (Ok((wa, ra)), Ok((wc, rc))) => {
+            assert!(rc.converged && rc.kkt_residual <= p.rel_tol * 1.0001, "CD report {rc:?}");
+            if lambda > 0.0 && !nonneg {
+                let res = kkt(g, b, wc, lambda);
+                assert!(res <= 1e-5, "CD KKT {res:.2e}");
+            }
+            // Solved by coordinate descent itself, not by its fallback to ADMM.
+            assert!(rc.iterations <= cd::MAX_FULL_SWEEPS, "CD fell back to ADMM: {rc:?}");
+            let (oa, oc) = (objective(g, b, wa, lambda), objective(g, b, wc, lambda));
+            assert!(oc <= oa + 1e-9 * oa.abs().max(1e-12), "CD objective {oc} vs ADMM {oa}");
+            assert_eq!(rc.nonzeros, wc.iter().filter(|&&v| v != 0.0).count());
+            let _ = ra;
+        }
+        (Err(a), Err(c)) => assert_eq!(std::mem::discriminant(a), std::mem::discriminant(c), "{a} vs {c}"),
+        _ => panic!("ADMM {:?} vs CD {:?}", admm.as_ref().err(), cd.as_ref().err()),
+    }
+    admm
+}
+
 fn unif(r: &mut Rng) -> f64 {
     (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
@@ -349,4 +376,54 @@ fn cancellation_stops_with_an_error() {
     });
     assert!(matches!(r, Err(Error::Cancelled)));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "no progress after cancelling");
+}
+
+/// Real shapes at K = 1280: statistics of random non-negative activations (dead channels included)
+/// with 4 rows × 8 gates (G of rank ≤ 32) and with 10,000 rows × 64 gates (K = 256 to keep the test
+/// short); coordinate descent meets the KKT conditions and matches ADMM's objective.
+#[test]
+fn coordinate_descent_at_4_and_10000_rows() {
+    for (k, rows, gates, classes) in [(1280, 4, 8, 3), (256, 10_000, 64, 2)] {
+        let gs = GateSet::generate(k, gates, 0.5, 5);
+        let mut st = Stats::new(&gs, classes, Target::LogProbability);
+        let mut r = Rng::new(k as u64 + rows as u64);
+        for _ in 0..rows {
+            let z: Vec<f32> = (0..k).map(|j| if j % 11 == 4 { 0.0 } else { (unif(&mut r) * unif(&mut r) * 3.0) as f32 }).collect();
+            let f: Vec<f32> = (0..classes).map(|_| unif(&mut r).powi(3) as f32).collect();
+            // Targets that depend on a few channels of the gated z, plus noise.
+            let g: Vec<f32> = (0..gates * classes)
+                .map(|i| {
+                    let (n, c) = (i / classes, i % classes);
+                    let d = gs.gate(n);
+                    let s: f64 = (0..8).map(|t| (t * 37 + c * 101) % k).map(|j| d[j] as f64 * z[j] as f64).sum();
+                    (s - 2.0 + 0.3 * normal(&mut r)) as f32
+                })
+                .collect();
+            st.add_image(&gs, &z, &f, &g).unwrap();
+        }
+        for c in 0..classes {
+            let mut g = st.gram(c);
+            let mut b = st.b_row(c).to_vec();
+            st.profile_intercept(c, &mut g, &mut b);
+            for lr in [0.001, 0.05] {
+                let lambda = lr * lambda_max(&b);
+                let t0 = std::time::Instant::now();
+                let (wc, rc) = solve_class_cd(&g, &b, lambda, &AdmmParams::default(), false).unwrap();
+                let t_cd = t0.elapsed();
+                let t0 = std::time::Instant::now();
+                let (wa, ra) = super::solve_class(&g, &b, lambda, &AdmmParams::default(), false).unwrap();
+                let t_admm = t0.elapsed();
+                let res = kkt(&g, &b, &wc, lambda);
+                let (oa, oc) = (objective(&g, &b, &wa, lambda), objective(&g, &b, &wc, lambda));
+                let dw = wa.iter().zip(&wc).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / wa.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+                println!(
+                    "K={k} rows={rows} class {c} λrel={lr}: CD KKT {res:.1e} ({} sweeps, {} nonzeros, {:.1} ms), ADMM KKT {:.1e} ({:.1} ms), objectives {oc:.6e} vs {oa:.6e}, max |Δw|/max|w| {dw:.1e}",
+                    rc.iterations, rc.nonzeros, t_cd.as_secs_f64() * 1e3, ra.kkt_residual, t_admm.as_secs_f64() * 1e3
+                );
+                assert!(rc.iterations <= cd::MAX_FULL_SWEEPS && rc.converged, "{rc:?}");
+                assert!(res <= 1e-5, "KKT {res:.1e}");
+                assert!(oc <= oa + 1e-9 * oa.abs(), "objective {oc} vs ADMM {oa}");
+            }
+        }
+    }
 }
