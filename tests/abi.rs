@@ -425,7 +425,8 @@ fn explain_tensor_sizes_are_bounded_and_n_zero_is_named() {
 unsafe fn load_with_spec(bytes: &[u8], spec: Option<&CString>, struct_size: Option<usize>) -> (chip_status, *mut chip_model) {
     let lib = CString::new(root().join("third_party/onnxruntime/lib/libonnxruntime.so").to_str().unwrap()).unwrap();
     let mut o = std::mem::zeroed::<chip_model_options>();
-    chip_model_options_default(&mut o);
+    o.struct_size = std::mem::size_of::<chip_model_options>();
+    assert_eq!(chip_model_options_default(&mut o), chip_status::CHIP_STATUS_OK);
     if std::env::var_os("CHIP_ORT_LIB").is_none() {
         o.ort_lib = lib.as_ptr();
     }
