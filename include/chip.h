@@ -35,6 +35,7 @@
 #ifndef CHIP_H
 #define CHIP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -692,6 +693,23 @@ chip_status chip_explanation_box(const struct chip_explanation *explanation,
                                  size_t index,
                                  size_t layer,
                                  struct chip_box *out);
+
+/**
+ * Whether the fit of a map's layer solved its class. A fit made with chip_fit_options.classes
+ * solves only those classes; a top-k explanation may still pick another one, whose map is then
+ * all zero with no box: this tells such a map from one that is empty for the photo.
+ * \param explanation The explanation.
+ * \param image The image's index.
+ * \param index The explained class's index.
+ * \param layer The layer's index, or CHIP_REFINED (solved when both of its layers' fits solved
+ * the class).
+ * \param out Receives true when the class was solved, false when its map is empty for that reason.
+ */
+chip_status chip_explanation_map_solved(const struct chip_explanation *explanation,
+                                        size_t image,
+                                        size_t index,
+                                        size_t layer,
+                                        bool *out);
 
 /**
  * Writes the model with CHIP maps computed inside its ONNX graph, atomically (a failure leaves no

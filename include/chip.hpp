@@ -356,6 +356,9 @@ struct Map {
     size_t width = 0;
     size_t height = 0;
     std::vector<float> data;
+    /// Whether the fit of the map's layer solved its class (Refined: both layers' fits); an
+    /// unsolved class's map is all zero with no box.
+    bool solved = true;
 };
 
 /// The result of one explain call. Layer index CHIP_REFINED selects the Refined CHIP map.
@@ -406,7 +409,15 @@ public:
         m.width = s.width;
         m.height = s.height;
         m.data = detail::fetch<float>([&](float *b, size_t l, size_t *o) { return chip_explanation_map(get(), i, index, layer, b, l, o); });
+        m.solved = solved(i, index, layer);
         return m;
+    }
+    /// Whether the fit of a map's layer solved its class (Refined: both layers' fits). A class the
+    /// fits did not solve (chip_fit_options.classes) gets an all-zero map with no box.
+    bool solved(size_t i, size_t index, size_t layer) const {
+        bool s = false;
+        detail::check(chip_explanation_map_solved(get(), i, index, layer, &s));
+        return s;
     }
     /// The box of a map; no box (all corners -1) when the map has no positive value.
     Box box(size_t i, size_t index, size_t layer) const {

@@ -735,3 +735,66 @@ fn image_paths_that_are_not_regular_files_are_refused() {
         chip_model_free(model);
     }
 }
+
+/// A fit that solved only some classes: a top-k explanation that picks an unsolved class marks its
+/// map unsolved (all zero, no box), and the solved class's map solved.
+#[test]
+fn unsolved_classes_are_flagged_per_map() {
+    require_ort!();
+    unsafe {
+        let (model, layer) = small_model();
+        let layer = CString::new(layer).unwrap();
+        let (w, h) = input_size(model);
+        let per = 3 * h * w;
+        let mut rng = chip::util::rng::Rng::new(5);
+        let data: Vec<f32> = (0..4 * per).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect();
+        let mut classes_n = 0usize;
+        assert_eq!(chip_model_class_count(model, &mut classes_n), chip_status::CHIP_STATUS_OK);
+        let solved = [1usize];
+        let mut fo = std::mem::zeroed::<chip_fit_options>();
+        fo.struct_size = std::mem::size_of::<chip_fit_options>();
+        chip_fit_options_default(&mut fo);
+        fo.gates = 8;
+        fo.classes = solved.as_ptr();
+        fo.class_count = solved.len();
+        let mut fit: *mut chip_layer_fit = std::ptr::null_mut();
+        assert_eq!(chip_fit_layer(model, layer.as_ptr(), &tensor_images(data.as_ptr(), data.len(), 4, std::ptr::null()), &fo, &mut fit), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let fits = [fit as *const chip_layer_fit];
+        let mut ex: *mut chip_explainer = std::ptr::null_mut();
+        assert_eq!(chip_explainer_new(model, fits.as_ptr(), 1, &mut ex), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let mut eo = std::mem::zeroed::<chip_explain_options>();
+        eo.struct_size = std::mem::size_of::<chip_explain_options>();
+        chip_explain_options_default(&mut eo);
+        eo.top_k = classes_n;
+        let mut e: *mut chip_explanation = std::ptr::null_mut();
+        assert_eq!(chip_explain(ex, &tensor_images(data.as_ptr(), 2 * per, 2, std::ptr::null()), &eo, &mut e), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        let (mut seen_solved, mut seen_unsolved) = (0, 0);
+        for image in 0..2 {
+            for index in 0..classes_n {
+                let (mut class, mut p) = (0usize, 0f32);
+                assert_eq!(chip_explanation_class(e, image, index, &mut class, &mut p), chip_status::CHIP_STATUS_OK);
+                let mut flag = !solved.contains(&class);
+                assert_eq!(chip_explanation_map_solved(e, image, index, 0, &mut flag), chip_status::CHIP_STATUS_OK, "{}", last_error());
+                assert_eq!(flag, solved.contains(&class), "image {image} class {class}");
+                if flag {
+                    seen_solved += 1;
+                } else {
+                    seen_unsolved += 1;
+                    let mut b = chip_box { x1: 0, y1: 0, x2: 0, y2: 0 };
+                    assert_eq!(chip_explanation_box(e, image, index, 0, &mut b), chip_status::CHIP_STATUS_OK);
+                    assert_eq!((b.x1, b.y1, b.x2, b.y2), (-1, -1, -1, -1));
+                }
+            }
+        }
+        assert_eq!((seen_solved, seen_unsolved), (2, 2 * (classes_n - 1)));
+        let mut flag = false;
+        assert_eq!(chip_explanation_map_solved(e, 0, 0, usize::MAX, &mut flag), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(chip_explanation_map_solved(e, 0, 0, 1, &mut flag), chip_status::CHIP_STATUS_INVALID_ARGUMENT);
+        assert_eq!(chip_explanation_map_solved(e, 0, 0, 0, std::ptr::null_mut()), chip_status::CHIP_STATUS_NULL_POINTER);
+        assert_eq!(chip_explanation_map_solved(std::ptr::null(), 0, 0, 0, &mut flag), chip_status::CHIP_STATUS_NULL_POINTER);
+        chip_explanation_free(e);
+        chip_explainer_free(ex);
+        chip_layer_fit_free(fit);
+        chip_model_free(model);
+    }
+}

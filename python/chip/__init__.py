@@ -12,6 +12,7 @@ Every ONNX Runtime call runs without the GIL.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -37,6 +38,7 @@ from ._types import (
     Prepared,
     Size,
     UnknownLayerError,
+    UnsolvedClassWarning,
     onnxruntime_wheel_lib,
 )
 
@@ -51,7 +53,7 @@ __all__ = [
     "fit_layer", "collect_stats", "solve", "merge", "preprocess", "list_images", "ort_library", "fit_options_default",
     "ChipError", "InvalidArgumentError", "IoError", "OrtNotFoundError", "OrtError", "ModelError",
     "UnknownLayerError", "ImageError", "FitFileError", "FitVersionError", "FitMismatchError",
-    "NonFiniteError", "CancelledError", "PanicError", "PreprocessWarning",
+    "NonFiniteError", "CancelledError", "PanicError", "PreprocessWarning", "UnsolvedClassWarning",
 ]
 
 Images = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], Sequence[bytes], np.ndarray, Prepared]
@@ -169,6 +171,20 @@ def merge(stats: Sequence["Stats"]) -> "Stats":
     return _chip.merge(list(stats))
 
 
+def _warn_unsolved(out: Explanation) -> None:
+    """One UnsolvedClassWarning per (class, layer) left unsolved in this explanation."""
+    unsolved = ~np.asarray(out.solved, dtype=bool)
+    if not unsolved.any():
+        return
+    pairs = sorted({(int(out.classes[i, m]), l) for i, m, l in zip(*np.nonzero(unsolved))})
+    for c, l in pairs:
+        images = int(np.count_nonzero(unsolved[:, :, l] & (out.classes == c)))
+        warnings.warn(
+            f"class {c} was not solved in the fit of layer '{out.layers[l]}' ({images} image(s)); its map is "
+            f"empty (all zero, no box): fit again including it",
+            UnsolvedClassWarning, stacklevel=3)
+
+
 class Explainer:
     """Maps for a set of fits of one model (one fit per layer). Thread-safe."""
 
@@ -187,12 +203,16 @@ class Explainer:
 
         ``images`` as in ``fit_layer``; for a float32 array ``sizes`` gives the original sizes
         (default: the input size). ``threshold`` is the box threshold relative to the map's maximum.
+        A class a layer's fit did not solve (``top_k`` may pick one) gets an all-zero map with no
+        box, ``solved`` False, and an ``UnsolvedClassWarning`` naming the class and the layer.
         """
         size_list = None if sizes is None else [(int(w), int(h)) for w, h in sizes]
         class_list = None if classes is None else [int(c) for c in classes]
         d = self._inner._explain(images, sizes=size_list, classes=class_list, top_k=top_k, refined=refined,
                                  threshold=threshold, original_size=original_size)
-        return Explanation(**d)
+        out = Explanation(**d)
+        _warn_unsolved(out)
+        return out
 
     def __repr__(self) -> str:
         return f"chip.Explainer(layers {self.layers})"

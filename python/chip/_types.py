@@ -80,6 +80,12 @@ class PanicError(ChipError):
     status = 16
 
 
+class UnsolvedClassWarning(UserWarning):
+    """An explained class was not solved in the fit of a layer (the fit was made with ``classes=``
+    that leave it out; ``top_k`` still picked it): its map is all zero with no box and says nothing
+    about the image. The message names the class and the layer; ``Explanation.solved`` flags each map."""
+
+
 class PreprocessWarning(UserWarning):
     """A model was loaded with preprocessing values that nothing stated (neither ``preprocess=`` nor
     the sidecar ``<model>.json``): the library assumed them. The message names each key and its value."""
@@ -120,8 +126,10 @@ class Explanation:
 
     ``maps`` is a list of N float32 arrays M×L×h×w at each image's own size (``original_size=True``,
     the default), or one float32 array N×M×L×H×W at the model's input size (``original_size=False``); ``boxes`` int32 N×M×L×4 (x1, y1, x2, y2 inclusive, in
-    the maps' pixels; a row of −1 when a map has no box). ``refined``/``refined_boxes`` hold Refined
-    CHIP (first × last fitted layer) when asked for, else None.
+    the maps' pixels; a row of −1 when a map has no box). ``solved`` bool N×M×L: whether the fit of
+    each map's layer solved its class (an unsolved class's map is all zero with no box; explaining
+    one warns with ``UnsolvedClassWarning``). ``refined``/``refined_boxes``/``refined_solved`` hold
+    Refined CHIP (first × last fitted layer; solved when both layers are) when asked for, else None.
     """
 
     probabilities: np.ndarray
@@ -131,8 +139,10 @@ class Explanation:
     boxes: np.ndarray
     sizes: List[Size]
     layers: List[str]
+    solved: np.ndarray
     refined: Union[np.ndarray, List[np.ndarray], None] = None
     refined_boxes: Optional[np.ndarray] = None
+    refined_solved: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.sizes)

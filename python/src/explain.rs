@@ -22,6 +22,11 @@ fn int32_array<'py>(py: Python<'py>, data: Vec<i32>, shape: &[usize]) -> PyResul
     Ok(numpy::IntoPyArray::into_pyarray(a, py).into_any())
 }
 
+fn bool_array<'py>(py: Python<'py>, data: Vec<bool>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let a = numpy::ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).map_err(|e| invalid(py, e.to_string()))?;
+    Ok(numpy::IntoPyArray::into_pyarray(a, py).into_any())
+}
+
 fn int64_array<'py>(py: Python<'py>, data: Vec<i64>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     let a = numpy::ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).map_err(|e| invalid(py, e.to_string()))?;
     Ok(numpy::IntoPyArray::into_pyarray(a, py).into_any())
@@ -110,6 +115,8 @@ impl PyExplainer {
         let mut scores = Vec::with_capacity(n * per);
         let mut boxes = Vec::with_capacity(n * per * layers * 4);
         let mut refined_boxes = Vec::new();
+        let mut solved = Vec::with_capacity(n * per * layers);
+        let mut refined_solved = Vec::new();
         let mut maps_batch: Vec<f32> = Vec::new();
         let mut refined_batch: Vec<f32> = Vec::new();
         let maps_list = pyo3::types::PyList::empty(py);
@@ -126,10 +133,12 @@ impl PyExplainer {
                 scores.push(c.probability);
                 for m in &c.maps {
                     boxes.extend(corners(m));
+                    solved.push(m.solved);
                     one.extend_from_slice(&m.data);
                 }
                 if let Some(r) = &c.refined {
                     refined_boxes.extend(corners(r));
+                    refined_solved.push(r.solved);
                     one_refined.extend_from_slice(&r.data);
                 }
             }
@@ -148,6 +157,7 @@ impl PyExplainer {
         d.set_item("classes", int64_array(py, class_ids, &[n, per])?)?;
         d.set_item("scores", array(py, scores, &[n, per])?)?;
         d.set_item("boxes", int32_array(py, boxes, &[n, per, layers, 4])?)?;
+        d.set_item("solved", bool_array(py, solved, &[n, per, layers])?)?;
         d.set_item("sizes", sizes)?;
         d.set_item("layers", self.layers())?;
         if original_size {
@@ -157,6 +167,7 @@ impl PyExplainer {
         }
         if refined {
             d.set_item("refined_boxes", int32_array(py, refined_boxes, &[n, per, 4])?)?;
+            d.set_item("refined_solved", bool_array(py, refined_solved, &[n, per])?)?;
             if original_size {
                 d.set_item("refined", refined_list)?;
             } else {

@@ -329,6 +329,36 @@ def test_explain_refined_and_inputs(model, four, classes, head_fit):
         ex.explain(four[:1], top_k=0)
 
 
+def test_unsolved_classes_are_flagged_and_warned(model, four, classes, head_fit):
+    import warnings
+
+    stem_fit = chip.fit_layer(model, STEM, four[:2], classes=classes, gates=8, mosaics=0)
+    ex = chip.Explainer(model, [stem_fit, head_fit])
+    k = len(classes) + 1  # at least one class among the top k is not solved
+    with pytest.warns(chip.UnsolvedClassWarning) as caught:
+        out = ex.explain(four[:2], top_k=k, refined=True)
+    assert issubclass(chip.UnsolvedClassWarning, UserWarning)
+    assert out.solved.dtype == np.bool_ and out.solved.shape == (2, k, 2)
+    assert out.refined_solved.dtype == np.bool_ and out.refined_solved.shape == (2, k)
+    want = np.isin(out.classes, classes)
+    assert want.any() and not want.all()
+    np.testing.assert_array_equal(out.solved, np.repeat(want[:, :, None], 2, axis=2))
+    np.testing.assert_array_equal(out.refined_solved, want)
+    for i in range(2):
+        for m in range(k):
+            if not want[i, m]:
+                assert out.maps[i][m].max() == 0 and (out.boxes[i, m] == -1).all()
+    messages = [str(w.message) for w in caught if issubclass(w.category, chip.UnsolvedClassWarning)]
+    for c in sorted({int(c) for c in out.classes[~want]}):
+        for layer in ex.layers:
+            assert any(f"class {c} " in msg and f"'{layer}'" in msg for msg in messages), (c, layer, messages)
+    # Solved classes only: no warning, every flag True.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", chip.UnsolvedClassWarning)
+        out = ex.explain(four[:2], classes=classes[:1])
+    assert out.solved.all() and out.refined_solved is None
+
+
 def test_explain_from_threads(model, four, head_fit):
     ex = chip.Explainer(model, [head_fit])
     ref = ex.explain(four, original_size=False).maps

@@ -39,6 +39,9 @@ pub struct Map {
     pub height: usize,
     pub data: Vec<f32>,
     pub bbox: Option<BBox>,
+    /// Whether the fit of this map's layer solved the class (for the Refined map: both layers'
+    /// fits). An unsolved class's map is all zero and has no box: it says nothing about the photo.
+    pub solved: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +103,7 @@ impl Explainer {
     /// Maps are at the original image size when `options.original_size` (boxes then in original
     /// pixels), else at the model's input size. `ClassSelect::Ids` with a class outside the model or
     /// not solved in every fit is an error; `TopK(k)` takes the k most probable classes, and a class
-    /// a fit did not solve gets an all-zero map without a box. `options.refined` needs two fitted
+    /// a fit did not solve gets an all-zero map without a box, marked `solved: false`. `options.refined` needs two fitted
     /// layers (else an error). Each image's result depends only on that image.
     pub fn explain(&self, batch: &[f32], sizes: &[Size], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         self.explain_windows(batch, sizes, &vec![None; sizes.len()], options)
@@ -379,14 +382,16 @@ impl Explainer {
                         None => {}
                     }
                     let bbox = crate::math::localize::localize(&data, mw, mh, options.threshold);
-                    Ok(Map { width: mw, height: mh, data, bbox })
+                    let solved = self.set.fits()[l].is_solved(c);
+                    Ok(Map { width: mw, height: mh, data, bbox, solved })
                 })
                 .collect::<Result<_>>()?;
             let refined = match (options.refined, self.set.refine_pair()) {
                 (true, Some((a, b))) => {
                     let data = crate::math::maps::refine(&maps[a].data, &maps[b].data);
                     let bbox = crate::math::localize::localize(&data, mw, mh, options.threshold);
-                    Some(Map { width: mw, height: mh, data, bbox })
+                    let solved = maps[a].solved && maps[b].solved;
+                    Some(Map { width: mw, height: mh, data, bbox, solved })
                 }
                 _ => None,
             };

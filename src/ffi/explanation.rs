@@ -222,3 +222,23 @@ pub unsafe extern "C" fn chip_explanation_box(
 ) -> chip_status {
     guard(|| set(out, "out", map_of(explanation, image, index, layer)?.bbox.into()))
 }
+
+/// Whether the fit of a map's layer solved its class. A fit made with chip_fit_options.classes
+/// solves only those classes; a top-k explanation may still pick another one, whose map is then
+/// all zero with no box: this tells such a map from one that is empty for the photo.
+/// \param explanation The explanation.
+/// \param image The image's index.
+/// \param index The explained class's index.
+/// \param layer The layer's index, or CHIP_REFINED (solved when both of its layers' fits solved
+/// the class).
+/// \param out Receives true when the class was solved, false when its map is empty for that reason.
+#[no_mangle]
+pub unsafe extern "C" fn chip_explanation_map_solved(
+    explanation: *const chip_explanation,
+    image: usize,
+    index: usize,
+    layer: usize,
+    out: *mut bool,
+) -> chip_status {
+    guard(|| set(out, "out", map_of(explanation, image, index, layer)?.solved))
+}

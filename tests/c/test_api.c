@@ -831,6 +831,47 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
         reference_box(r, ms.width, ms.height, eo.threshold, &ref);
         CHECK(memcmp(&box, &ref, sizeof box) == 0); /* no box too: all -1 in both */
     }
+    {
+        /* Per map: whether the fits solved its class. A requested id is solved in every fit; a
+           top-k beyond the solved classes picks unsolved ones too, whose maps are flagged. */
+        bool solved = false;
+        size_t k = n_classes + 1, c, cls = 0, seen_unsolved = 0, seen_solved = 0;
+        float p = 0;
+        const size_t layer_ids[3] = {0, 1, CHIP_REFINED};
+        REQUIRE_OK(chip_explanation_map_solved(e, 0, 0, 0, &solved));
+        CHECK(solved);
+        solved = false;
+        REQUIRE_OK(chip_explanation_map_solved(e, 0, 0, CHIP_REFINED, &solved));
+        CHECK(solved);
+        CHECK_STATUS(chip_explanation_map_solved(e, 0, 0, 2, &solved), CHIP_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(chip_explanation_map_solved(e, 0, 1, 0, &solved), CHIP_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(chip_explanation_map_solved(e, 0, 0, 0, NULL), CHIP_STATUS_NULL_POINTER);
+        CHECK_STATUS(chip_explanation_map_solved(NULL, 0, 0, 0, &solved), CHIP_STATUS_NULL_POINTER);
+        chip_explanation_free(e);
+        e = NULL;
+        REQUIRE_OK(chip_explain_options_default(&eo));
+        eo.refined = 1;
+        eo.top_k = k;
+        REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e));
+        for (c = 0; c < k; c++) {
+            int want = 0;
+            REQUIRE_OK(chip_explanation_class(e, 0, c, &cls, &p));
+            for (i = 0; i < n_classes; i++)
+                if (classes[i] == cls) want = 1;
+            for (i = 0; i < 3; i++) {
+                solved = !want;
+                REQUIRE_OK(chip_explanation_map_solved(e, 0, c, layer_ids[i], &solved));
+                CHECK(solved == (want != 0));
+                if (!want) {
+                    REQUIRE_OK(chip_explanation_box(e, 0, c, layer_ids[i], &box));
+                    CHECK(box.x1 == -1 && box.y1 == -1 && box.x2 == -1 && box.y2 == -1);
+                }
+            }
+            if (want) seen_solved++;
+            else seen_unsolved++;
+        }
+        CHECK(seen_unsolved >= 1 && seen_solved >= 1);
+    }
     free(a);
     free(b);
     free(r);

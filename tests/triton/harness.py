@@ -78,6 +78,7 @@ def config_text(name, fit_files, *, max_batch_size=8, refined=True, outputs=None
         "CHIP_MAP": ("TYPE_FP32", [layers, 224, 224]),
         "REFINED_MAP": ("TYPE_FP32", [224, 224]),
         "BOX": ("TYPE_INT32", [4]),
+        "SOLVED": ("TYPE_BOOL", [layers]),
     }
     params = {"model_file": model_file, "fit_files": ",".join(fit_files), "refined": str(refined).lower(),
               "threshold": "0.25"}

@@ -111,6 +111,27 @@ def test_target_class(server, reference, fits, photos):
     assert_matches({k: v[0] for k, v in got.items()}, reference.explain_encoded(photos[0]))
 
 
+def test_solved_flags_unsolved_top1(server, reference, fits, photos):
+    """SOLVED says per fitted layer whether its fit solved the explained class: True for a photo's
+    top-1 (a fitted class); for an input whose top-1 the fits did not solve, False with an all-zero
+    map and no box."""
+    client = client_for(server, "http")
+    mod = httpclient
+    got = infer(client, mod, [bytes_input(mod, [photos[0]])], outputs=["TOP1", "SOLVED"])
+    assert got["SOLVED"].dtype == np.bool_ and got["SOLVED"].shape == (1, 2)
+    assert got["SOLVED"][0].all()
+    unsolved = 0
+    for value in (0.0, 0.5, 1.0, -1.0, 2.0):
+        tensor = np.full((1, 3, 224, 224), value, dtype=np.float32)
+        got = infer(client, mod, [tensor_input(mod, tensor)], outputs=["TOP1", "CHIP_MAP", "BOX", "SOLVED"])
+        want = int(got["TOP1"][0][0]) in fits["classes"]
+        assert list(got["SOLVED"][0]) == [want, want]
+        if not want:
+            unsolved += 1
+            assert got["CHIP_MAP"][0].max() == 0 and list(got["BOX"][0]) == [-1, -1, -1, -1]
+    assert unsolved > 0, "every input's top-1 was a fitted class: the test proves little"
+
+
 def test_predictions_only(server, reference, photos):
     client = client_for(server, "grpc")
     mod = grpcclient

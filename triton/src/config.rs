@@ -11,6 +11,7 @@ pub const TOP1: &str = "TOP1";
 pub const CHIP_MAP: &str = "CHIP_MAP";
 pub const REFINED_MAP: &str = "REFINED_MAP";
 pub const BOX: &str = "BOX";
+pub const SOLVED: &str = "SOLVED";
 
 /// An output this backend can produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,11 +21,19 @@ pub enum OutputName {
     ChipMap,
     RefinedMap,
     Box,
+    /// Per fitted layer, whether its fit solved the explained class (else that map is all zero).
+    Solved,
 }
 
 impl OutputName {
-    pub const ALL: [OutputName; 5] =
-        [OutputName::Probabilities, OutputName::Top1, OutputName::ChipMap, OutputName::RefinedMap, OutputName::Box];
+    pub const ALL: [OutputName; 6] = [
+        OutputName::Probabilities,
+        OutputName::Top1,
+        OutputName::ChipMap,
+        OutputName::RefinedMap,
+        OutputName::Box,
+        OutputName::Solved,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +42,7 @@ impl OutputName {
             OutputName::ChipMap => CHIP_MAP,
             OutputName::RefinedMap => REFINED_MAP,
             OutputName::Box => BOX,
+            OutputName::Solved => SOLVED,
         }
     }
 
@@ -42,13 +52,14 @@ impl OutputName {
 
     /// Whether producing it needs the fitted layers' maps.
     pub fn needs_maps(self) -> bool {
-        matches!(self, OutputName::ChipMap | OutputName::RefinedMap | OutputName::Box)
+        matches!(self, OutputName::ChipMap | OutputName::RefinedMap | OutputName::Box | OutputName::Solved)
     }
 
     fn data_type(self) -> &'static str {
         match self {
             OutputName::Probabilities | OutputName::ChipMap | OutputName::RefinedMap => "TYPE_FP32",
             OutputName::Top1 | OutputName::Box => "TYPE_INT32",
+            OutputName::Solved => "TYPE_BOOL",
         }
     }
 }
@@ -250,7 +261,7 @@ impl BackendConfig {
                 format!("unknown output '{}' (the chip backend gives {})", spec.name, OutputName::ALL.map(|o| o.as_str()).join(", "))
             })?;
             let rank = match out {
-                OutputName::Probabilities | OutputName::Top1 | OutputName::Box => 1,
+                OutputName::Probabilities | OutputName::Top1 | OutputName::Box | OutputName::Solved => 1,
                 OutputName::ChipMap => 3,
                 OutputName::RefinedMap => 2,
             };
@@ -311,13 +322,14 @@ impl BackendConfig {
                 OutputName::ChipMap => vec![layers, h, w],
                 OutputName::RefinedMap => vec![h, w],
                 OutputName::Box => vec![4],
+                OutputName::Solved => vec![layers],
             };
             if !fits(&s.dims, &actual) {
                 wrong.push(format!("output {} has dims {:?}, the model gives {actual:?}", out.as_str(), s.dims));
             }
         }
         if self.needs_maps() && layers == 0 {
-            wrong.push(format!("outputs {CHIP_MAP}, {REFINED_MAP} and {BOX} need fitted layers: set parameter {PARAM_FIT_FILES}"));
+            wrong.push(format!("outputs {CHIP_MAP}, {REFINED_MAP}, {BOX} and {SOLVED} need fitted layers: set parameter {PARAM_FIT_FILES}"));
         }
         if self.output(OutputName::RefinedMap).is_some() && layers < 2 {
             wrong.push(format!("output {REFINED_MAP} needs at least two fitted layers (first × last), {layers} given"));
@@ -471,5 +483,23 @@ mod tests {
         let mut v = base();
         v["output"][2]["dims"] = serde_json::json!([-1, -1, -1]);
         parse(&v).unwrap().check_against((224, 224), 1000, 3).unwrap();
+    }
+
+    #[test]
+    fn solved_output_is_bool_per_layer() {
+        let mut v = base();
+        v["output"].as_array_mut().unwrap().push(serde_json::json!({"name": "SOLVED", "data_type": "TYPE_BOOL", "dims": [2]}));
+        let c = parse(&v).unwrap();
+        assert!(c.output(OutputName::Solved).is_some() && c.needs_maps());
+        c.check_against((224, 224), 1000, 2).unwrap();
+        let e = c.check_against((224, 224), 1000, 3).unwrap_err();
+        assert!(e.contains("SOLVED has dims [2], the model gives [3]"), "{e}");
+        v["output"][5]["data_type"] = "TYPE_INT32".into();
+        let e = parse(&v).unwrap_err();
+        assert!(e.contains("TYPE_BOOL"), "{e}");
+        v["output"][5]["data_type"] = "TYPE_BOOL".into();
+        v["output"][5]["dims"] = serde_json::json!([2, 1]);
+        let e = parse(&v).unwrap_err();
+        assert!(e.contains("'SOLVED' must have 1 dims"), "{e}");
     }
 }

@@ -46,6 +46,8 @@ pub struct ItemResult {
     pub refined_map: Option<Vec<f32>>,
     /// x1, y1, x2, y2 inclusive; all −1 when the map is empty.
     pub bbox: Option<[i32; 4]>,
+    /// One per fitted layer: whether its fit solved the explained class (else its map is all zero).
+    pub solved: Option<Vec<bool>>,
 }
 
 pub const NO_BOX: [i32; 4] = [-1, -1, -1, -1];
@@ -139,7 +141,7 @@ impl Engine {
                             let p = probs[row * c..(row + 1) * c].to_vec();
                             let top1 = argmax(&p) as i32;
                             if let Ok(items) = &mut results[j] {
-                                items[i] = Some(ItemResult { probabilities: p, top1, chip_map: None, refined_map: None, bbox: None });
+                                items[i] = Some(ItemResult { probabilities: p, top1, chip_map: None, refined_map: None, bbox: None, solved: None });
                             }
                             row += 1;
                         }
@@ -242,12 +244,13 @@ impl Engine {
             let b = if self.config.refined { ce.refined.as_ref().and_then(|m| m.bbox) } else { ce.maps.last().and_then(|m| m.bbox) };
             b.map_or(NO_BOX, |b| [b.x1 as i32, b.y1 as i32, b.x2 as i32, b.y2 as i32])
         });
+        let solved = job.wants(OutputName::Solved).then(|| ce.maps.iter().map(|m| m.solved).collect());
         let refined_map = if job.wants(OutputName::RefinedMap) {
             Some(ce.refined.map(|m| m.data).ok_or("internal error: no Refined CHIP map")?)
         } else {
             None
         };
-        Ok(ItemResult { probabilities: e.probabilities, top1, chip_map, refined_map, bbox })
+        Ok(ItemResult { probabilities: e.probabilities, top1, chip_map, refined_map, bbox, solved })
     }
 }
 

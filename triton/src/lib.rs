@@ -561,9 +561,14 @@ fn fill_outputs(engine: &Engine, response: *mut TRITONBACKEND_Response, job: &Jo
                 let boxes = items.iter().map(|x| x.bbox.ok_or("internal error: no box")).collect::<Result<Vec<_>, _>>()?;
                 (TYPE_INT32, vec![4], boxes.iter().flatten().flat_map(|v| v.to_le_bytes()).collect())
             }
+            OutputName::Solved => {
+                let flags = items.iter().map(|x| x.solved.as_deref().ok_or("internal error: no solved flags")).collect::<Result<Vec<_>, _>>()?;
+                (TYPE_BOOL, vec![layers as i64], flags.into_iter().flatten().map(|&s| s as u8).collect())
+            }
         };
         let per_item: i64 = dims.iter().product();
-        if bytes.len() as i64 != per_item * 4 * job.n as i64 {
+        let element = if data_type == TYPE_BOOL { 1 } else { 4 };
+        if bytes.len() as i64 != per_item * element * job.n as i64 {
             return Err(format!("internal error: output {} has {} bytes for {} image(s) of {dims:?}", out.as_str(), bytes.len(), job.n));
         }
         let shape: Vec<i64> = if batching { std::iter::once(job.n as i64).chain(dims).collect() } else { dims };

@@ -375,6 +375,40 @@ func TestRefinedIsProductOfMaps(t *testing.T) {
 	wantStatus(t, err, chip.StatusInvalidArgument)
 }
 
+// A top-k beyond the fitted classes picks unsolved ones: their maps are flagged (all zero, NoBox),
+// the solved classes' maps are not, the refined map included.
+func TestUnsolvedClassesAreFlagged(t *testing.T) {
+	e := must(chip.NewExplainer(model, shallow, fit))
+	defer e.Close()
+	opts := chip.DefaultExplainOptions()
+	opts.Refined = true
+	opts.TopK = len(testref.FitClasses) + 1
+	x := must(e.Explain(chip.Files(photo()), &opts))
+	defer x.Close()
+	seen := map[bool]int{}
+	for i, c := range must(x.Classes(0)) {
+		want := false
+		for _, f := range testref.FitClasses {
+			want = want || f == c.Class
+		}
+		seen[want]++
+		for _, layer := range []int{0, 1, chip.Refined} {
+			m := must(x.Map(0, i, layer))
+			if got := must(x.Solved(0, i, layer)); got != want || m.Solved != want {
+				t.Fatalf("class %d layer %d: solved %v (map %v), want %v", c.Class, layer, got, m.Solved, want)
+			}
+			if !want && (m.Max() != 0 || must(x.Box(0, i, layer)).Found()) {
+				t.Fatalf("unsolved class %d layer %d has a non-empty map", c.Class, layer)
+			}
+		}
+	}
+	if seen[true] == 0 || seen[false] == 0 {
+		t.Fatalf("want solved and unsolved classes among the top %d, got %v", opts.TopK, seen)
+	}
+	_, err := x.Solved(0, opts.TopK, 0)
+	wantStatus(t, err, chip.StatusInvalidArgument)
+}
+
 // Files, encoded bytes and preprocessed tensors give the same explanation.
 func TestExplainInputsAgree(t *testing.T) {
 	e := newExplainer(t)

@@ -158,6 +158,10 @@ func (b Box) Found() bool { return b.X1 >= 0 }
 type Map struct {
 	Size
 	Data []float32
+	// Solved is set by Explanation.Map: whether the fit of the map's layer solved its class (for
+	// Refined: both layers' fits). A class the fits did not solve (FitOptions.Classes) gets an
+	// all-zero map with NoBox.
+	Solved bool
 }
 
 // At is the value at column x, row y.
@@ -301,7 +305,27 @@ func (x *Explanation) Map(image, index, layer int) (*Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Map{Size: size, Data: data}, nil
+	var solved C.bool
+	if err := call(func() C.chip_status { return C.chip_explanation_map_solved(p, img, idx, lay, &solved) }); err != nil {
+		return nil, err
+	}
+	return &Map{Size: size, Data: data, Solved: bool(solved)}, nil
+}
+
+// Solved tells whether the fit of a map's layer solved its class (for Refined: both layers'
+// fits). A class the fits did not solve (FitOptions.Classes), picked by TopK, gets an all-zero
+// map with NoBox; this tells it from a map that is empty for the image.
+func (x *Explanation) Solved(image, index, layer int) (bool, error) {
+	p, err := x.ptr()
+	if err != nil {
+		return false, err
+	}
+	defer runtime.KeepAlive(x)
+	var solved C.bool
+	err = call(func() C.chip_status {
+		return C.chip_explanation_map_solved(p, indexOf(image), indexOf(index), layerIndex(layer), &solved)
+	})
+	return bool(solved), err
 }
 
 // Box is the localization box of a map; NoBox when the map has no positive value.

@@ -228,6 +228,7 @@ interface ChipLibrary extends Library {
             SizeTByReference outLen);
 
     int chip_explanation_box(Pointer explanation, SizeT image, SizeT index, SizeT layer, CBox box);
+    int chip_explanation_map_solved(Pointer explanation, SizeT image, SizeT index, SizeT layer, com.sun.jna.ptr.ByteByReference out);
 
     int chip_localize(float[] map, SizeT width, SizeT height, float threshold, CBox box);
 

@@ -112,4 +112,17 @@ public final class Explanation extends NativeHandle {
             return Box.of(box);
         });
     }
+
+    /**
+     * Whether the fit of a map's layer solved its class ({@link #REFINED}: both layers' fits). A
+     * class the fits did not solve ({@link FitOptions} classes), picked by top-k, gets an all-zero
+     * map with {@link Box#NONE}; this tells it from a map that is empty for the image.
+     */
+    public boolean solved(int image, int index, int layer) {
+        return use(p -> {
+            com.sun.jna.ptr.ByteByReference out = new com.sun.jna.ptr.ByteByReference();
+            Native.check(Native.LIB.chip_explanation_map_solved(p, Native.index(image), Native.index(index), layerIndex(layer), out));
+            return out.getValue() != 0;
+        });
+    }
 }

@@ -245,6 +245,37 @@ class ChipTest {
         }
     }
 
+    /** A top-k beyond the fitted classes picks unsolved ones: their maps are flagged, the solved ones not. */
+    @Test
+    void unsolvedClassesAreFlagged() {
+        int k = Reference.FIT_CLASSES.length + 1;
+        try (Explainer e = Explainer.create(model, shallow, fit);
+                Explanation x = e.explain(Images.files(Reference.photo()), new ExplainOptions().refined(true).topK(k))) {
+            List<ClassProbability> classes = x.classes(0);
+            assertEquals(k, classes.size());
+            int solved = 0;
+            int unsolved = 0;
+            for (int i = 0; i < k; i++) {
+                int id = classes.get(i).classId();
+                boolean want = java.util.Arrays.stream(Reference.FIT_CLASSES).anyMatch(c -> c == id);
+                for (int layer : new int[] {0, 1, Explanation.REFINED}) {
+                    assertEquals(want, x.solved(0, i, layer), "class " + id + " layer " + layer);
+                    if (!want) {
+                        assertEquals(0f, x.map(0, i, layer).max());
+                        assertEquals(Box.NONE, x.box(0, i, layer));
+                    }
+                }
+                if (want) {
+                    solved++;
+                } else {
+                    unsolved++;
+                }
+            }
+            assertTrue(solved > 0 && unsolved > 0, solved + " solved, " + unsolved + " unsolved");
+            assertStatus(Status.INVALID_ARGUMENT, () -> x.solved(0, k, 0));
+        }
+    }
+
     /** Files, encoded bytes and preprocessed tensors give the same maps. */
     @Test
     void explainInputsAgree() throws Exception {
