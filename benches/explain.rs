@@ -52,6 +52,7 @@ fn dense_fit(model: &Model, layer: &LayerInfo) -> LayerFit {
             augment: 0,
             mosaics: 0,
             solved_classes: (0..model.classes).collect(),
+            preprocess: Some(model.spec.canonical()),
         },
         weights,
     }

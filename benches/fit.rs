@@ -158,7 +158,7 @@ fn main() {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let (stats, t) = collect_stats_timed(&model, &info.name, &Images::Paths(files.clone()), &params, &no_progress).expect("statistics");
+        let (stats, t) = collect_stats_timed(&model, &info.name, &Images::Files(files.clone()), &params, &no_progress).expect("statistics");
         let fit_total = t0.elapsed();
         let t1 = Instant::now();
         let fit = solve(&model, &info.name, &stats, &params, &no_progress).expect("solve");
@@ -288,7 +288,7 @@ fn head_comparison(
     if args.suffix_pass {
         let suffix = FitOptions { pass: StatsPass::Suffix, ..params.clone() };
         let t0 = Instant::now();
-        let (old, _) = collect_stats_timed(model, &info.name, &Images::Paths(files.to_vec()), &suffix, &no_progress).expect("suffix statistics");
+        let (old, _) = collect_stats_timed(model, &info.name, &Images::Files(files.to_vec()), &suffix, &no_progress).expect("suffix statistics");
         let t_old = t0.elapsed();
         let rel = |a: &[f64], b: &[f64]| {
             let m = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
@@ -299,7 +299,7 @@ fn head_comparison(
             rel(&stats.b, &old.b), secs(t_old), secs(closed_total), secs(closed_total) / secs(t_old)
         ));
     }
-    let (_, t) = collect_stats_timed(model, &info.name, &Images::Paths(files.to_vec()), params, &no_progress).expect("statistics");
+    let (_, t) = collect_stats_timed(model, &info.name, &Images::Files(files.to_vec()), params, &no_progress).expect("statistics");
     let compute = t.suffix + t.stats + t.original;
     out.push(format!(
         "| closed form's products vs two GEMMs of the same shapes, per row | {:.1} ms (GEMMs) | {:.1} ms | {:.2} (rate {:.0}% of the GEMMs') |",

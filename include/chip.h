@@ -7,7 +7,7 @@
  *    chip_last_error() gives a message naming what was wrong. The message lives in thread-local storage
  *    and stays valid until the next libchip call on the same thread (chip_version, chip_abi_version,
  *    chip_status_str and chip_last_error leave it alone). A successful call sets it to "".
- *  - Handles (chip_model, chip_layer_fit, chip_explainer, chip_explanation) are opaque. Functions that
+ *  - Handles (chip_model, chip_layer_fit, chip_stats, chip_explainer, chip_explanation) are opaque. Functions that
  *    create one write it to an `out_*` pointer (set to NULL on failure); each has a `_free` function
  *    that accepts NULL.
  *  - Every pointer argument is checked: a NULL that is not allowed gives CHIP_STATUS_NULL_POINTER.
@@ -27,7 +27,9 @@
  *
  * Thread safety: chip_model and chip_explainer may be used from many threads at once (the explain
  * functions included). chip_layer_fit and chip_explanation are immutable after creation: read them
- * from many threads at once freely. No handle may be freed while another thread uses it.
+ * from many threads at once freely. chip_stats is read by chip_stats_save, chip_solve and the
+ * queries from many threads at once, but chip_stats_merge changes its first argument: no other thread
+ * may use that one meanwhile. No handle may be freed while another thread uses it.
  */
 
 #ifndef CHIP_H
@@ -48,7 +50,7 @@
 /**
  * Version of the C ABI. Raised on any incompatible change; compare with chip_abi_version().
  */
-#define CHIP_ABI_VERSION 2
+#define CHIP_ABI_VERSION 3
 
 /**
  * Result of every fallible call. CHIP_STATUS_OK is 0; chip_last_error() describes any other.
@@ -412,7 +414,7 @@ typedef struct chip_fit_options {
 typedef int32_t chip_device;
 
 /**
- * Options of chip_load_model and chip_load_model_bytes. Fill with chip_model_options_default().
+ * Options of chip_model_load and chip_model_load_bytes. Fill with chip_model_options_default().
  * Thread safety: a plain struct, read only during the call it is passed to.
  */
 typedef struct chip_model_options {
@@ -437,6 +439,14 @@ typedef struct chip_model_options {
    * the executable. ONNX Runtime is loaded once per process; later values are ignored.
    */
   const char *ort_lib;
+  /**
+   * A preprocessing spec as JSON text (UTF-8, the keys of the sidecar `<model>.json`, see the
+   * README), or NULL (default) for none. Its keys override the sidecar's; what neither states is
+   * read from the graph or assumed (chip_model_preprocess tells which). A spec that does not parse,
+   * or has an unknown key, fails the load with CHIP_STATUS_INVALID_ARGUMENT naming the key.
+   * A caller whose struct_size ends before this field gets NULL.
+   */
+  const char *preprocess;
 } chip_model_options;
 
 /**
@@ -450,10 +460,15 @@ typedef struct chip_model_options {
 #define CHIP_IMAGES_ENCODED 2
 
 /**
- * `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
- * model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
- * the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
- * the input size. Fits ignore `sizes`.
+ * `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W at the
+ * model's input size (chip_model_input_size), as chip_model_preprocess_file writes them. The layout is
+ * always the library's: NCHW float32, channels in the model's channel order, values after the spec's
+ * scale, mean and std; whatever the model's own input (NHWC, uint8 or float16 inputs get an adapter in
+ * front of the graph that transposes and casts this tensor). `tensor_len` must equal
+ * count x 3 x H x W, else the call fails with CHIP_STATUS_INVALID_ARGUMENT and the message
+ * "invalid argument: images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>".
+ * `sizes` holds `count` sizes, the original sizes the maps of chip_explain are scaled to (each side
+ * 1..=16384), or is NULL for the input size. Fits ignore `sizes`.
  */
 #define CHIP_IMAGES_TENSOR 3
 
@@ -542,49 +557,6 @@ chip_status chip_explain(const struct chip_explainer *explainer,
                          const struct chip_images *images,
                          const struct chip_explain_options *opts,
                          struct chip_explanation **out_explanation);
-
-/**
- * A thin wrapper: chip_explain with a CHIP_IMAGES_TENSOR descriptor.
- * \param explainer, opts, out_explanation As for chip_explain.
- * \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
- * \param len The number of floats.
- * \param n The number of images.
- * \param sizes The n original image sizes the maps are scaled to (each side 1..=16384), or NULL
- *        for the input size.
- */
-chip_status chip_explain_tensor(const struct chip_explainer *explainer,
-                                const float *data,
-                                size_t len,
-                                size_t n,
-                                const struct chip_size *sizes,
-                                const struct chip_explain_options *opts,
-                                struct chip_explanation **out_explanation);
-
-/**
- * A thin wrapper: chip_explain with a CHIP_IMAGES_ENCODED descriptor.
- * \param explainer, opts, out_explanation As for chip_explain.
- * \param images `n` encoded images (PNG, JPEG, BMP, TIFF, WebP).
- * \param lens Their lengths in bytes.
- * \param n The number of images.
- */
-chip_status chip_explain_encoded(const struct chip_explainer *explainer,
-                                 const uint8_t *const *images,
-                                 const size_t *lens,
-                                 size_t n,
-                                 const struct chip_explain_options *opts,
-                                 struct chip_explanation **out_explanation);
-
-/**
- * A thin wrapper: chip_explain with a CHIP_IMAGES_FILES descriptor.
- * \param explainer, opts, out_explanation As for chip_explain.
- * \param paths `n` image files, UTF-8.
- * \param n The number of images.
- */
-chip_status chip_explain_files(const struct chip_explainer *explainer,
-                               const char *const *paths,
-                               size_t n,
-                               const struct chip_explain_options *opts,
-                               struct chip_explanation **out_explanation);
 
 /**
  * Frees an explanation.
@@ -757,34 +729,6 @@ chip_status chip_fit_layer(const struct chip_model *model,
                            struct chip_layer_fit **out_fit);
 
 /**
- * A thin wrapper: chip_fit_layer with a CHIP_IMAGES_FILES descriptor.
- * \param model, layer, opts, out_fit As for chip_fit_layer.
- * \param paths `count` image files, UTF-8.
- * \param count The number of images.
- */
-chip_status chip_fit_layer_paths(const struct chip_model *model,
-                                 const char *layer,
-                                 const char *const *paths,
-                                 size_t count,
-                                 const struct chip_fit_options *opts,
-                                 struct chip_layer_fit **out_fit);
-
-/**
- * A thin wrapper: chip_fit_layer with a CHIP_IMAGES_TENSOR descriptor.
- * \param model, layer, opts, out_fit As for chip_fit_layer.
- * \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
- * \param len The number of floats.
- * \param n The number of images.
- */
-chip_status chip_fit_layer_tensor(const struct chip_model *model,
-                                  const char *layer,
-                                  const float *data,
-                                  size_t len,
-                                  size_t n,
-                                  const struct chip_fit_options *opts,
-                                  struct chip_layer_fit **out_fit);
-
-/**
  * Writes a fit to a file, atomically: a failure leaves no file behind.
  * \param fit The fit.
  * \param path The file, UTF-8.
@@ -820,20 +764,20 @@ chip_status chip_layer_fit_layer_name(const struct chip_layer_fit *fit,
  * \param fit The fit.
  * \param out Receives K.
  */
-chip_status chip_layer_fit_channels(const struct chip_layer_fit *fit, size_t *out);
+chip_status chip_layer_fit_channel_count(const struct chip_layer_fit *fit, size_t *out);
 
 /**
  * The number of classes C (weight rows).
  * \param fit The fit.
  * \param out Receives C.
  */
-chip_status chip_layer_fit_classes(const struct chip_layer_fit *fit, size_t *out);
+chip_status chip_layer_fit_class_count(const struct chip_layer_fit *fit, size_t *out);
 
 /**
  * The importance weights of one class over the K channels. Rows of classes that were not solved
  * are zero.
  * \param fit The fit.
- * \param class_id The class id, below chip_layer_fit_classes.
+ * \param class_id The class id, below chip_layer_fit_class_count.
  * \param buf, len, out_len The K weights (buffer convention).
  */
 chip_status chip_layer_fit_weights_row(const struct chip_layer_fit *fit,
@@ -866,23 +810,26 @@ chip_status chip_localize(const float *map,
 chip_status chip_iou(const struct chip_box *a, const struct chip_box *b, double *out);
 
 /**
- * Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar).
+ * Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar; the keys of
+ * `opts->preprocess` override the sidecar's).
  * \param path The model file, UTF-8.
- * \param opts NULL for the defaults.
+ * \param opts NULL for the defaults; `opts->preprocess` gives a preprocessing spec as JSON.
  * \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
  */
-chip_status chip_load_model(const char *path,
+chip_status chip_model_load(const char *path,
                             const struct chip_model_options *opts,
                             struct chip_model **out_model);
 
 /**
- * Loads an ONNX classifier from memory (no sidecar, so ImageNet preprocessing and no labels).
+ * Loads an ONNX classifier from memory. There is no sidecar: the preprocessing is `opts->preprocess`
+ * where given, else what the graph says and the library's assumptions (see chip_model_preprocess).
+ * A `labels` file name in the spec is relative to the working directory.
  * \param data The model's bytes (copied).
  * \param len The number of bytes.
- * \param opts NULL for the defaults.
+ * \param opts NULL for the defaults; `opts->preprocess` gives a preprocessing spec as JSON.
  * \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
  */
-chip_status chip_load_model_bytes(const uint8_t *data,
+chip_status chip_model_load_bytes(const uint8_t *data,
                                   size_t len,
                                   const struct chip_model_options *opts,
                                   struct chip_model **out_model);
@@ -898,7 +845,7 @@ void chip_model_free(struct chip_model *model);
  * \param model The model.
  * \param out Receives the number of classes.
  */
-chip_status chip_model_num_classes(const struct chip_model *model, size_t *out);
+chip_status chip_model_class_count(const struct chip_model *model, size_t *out);
 
 /**
  * The model's input size in pixels (the size of CHIP_IMAGES_TENSOR images).
@@ -910,7 +857,7 @@ chip_status chip_model_input_size(const struct chip_model *model, struct chip_si
 /**
  * The name of a class as NUL-terminated UTF-8; models without a label list give the decimal id.
  * \param model The model.
- * \param class_id The class id, below chip_model_num_classes.
+ * \param class_id The class id, below chip_model_class_count.
  * \param buf, len, out_len The label (buffer convention).
  */
 chip_status chip_model_class_label(const struct chip_model *model,
@@ -918,6 +865,21 @@ chip_status chip_model_class_label(const struct chip_model *model,
                                    char *buf,
                                    size_t len,
                                    size_t *out_len);
+
+/**
+ * The model's effective preprocessing and where each value came from, as NUL-terminated UTF-8 JSON:
+ * `{"spec": {...}, "sources": {"mean": "given", ...}, "fingerprint": "..."}`. `spec` is the complete
+ * spec in canonical form (the one fits record), `sources` gives for each key one of "given" (the
+ * spec passed to the load), "sidecar" (`<model>.json`), "graph" (read from the model), "probe"
+ * (measured on a probe run) or "assumed" (the library's default: nothing stated it), and
+ * `fingerprint` is the SHA-256 of the canonical spec.
+ * \param model The model.
+ * \param buf, len, out_len The JSON text (buffer convention).
+ */
+chip_status chip_model_preprocess(const struct chip_model *model,
+                                  char *buf,
+                                  size_t len,
+                                  size_t *out_len);
 
 /**
  * The number of candidate layers (4-D activations), in graph order. The first call probes the
@@ -947,7 +909,8 @@ chip_status chip_model_layer_info(const struct chip_model *model,
                                   size_t *out_width);
 
 /**
- * Decodes and preprocesses an image file as the model expects, for CHIP_IMAGES_TENSOR descriptors.
+ * Decodes and preprocesses an image file as the model's spec says, for CHIP_IMAGES_TENSOR descriptors
+ * (NCHW float32 in the library's layout, whatever the model's own input layout and type).
  * \param model The model.
  * \param path The image file (PNG, JPEG, BMP, TIFF, WebP), UTF-8.
  * \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).
@@ -995,31 +958,35 @@ chip_status chip_model_predict(const struct chip_model *model,
 
 /**
  * Fills `opts` with the defaults. Set `opts->struct_size` to sizeof(chip_model_options) first: no
- * more than that many bytes are written (0 means this library's size, safe only when the header
- * and the library are of one version).
+ * more than that many bytes are written. Every function taking an options struct or chip_images
+ * accepts the size of any earlier version of it (fields past it get their defaults).
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_model_options_default(struct chip_model_options *opts);
 
 /**
  * Fills `opts` with the defaults; struct_size as for chip_model_options_default.
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_fit_options_default(struct chip_fit_options *opts);
 
 /**
  * Fills `opts` with the defaults; struct_size as for chip_model_options_default.
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_explain_options_default(struct chip_explain_options *opts);
 
 /**
  * Fills `opts` with the defaults; struct_size as for chip_model_options_default.
  * \param opts The struct to fill; its struct_size is kept.
- * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+ * \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+ * or inside a field.
  */
 chip_status chip_export_options_default(struct chip_export_options *opts);
 

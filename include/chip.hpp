@@ -101,6 +101,16 @@ struct ModelOptions : chip_model_options {
         struct_size = sizeof(chip_model_options);
         detail::check(chip_model_options_default(this));
     }
+    /// A preprocessing spec as JSON text (the keys of the sidecar `<model>.json`), or empty for none;
+    /// it stands for the C field of the same name, which Model::load and Model::from_bytes set from it.
+    std::string preprocess;
+
+    /// The C struct with `preprocess` pointing into this object (valid while it lives unchanged).
+    chip_model_options c_options() const {
+        chip_model_options c = *this;
+        c.preprocess = preprocess.empty() ? nullptr : preprocess.c_str();
+        return c;
+    }
 };
 
 struct ExplainOptions : chip_explain_options {
@@ -139,18 +149,20 @@ class Model {
 public:
     static Model load(const std::string &path, const ModelOptions &opts = ModelOptions()) {
         chip_model *m = nullptr;
-        detail::check(chip_load_model(path.c_str(), &opts, &m));
+        const chip_model_options c = opts.c_options();
+        detail::check(chip_model_load(path.c_str(), &c, &m));
         return Model(m);
     }
     static Model from_bytes(const std::vector<uint8_t> &bytes, const ModelOptions &opts = ModelOptions()) {
         chip_model *m = nullptr;
-        detail::check(chip_load_model_bytes(bytes.data(), bytes.size(), &opts, &m));
+        const chip_model_options c = opts.c_options();
+        detail::check(chip_model_load_bytes(bytes.data(), bytes.size(), &c, &m));
         return Model(m);
     }
 
-    size_t num_classes() const {
+    size_t class_count() const {
         size_t n = 0;
-        detail::check(chip_model_num_classes(get(), &n));
+        detail::check(chip_model_class_count(get(), &n));
         return n;
     }
     /// The model's input size.
@@ -161,6 +173,11 @@ public:
     }
     std::string class_label(size_t c) const {
         return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_model_class_label(get(), c, b, l, o); });
+    }
+    /// The effective preprocessing as JSON: {"spec": {...}, "sources": {key: "given" | "sidecar" |
+    /// "graph" | "probe" | "assumed"}, "fingerprint": "..."} (see chip_model_preprocess).
+    std::string preprocess() const {
+        return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_model_preprocess(get(), b, l, o); });
     }
     std::vector<LayerInfo> layers() const {
         size_t n = 0;
@@ -174,7 +191,7 @@ public:
         }
         return out;
     }
-    /// Class probabilities of n preprocessed images: n x num_classes() floats.
+    /// Class probabilities of n preprocessed images: n x class_count() floats.
     std::vector<float> predict(const std::vector<float> &data, size_t n) const {
         return detail::fetch<float>([&](float *b, size_t l, size_t *o) {
             return chip_model_predict(get(), data.data(), data.size(), n, b, l, o);
@@ -279,14 +296,14 @@ public:
     std::string layer_name() const {
         return detail::fetch_string([&](char *b, size_t l, size_t *o) { return chip_layer_fit_layer_name(get(), b, l, o); });
     }
-    size_t channels() const {
+    size_t channel_count() const {
         size_t n = 0;
-        detail::check(chip_layer_fit_channels(get(), &n));
+        detail::check(chip_layer_fit_channel_count(get(), &n));
         return n;
     }
-    size_t classes() const {
+    size_t class_count() const {
         size_t n = 0;
-        detail::check(chip_layer_fit_classes(get(), &n));
+        detail::check(chip_layer_fit_class_count(get(), &n));
         return n;
     }
     std::vector<float> weights_row(size_t c) const {

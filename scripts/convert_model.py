@@ -9,19 +9,16 @@ Outputs (under --data; every file written to a temporary name, then renamed):
   models/efficientnet_lite0.onnx   opset 13, single file (no external data)
                                    input  "input"  float32 [N,3,224,224] (N dynamic)
                                    output "logits" float32 [N,1000] (pre-softmax)
-  models/efficientnet_lite0.json   preprocessing sidecar read by the library, keys:
-      model         file name of the ONNX model next to this json
-      input_name    name of the model input  ("input")
-      output_name   name of the model output ("logits")
+  models/efficientnet_lite0.json   the model's preprocessing spec (version 1; the keys of the
+                   README's "Preprocessing" table), read by the library as the sidecar:
       input_size    [height, width] the photo is resized to ([224, 224])
-      resize        "stretch_bilinear": the whole photo, aspect ratio not kept, no crop
-      layout        "NCHW"
-      channels      "RGB"
-      scale         "0-255": pixel values are used in 0..255 before normalisation
-      mean, std     per channel (R, G, B), 0..255 units: x = (pixel - mean) / std
+      resize        "stretch": the whole photo, aspect ratio not kept, no crop
+      interpolation "bilinear", antialias true (PIL's BILINEAR)
+      channel_order "RGB", layout "NCHW"
+      scale         1: pixel values are used in 0..255 before normalisation
+      mean, std     per channel (R, G, B), 0..255 units: x = (pixel * scale - mean) / std
+      output        "logits", activation "softmax", output_name "logits"
       labels        class-name file next to this json (one name per line, index order)
-      num_classes   1000
-      logits        true: output is logits (apply softmax for probabilities)
   index.json       every photo under images/: file (relative to images/), width,
                    height, source (first folder), top1, top1_name, top1_prob, top5
                    (ONNX Runtime, preprocessing as in the sidecar, PIL bilinear resize)
@@ -239,19 +236,20 @@ def main():
 
     # --- sidecar, then move everything into place ---
     sidecar = {
-        "model": MODEL_NAME + ".onnx",
-        "input_name": "input",
-        "output_name": "logits",
+        "version": 1,
         "input_size": [SIZE, SIZE],
-        "resize": "stretch_bilinear",
-        "layout": "NCHW",
-        "channels": "RGB",
-        "scale": "0-255",
+        "resize": "stretch",
+        "interpolation": "bilinear",
+        "antialias": True,
+        "channel_order": "RGB",
+        "scale": 1,
         "mean": [round(v, 4) for v in mean],
         "std": [round(v, 4) for v in std],
+        "layout": "NCHW",
+        "output": "logits",
+        "activation": "softmax",
+        "output_name": "logits",
         "labels": "imagenet_classes.txt",
-        "num_classes": 1000,
-        "logits": True,
     }
     write_json(os.path.join(data, "index.json"), index)
     write_json(os.path.join(data, "boxes.json"), boxes)

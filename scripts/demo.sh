@@ -124,7 +124,7 @@ SHALLOW_FIT="$(fit shallow "$SHALLOW" "$OUT/shallow_images.txt" "$SHALLOW_GATES"
 
 log "explaining ${#PHOTOS[@]} photos"
 t0=$(now)
-chip explain --model "$MODEL" --fit "$SHALLOW_FIT" --fit "$HEAD_FIT" --refined --top 1 --json \
+chip explain --model "$MODEL" --fit "$SHALLOW_FIT" --fit "$HEAD_FIT" --refined --top-k 1 --json \
     --out "$OUT/maps" "${PHOTOS[@]}" > "$OUT/explain.jsonl"
 log "explained in $(( $(now) - t0 ))s"
 

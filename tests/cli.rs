@@ -1,5 +1,7 @@
 //! The `chip` binary end to end on EfficientNet-Lite0 and real photos: every subcommand, and bad
 //! input giving one `chip: ...` line and status 1. Needs scripts/setup.sh to have run.
+#[macro_use]
+mod common;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -88,6 +90,7 @@ fn head_fit() -> &'static PathBuf {
 
 #[test]
 fn layers_lists_the_stem_and_the_conv_head() {
+    require_setup!();
     let text = ok(&["layers", "--model", s(&model())]);
     let v: Value = serde_json::from_str(ok(&["layers", "--model", s(&model()), "--json"]).trim()).unwrap();
     let list = v.as_array().unwrap();
@@ -104,6 +107,7 @@ fn layers_lists_the_stem_and_the_conv_head() {
 
 #[test]
 fn fit_then_inspect() {
+    require_setup!();
     let fit = head_fit();
     let bytes = std::fs::read(fit).unwrap();
     assert_eq!(&bytes[..8], b"CHIPFIT\0");
@@ -128,11 +132,12 @@ fn fit_then_inspect() {
 
 #[test]
 fn explain_writes_overlays_maps_and_json() {
+    require_setup!();
     let fit = head_fit();
     let out = tmp("explain");
     let photos: Vec<String> = PHOTOS[..2].iter().map(|p| s(&root().join(p)).to_string()).collect();
     let m = model();
-    let mut args = vec!["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--json", "--save-map", "--top", "1"];
+    let mut args = vec!["explain", "--model", s(&m), "--fit", s(fit), "--out", s(&out), "--json", "--save-map", "--top-k", "1"];
     args.extend(photos.iter().map(|p| p.as_str()));
     let stdout = ok(&args);
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
@@ -165,10 +170,17 @@ fn explain_writes_overlays_maps_and_json() {
     let out2 = tmp("explain-text");
     let text = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--class", "967", &photos[0]]);
     assert!(text.contains("967") && text.contains("espresso"), "{text}");
+    // `--top` stays as a hidden alias of `--top-k`: the same classes as `--top-k 2`.
+    let old = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--json", "--top", "2", &photos[0]]);
+    let new = ok(&["explain", "--model", s(&model()), "--fit", s(fit), "--out", s(&out2), "--json", "--top-k", "2", &photos[0]]);
+    let classes = |o: &str| serde_json::from_str::<Value>(o.lines().next().unwrap()).unwrap()["classes"].as_array().unwrap().len();
+    assert_eq!((classes(&old), classes(&new)), (2, 2));
+    assert_eq!(old, new);
 }
 
 #[test]
 fn eval_loc_reports_accuracy_and_per_image_iou() {
+    require_setup!();
     let fit = head_fit();
     let dir = tmp("eval");
     // Ground truth for the coffee photo: its own espresso map's box must overlap the cup region the
@@ -195,6 +207,7 @@ fn eval_loc_reports_accuracy_and_per_image_iou() {
 
 #[test]
 fn bad_input_gives_one_clear_line_and_status_1() {
+    require_setup!();
     let m = model();
     let out = tmp("errors");
     let photo = s(&root().join(PHOTOS[0])).to_string();
@@ -231,6 +244,7 @@ fn bad_input_gives_one_clear_line_and_status_1() {
 /// corrupt photo, so a check made after the fit would report that photo instead.
 #[test]
 fn fit_checks_out_before_reading_images() {
+    require_setup!();
     let dir = tmp("fit-out");
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
@@ -257,6 +271,7 @@ fn fit_checks_out_before_reading_images() {
 /// --lambda-rel ≥ 1 and a degenerate --sigma2-rel are refused up front, naming the option.
 #[test]
 fn fit_refuses_useless_lambda_and_sigma2() {
+    require_setup!();
     let dir = tmp("fit-params");
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
@@ -280,6 +295,7 @@ fn fit_refuses_useless_lambda_and_sigma2() {
 /// warning lists them, and `inspect --json` reports the same count.
 #[test]
 fn fit_warns_about_all_zero_classes() {
+    require_setup!();
     let dir = tmp("fit-zero");
     let list = dir.join("photos.txt");
     std::fs::write(&list, s(&root().join(PHOTOS[0])).to_string() + "\n").unwrap();
@@ -303,6 +319,7 @@ fn fit_warns_about_all_zero_classes() {
 /// class index is named as such; an absurd thread count is refused.
 #[test]
 fn usage_errors_exit_1_and_minor_messages() {
+    require_setup!();
     for args in [&["fit", "--no-such-option"][..], &["layers"], &["no-such-command"], &["layers", "--model", "x.onnx", "--device", "tpu"]] {
         let out = chip(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -329,6 +346,7 @@ fn usage_errors_exit_1_and_minor_messages() {
 /// the table's figures against values computed here by hand for the maps whose scores are known.
 #[test]
 fn eval_scores_the_baselines_against_hand_computed_values() {
+    require_setup!();
     let dir = std::env::temp_dir().join(format!("chip-eval-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -398,6 +416,7 @@ fn eval_scores_the_baselines_against_hand_computed_values() {
 
 #[test]
 fn merged_shards_equal_one_fit() {
+    require_setup!();
     let dir = tmp("shards");
     let list = |name: &str, photos: &[&str]| {
         let p = dir.join(name);

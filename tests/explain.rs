@@ -1,6 +1,8 @@
 //! Explanations of EfficientNet-Lite0 on real photos with a real fit: the augmented-model path
 //! against the split path, batch against single images, Refined CHIP, boxes against ground truth,
 //! class discrimination on a composite photo. Needs scripts/setup.sh to have run.
+#[macro_use]
+mod common;
 use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer};
 use chip::engine::fit::{FitOptions, Images};
 use chip::engine::fitfile::LayerFit;
@@ -76,7 +78,7 @@ fn fixture() -> &'static Fixture {
         let classes: Vec<usize> = classes.into_iter().collect();
         let t0 = std::time::Instant::now();
         let params = FitOptions { gates: 128, classes: Some(classes.clone()), ..FitOptions::default() };
-        let head_fit = chip::engine::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
+        let head_fit = chip::engine::fit::fit_layer(&model, &head.name, &Images::Files(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
         eprintln!(
             "conv-head fit '{}' {}x{}x{}: {} photos x 128 gates, {} classes, lambda_rel {}, sigma2_rel {}: {:.1}s",
             head.name, head.channels, head.height, head.width, photos.len(), classes.len(),
@@ -85,7 +87,7 @@ fn fixture() -> &'static Fixture {
         let t0 = std::time::Instant::now();
         let few: Vec<PathBuf> = images_in("boxes").into_iter().chain(images_in("skimage")).take(10).collect();
         let stem_params = FitOptions { gates: 32, ..params };
-        let stem_fit = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Paths(few.clone()), &stem_params, &chip::engine::fit::no_progress).unwrap();
+        let stem_fit = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Files(few.clone()), &stem_params, &chip::engine::fit::no_progress).unwrap();
         eprintln!("stem fit '{}': {} photos x 32 gates: {:.1}s", stem.name, few.len(), t0.elapsed().as_secs_f64());
         Fixture { model, stem: stem_fit, head: head_fit }
     })
@@ -125,6 +127,7 @@ fn test_photos() -> Vec<PathBuf> {
 
 #[test]
 fn augmented_run_matches_the_split_prefix() {
+    require_setup!();
     let f = fixture();
     let model = &f.model;
     let ex = Explainer::new(model.clone(), vec![f.head.clone(), f.stem.clone()]).unwrap();
@@ -169,10 +172,11 @@ fn augmented_run_matches_the_split_prefix() {
 
 #[test]
 fn batch_gives_the_same_as_single_images() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.stem.clone(), f.head.clone()]).unwrap();
     let photos = test_photos();
-    let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: true, ..ExplainOptions::default() };
+    let opts = ExplainOptions { classes: ClassSelect::TopK(2), refined: true, ..ExplainOptions::default() };
     let all = ex.explain_files(&photos, &opts).unwrap();
     for (p, b) in photos.iter().zip(&all) {
         let s = ex.explain_files(std::slice::from_ref(p), &opts).unwrap().remove(0);
@@ -194,6 +198,7 @@ fn batch_gives_the_same_as_single_images() {
 
 #[test]
 fn refined_chip_is_the_product_of_stem_and_head_maps() {
+    require_setup!();
     let f = fixture();
     // Given deepest first: the explainer still multiplies the shallowest and the deepest layer.
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone(), f.stem.clone()]).unwrap();
@@ -218,6 +223,7 @@ fn refined_chip_is_the_product_of_stem_and_head_maps() {
 
 #[test]
 fn top1_boxes_overlap_the_ground_truth_boxes() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     let entries = gt("data/boxes.json");
@@ -261,6 +267,7 @@ fn top1_boxes_overlap_the_ground_truth_boxes() {
 
 #[test]
 fn espresso_and_cat_maps_peak_in_their_own_halves() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     let load = |n: &str| image::open(root().join("data/images/skimage").join(n)).unwrap().to_rgb8();
@@ -304,6 +311,7 @@ fn espresso_and_cat_maps_peak_in_their_own_halves() {
 
 #[test]
 fn dev_boxes_choose_the_threshold() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     // Entries without an ImageNet class cannot be explained by class.
@@ -342,6 +350,7 @@ fn dev_boxes_choose_the_threshold() {
 
 #[test]
 fn bad_requests_fail_with_clear_errors() {
+    require_setup!();
     let f = fixture();
     let ex = Explainer::new(f.model.clone(), vec![f.head.clone()]).unwrap();
     let photo = &test_photos()[..1];
@@ -351,7 +360,7 @@ fn bad_requests_fail_with_clear_errors() {
     let unsolved = (0..1000).find(|c| !f.head.meta.solved_classes.contains(c)).unwrap();
     let e = err(ExplainOptions { classes: ClassSelect::Ids(vec![unsolved]), ..ExplainOptions::default() });
     assert!(e.contains("not solved"), "{e}");
-    let e = err(ExplainOptions { classes: ClassSelect::Top(0), ..ExplainOptions::default() });
+    let e = err(ExplainOptions { classes: ClassSelect::TopK(0), ..ExplainOptions::default() });
     assert!(e.contains("top-k"), "{e}");
     let e = err(ExplainOptions { threshold: f32::NAN, ..ExplainOptions::default() });
     assert!(e.contains("threshold"), "{e}");

@@ -2,6 +2,8 @@
 //! original outputs equal the model's, its chip_maps and chip_refined equal the explainer's maps at
 //! input size, for the top-1 and for classes given through chip_target_class; refusals; the CLI;
 //! the file in ONNX Runtime's Python package. Needs scripts/setup.sh to have run.
+#[macro_use]
+mod common;
 use chip::engine::explain::{ClassSelect, ExplainOptions, Explainer, ImageExplanation};
 use chip::engine::export::{self, ExportOptions, CLASS_OUTPUT, MAPS_OUTPUT, METADATA_KEY, REFINED_OUTPUT, TARGET_INPUT};
 use chip::engine::fit::{FitOptions, Images};
@@ -71,9 +73,9 @@ fn fixture() -> &'static Fixture {
         let solved: Vec<usize> = solved.into_iter().collect();
         let params = FitOptions { gates: 32, classes: Some(solved.clone()), ..FitOptions::default() };
         let t0 = std::time::Instant::now();
-        let head = chip::engine::fit::fit_layer(&model, &head.name, &Images::Paths(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
+        let head = chip::engine::fit::fit_layer(&model, &head.name, &Images::Files(photos.clone()), &params, &chip::engine::fit::no_progress).unwrap();
         let stem_params = FitOptions { gates: 16, ..params };
-        let stem = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Paths(photos[..4].to_vec()), &stem_params, &chip::engine::fit::no_progress).unwrap();
+        let stem = chip::engine::fit::fit_layer(&model, &stem.name, &Images::Files(photos[..4].to_vec()), &stem_params, &chip::engine::fit::no_progress).unwrap();
         eprintln!("fits of '{}' and '{}': {:.1}s", stem.meta.layer, head.meta.layer, t0.elapsed().as_secs_f64());
         Fixture { model, stem, head, photos, batch, sizes, top1, solved }
     })
@@ -151,6 +153,7 @@ fn enough(nonzero: usize, maps: usize, what: &str) {
 
 #[test]
 fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
+    require_setup!();
     let f = fixture();
     let n = f.photos.len();
     // Deepest first: maps come in the order given, Refined CHIP is still stem × head.
@@ -179,7 +182,7 @@ fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
     assert_eq!(rs, [n, h, w]);
 
     let ex = Explainer::new(f.model.clone(), fits).unwrap();
-    let opts = ExplainOptions { classes: ClassSelect::Top(1), refined: true, original_size: false, ..ExplainOptions::default() };
+    let opts = ExplainOptions { classes: ClassSelect::TopK(1), refined: true, original_size: false, ..ExplainOptions::default() };
     let want = ex.explain(&f.batch, &f.sizes, &opts).unwrap();
     let mut nonzero = 0;
     for (i, e) in want.iter().enumerate() {
@@ -191,6 +194,7 @@ fn top1_maps_and_original_outputs_equal_the_model_and_the_explainer() {
 
 #[test]
 fn target_classes_select_the_maps_and_unsolved_classes_give_zero() {
+    require_setup!();
     let f = fixture();
     let n = f.photos.len();
     let fits = vec![f.stem.clone(), f.head.clone()];
@@ -231,6 +235,7 @@ fn target_classes_select_the_maps_and_unsolved_classes_give_zero() {
 
 #[test]
 fn one_fit_without_class_input_gives_class_and_maps_only() {
+    require_setup!();
     let f = fixture();
     let runner = exported(std::slice::from_ref(&f.head), false);
     assert_eq!(runner.input_names(), &[f.model.input.name.clone()]);
@@ -250,6 +255,7 @@ fn one_fit_without_class_input_gives_class_and_maps_only() {
 
 #[test]
 fn metadata_names_the_fits_and_only_solved_rows_are_stored() {
+    require_setup!();
     let f = fixture();
     let fits = [f.stem.clone(), f.head.clone()];
     let onnx = export::export(&f.model, &fits, &ExportOptions::default()).unwrap();
@@ -274,6 +280,7 @@ fn metadata_names_the_fits_and_only_solved_rows_are_stored() {
 
 #[test]
 fn refusals_name_what_was_wrong() {
+    require_setup!();
     let f = fixture();
     let opts = ExportOptions::default();
     let e = export::export(&f.model, &[], &opts).unwrap_err();
@@ -319,6 +326,7 @@ fn chip_cli(args: &[&Path]) -> std::process::Output {
 /// The written file then runs in ONNX Runtime's Python package with the same results.
 #[test]
 fn cli_export_and_python_onnxruntime() {
+    require_setup!();
     let f = fixture();
     let dir = tmp("cli");
     let (stem, head, out) = (dir.join("stem.chip"), dir.join("head.chip"), dir.join("m_chip.onnx"));
@@ -385,6 +393,7 @@ fn cli_export_and_python_onnxruntime() {
 /// The C API writes what the library builds and refuses with the usual status codes.
 #[test]
 fn c_api_export() {
+    require_setup!();
     use chip::ffi::*;
     use std::ffi::{CStr, CString};
     let f = fixture();
@@ -401,15 +410,17 @@ fn c_api_export() {
         let mut model = std::ptr::null_mut();
         let lib = runtime().ort_lib.map(|p| cs(&p));
         let mut mo = std::mem::zeroed::<chip_model_options>();
+        mo.struct_size = std::mem::size_of::<chip_model_options>();
         assert_eq!(chip_model_options_default(&mut mo), chip_status::CHIP_STATUS_OK);
         mo.ort_lib = lib.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-        assert_eq!(chip_load_model(cs(&model_path()).as_ptr(), &mo, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
+        assert_eq!(chip_model_load(cs(&model_path()).as_ptr(), &mo, &mut model), chip_status::CHIP_STATUS_OK, "{}", last_error());
         let mut fits = [std::ptr::null_mut(); 3];
         for (slot, p) in fits.iter_mut().zip([&stem, &head, &alien]) {
             assert_eq!(chip_layer_fit_load(cs(p).as_ptr(), slot), chip_status::CHIP_STATUS_OK, "{}", last_error());
         }
         let ptrs: Vec<*const chip_layer_fit> = fits.iter().map(|&p| p as *const _).collect();
         let mut o = std::mem::zeroed::<chip_export_options>();
+        o.struct_size = std::mem::size_of::<chip_export_options>();
         assert_eq!(chip_export_options_default(&mut o), chip_status::CHIP_STATUS_OK);
         assert_eq!(o.class_input, 0);
         o.class_input = 1;

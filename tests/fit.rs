@@ -1,5 +1,7 @@
 //! The fit on real ONNX Runtime: planted ground truth, lasso optimality, shards, seeds,
 //! cancellation, a cut inside a skip connection, and EfficientNet-Lite0 on real photos.
+#[macro_use]
+mod common;
 use chip::error::Error;
 use chip::engine::fit::{self, collect_stats, fit_layer, list_images, no_progress, solve, FitOptions, Images, Progress};
 use chip::engine::fitfile::LayerFit;
@@ -7,7 +9,7 @@ use chip::math::gates::GateSet;
 use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
 use chip::math::stats::Stats;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -135,15 +137,18 @@ fn planted_recovery(softmax: bool) {
 }
 
 #[test]
-fn planted_channels_are_recovered_softmax_head() { planted_recovery(true) }
+fn planted_channels_are_recovered_softmax_head() {
+    require_ort!(); planted_recovery(true) }
 
 #[test]
-fn planted_channels_are_recovered_logits_head() { planted_recovery(false) }
+fn planted_channels_are_recovered_logits_head() {
+    require_ort!(); planted_recovery(false) }
 
 /// z_s and f_s of the statistics against the unsplit model: GAP of the augmented model's
 /// activations and `predict`.
 #[test]
 fn statistics_agree_with_the_unsplit_model() {
+    require_ort!();
     let p = testmodels::planted_cnn(4, 12, 2, true, 5);
     let model = load(&p.model);
     let n = 6;
@@ -175,6 +180,7 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn shards_merge_to_the_same_fit() {
+    require_ort!();
     let p = testmodels::planted_cnn(4, 12, 3, true, 21);
     let model = load(&p.model);
     let n = 16;
@@ -206,6 +212,7 @@ fn shards_merge_to_the_same_fit() {
 
 #[test]
 fn same_seed_same_weights_other_seed_other_gates() {
+    require_ort!();
     let p = testmodels::planted_cnn(3, 10, 2, false, 2);
     let model = load(&p.model);
     let n = 6;
@@ -230,6 +237,7 @@ fn same_seed_same_weights_other_seed_other_gates() {
 
 #[test]
 fn cancelling_stops_the_fit_and_writes_nothing() {
+    require_ort!();
     let p = testmodels::planted_cnn(3, 8, 2, true, 1);
     let model = load(&p.model);
     let n = 4;
@@ -268,6 +276,7 @@ fn cancelling_stops_the_fit_and_writes_nothing() {
 /// layer. Gate batches of 1 (no tiling) and of 16 must give the same statistics.
 #[test]
 fn residual_cut_inside_the_skip() {
+    require_ort!();
     let m = testmodels::residual_cnn(3, 4);
     let model = load(&m);
     let split = model.split("inner").unwrap();
@@ -391,6 +400,7 @@ fn check_b_against_gated_model(m: &chip::onnx::OnnxModel, layer: &str, softmax_h
 
 #[test]
 fn statistics_match_a_gated_whole_model() {
+    require_ort!();
     // The layer feeding GAP → Gemm (→ Softmax), in closed form and through suffix runs.
     for pass in [fit::StatsPass::ClosedForm, fit::StatsPass::Suffix] {
         check_b_against_gated_model(&testmodels::planted_cnn(4, 12, 2, false, 3).model, "feat", true, pass);
@@ -402,6 +412,7 @@ fn statistics_match_a_gated_whole_model() {
 
 #[test]
 fn bad_inputs_are_refused_with_clear_errors() {
+    require_ort!();
     let p = testmodels::planted_cnn(3, 8, 2, true, 1);
     let model = load(&p.model);
     let params = FitOptions { gates: 8, ..FitOptions::paper() };
@@ -506,7 +517,7 @@ fn real_fit(layer_index: Layer, photos: usize, gates: usize) {
     classes.dedup();
     let params = FitOptions { gates, classes: Some(classes.clone()), ..FitOptions::paper() };
     let t0 = Instant::now();
-    let (stats, timings) = fit::collect_stats_timed(&model, &info.name, &Images::Paths(files.clone()), &params, &no_progress).unwrap();
+    let (stats, timings) = fit::collect_stats_timed(&model, &info.name, &Images::Files(files.clone()), &params, &no_progress).unwrap();
     let t_stats = t0.elapsed();
     let t1 = Instant::now();
     let fit = solve(&model, &info.name, &stats, &params, &no_progress).unwrap();
@@ -542,6 +553,7 @@ fn stem(model: &Model) -> chip::runtime::model::LayerInfo {
 
 #[test]
 fn efficientnet_conv_head_on_100_photos() {
+    require_setup!();
     let (model, _) = efficientnet().unwrap();
     assert_eq!(model.layers().unwrap().last().unwrap().channels, 1280);
     real_fit(Layer::Last, 100, 256);
@@ -550,6 +562,7 @@ fn efficientnet_conv_head_on_100_photos() {
 /// The full stem fit (100 photos × 256 gates) runs in the bench; the test uses a reduced one.
 #[test]
 fn efficientnet_stem_reduced() {
+    require_setup!();
     let (model, _) = efficientnet().unwrap();
     assert_eq!(stem(&model).channels, 32);
     real_fit(Layer::First, 16, 64);
@@ -559,6 +572,7 @@ fn efficientnet_stem_reduced() {
 /// proximity 0 are refused before any image is processed, naming the option.
 #[test]
 fn useless_parameters_are_refused_before_any_image() {
+    require_ort!();
     let p = testmodels::planted_cnn(3, 8, 2, true, 1);
     let model = load(&p.model);
     let data = random_images(&model, 2, 2);
@@ -610,7 +624,7 @@ fn efficientnet_head_closed_form_matches_the_suffix() {
         let base = FitOptions { gates: 64, gate_batch: 32, image_batch: 4, mosaics: 1, objective, classes: Some(classes.clone()), ..FitOptions::default() };
         let closed = FitOptions { pass: StatsPass::ClosedForm, ..base.clone() };
         let suffix = FitOptions { pass: StatsPass::Suffix, ..base.clone() };
-        let images = Images::Paths(files.clone());
+        let images = Images::Files(files.clone());
         let t0 = Instant::now();
         let (sc, tc) = fit::collect_stats_timed(&model, &head.name, &images, &closed, &no_progress).unwrap();
         let t_closed = t0.elapsed();

@@ -1,10 +1,12 @@
 //! The `.chip` importance file: round trip and each way a file can be wrong, on real fits.
+#[macro_use]
+mod common;
 use chip::error::Error;
 use chip::engine::fit::{fit_layer, no_progress, FitOptions, Images};
 use chip::engine::fitfile::{LayerFit, MAGIC, VERSION};
 use chip::runtime::model::Model;
 use chip::runtime::RuntimeOptions;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use std::path::{Path, PathBuf};
 
 fn options() -> RuntimeOptions {
@@ -48,6 +50,7 @@ fn fit_file_msg(e: Error) -> String {
 
 #[test]
 fn round_trip_and_check_against_own_model() {
+    require_ort!();
     let (model, layer) = planted(7);
     let fit = small_fit(&model, &layer);
     assert!(fit.weights.iter().any(|&w| w != 0.0), "a fit with all-zero weights does not exercise the format");
@@ -68,6 +71,7 @@ fn round_trip_and_check_against_own_model() {
 
 #[test]
 fn other_model_layer_or_shape_is_a_mismatch() {
+    require_ort!();
     let (model, layer) = planted(7);
     let (other, _) = planted(8);
     assert_ne!(model.fingerprint, other.fingerprint);
@@ -111,6 +115,7 @@ fn other_model_layer_or_shape_is_a_mismatch() {
 
 #[test]
 fn damaged_files_each_give_their_own_error() {
+    require_ort!();
     let (model, layer) = planted(7);
     let fit = small_fit(&model, &layer);
     let bytes = fit.to_bytes().unwrap();

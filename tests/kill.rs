@@ -2,6 +2,8 @@
 //! output folder then holds nothing, or a complete valid fit, and otherwise only the writer's own
 //! temporaries of the killed process, which the next write of the same file removes.
 //! Needs scripts/setup.sh (ONNX Runtime).
+#[macro_use]
+mod common;
 use chip::engine::fitfile::LayerFit;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +24,7 @@ fn setup() -> Setup {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // 600 classes × 512 channels: a 1.2 MB fit file, so its write is long enough to be hit.
-    let planted = chip::testmodels::planted_cnn(600, 512, 2, false, 9);
+    let planted = chip_testmodels::planted_cnn(600, 512, 2, false, 9);
     let model = dir.join("model.onnx");
     std::fs::write(&model, planted.model.to_bytes().unwrap()).unwrap();
     // Small real photos in every supported format.
@@ -83,6 +85,7 @@ fn complete(s: &Setup, out_dir: &Path) -> Duration {
 
 #[test]
 fn fit_killed_at_random_moments_leaves_nothing_or_a_valid_file() {
+    require_setup!();
     let s = setup();
     let warm = s.dir.join("warm");
     std::fs::create_dir_all(&warm).unwrap();

@@ -1,10 +1,12 @@
 //! Model on the real ONNX Runtime: the project's small test nets, and EfficientNet-Lite0 with real
 //! photos (scripts/setup.sh provides data/ and third_party/).
+#[macro_use]
+mod common;
 use chip::math::objective::softmax;
 use chip::runtime::model::{Model, OutputKind};
 use chip::runtime::preprocess::{Preprocess, Size};
 use chip::runtime::RuntimeOptions;
-use chip::testmodels;
+use chip_testmodels as testmodels;
 use chip::Error;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -41,6 +43,7 @@ fn plain() -> Model {
 
 #[test]
 fn test_net_layers_classes_and_output_kind() {
+    require_ort!();
     let m = plain();
     assert_eq!(m.classes, 5);
     assert_eq!(m.output, "logits");
@@ -95,6 +98,7 @@ fn test_net_layers_classes_and_output_kind() {
 
 #[test]
 fn predict_augmented_and_split_agree() {
+    require_ort!();
     let m = Model::from_bytes(testmodels::residual_cnn(6, 11).to_bytes().unwrap(), &opts()).unwrap();
     let s = testmodels::SIZE;
     let n = 3;
@@ -156,6 +160,7 @@ fn predict_augmented_and_split_agree() {
 
 #[test]
 fn softmax_is_stable_and_matches_hand_values() {
+    require_ort!();
     let m = plain();
     // Huge logits would overflow a naive exp; shifted by the maximum they are e^-2, e^-1, 1.
     let mut raw = vec![1000.0, 1001.0, 1002.0, -1e30, -1e30, 1002.0, 1002.0, 0.0, 0.0, -5.0];
@@ -178,6 +183,7 @@ fn softmax_is_stable_and_matches_hand_values() {
 
 #[test]
 fn missing_and_corrupt_model_files() {
+    require_ort!();
     let dir = scratch("files");
     let missing = dir.join("absent.onnx");
     match Model::load(&missing, &opts()) {
@@ -200,19 +206,29 @@ fn missing_and_corrupt_model_files() {
 
 #[test]
 fn sidecar_sets_preprocessing_labels_and_output_kind() {
+    require_ort!();
     let dir = scratch("sidecar");
     let model = dir.join("net.onnx");
     let bytes = testmodels::plain_cnn(3, 2).to_bytes().unwrap();
     std::fs::write(&model, &bytes).unwrap();
 
-    // No sidecar: ImageNet defaults, the model's own input size, detection of logits.
+    // No sidecar: ImageNet defaults, the model's own input size, detection of logits — and the
+    // assumptions are listed, key by key.
     let m = Model::load(&model, &opts()).unwrap();
     let d = Preprocess::default();
-    assert_eq!((m.preprocess.mean, m.preprocess.std), (d.mean, d.std));
-    assert!(!m.preprocess.center_crop);
+    assert_eq!((m.preprocess.mean, m.preprocess.std, m.preprocess.scale), (d.mean, d.std, d.scale));
+    assert_eq!(m.preprocess.resize, chip::runtime::spec::ResizeMode::Stretch);
     assert_eq!(m.input_size(), Size::new(16, 16));
     assert_eq!(m.labels, None);
     assert_eq!(m.output_kind, OutputKind::Logits);
+    let assumed = m.spec.assumed().join(" ");
+    for key in ["resize", "interpolation", "channel_order", "scale", "mean", "std", "activation", "output"] {
+        assert!(assumed.contains(key), "{key} missing from the assumed keys: {assumed}");
+    }
+    assert!(!assumed.contains("input_size") && !assumed.contains("layout"), "{assumed}");
+    let sources = &m.spec.sources;
+    assert_eq!(sources["input_size"], chip::runtime::spec::Source::Graph);
+    assert_eq!(sources["layout"], chip::runtime::spec::Source::Graph);
     // The fingerprint is the SHA-256 of the file, as sha256sum computes it.
     if let Ok(out) = std::process::Command::new("sha256sum").arg(&model).output() {
         let text = String::from_utf8_lossy(&out.stdout);
@@ -223,14 +239,15 @@ fn sidecar_sets_preprocessing_labels_and_output_kind() {
     std::fs::write(dir.join("names.txt"), "alpha\nbeta\r\ngamma\n").unwrap();
     std::fs::write(
         dir.join("net.json"),
-        r#"{"model": "net.onnx", "input_size": [16, 16], "mean": [1, 2, 3], "std": [4, 5, 6],
-            "labels": "names.txt", "logits": false, "resize": "stretch_bilinear", "num_classes": 3,
-            "something_new": {"ignored": true}}"#,
+        r#"{"input_size": [16, 16], "scale": 1, "mean": [1, 2, 3], "std": [4, 5, 6],
+            "labels": "names.txt", "output": "probabilities", "resize": "stretch"}"#,
     )
     .unwrap();
     let m = Model::load(&model, &opts()).unwrap();
     assert_eq!(m.preprocess.mean, [1.0, 2.0, 3.0]);
     assert_eq!(m.preprocess.std, [4.0, 5.0, 6.0]);
+    assert_eq!(m.preprocess.scale, 1.0);
+    assert_eq!(m.spec.sources["mean"], chip::runtime::spec::Source::Sidecar);
     assert_eq!(m.labels.as_deref(), Some(&["alpha".to_string(), "beta".into(), "gamma".into()][..]));
     assert_eq!(m.label(1), Some("beta"));
     // The sidecar says probabilities: predict leaves the outputs as they are.
@@ -243,28 +260,38 @@ fn sidecar_sets_preprocessing_labels_and_output_kind() {
     for (a, b) in raw.iter().zip(&probs) {
         assert!((a - b).abs() < 1e-5);
     }
+    // A spec given to the load overrides the sidecar key by key.
+    let given = chip::runtime::spec::PreprocessSpec::from_json(r#"{"mean": 0, "labels": ["x", "y", "z"]}"#).unwrap();
+    let m = Model::load_with(&model, &opts(), Some(&given)).unwrap();
+    assert_eq!((m.preprocess.mean, m.preprocess.std), ([0.0; 3], [4.0, 5.0, 6.0]));
+    assert_eq!(m.spec.sources["mean"], chip::runtime::spec::Source::Given);
+    assert_eq!(m.label(2), Some("z"));
 
-    let expect_model_err = |json: &str, needle: &str| {
+    let expect_err = |json: &str, needle: &str| {
         std::fs::write(dir.join("net.json"), json).unwrap();
         match Model::load(&model, &opts()) {
-            Err(Error::Model(msg)) => assert!(msg.contains(needle), "{msg} (wanted {needle})"),
-            other => panic!("{json}: expected Error::Model, got {other:?}"),
+            Err(e) => assert!(e.to_string().contains(needle), "{e} (wanted {needle})"),
+            other => panic!("{json}: expected an error, got {other:?}"),
         }
     };
-    expect_model_err(r#"{"input_size": [20, 20]}"#, "differs from the model's input height 16");
-    expect_model_err(r#"{"labels": "names.txt", "num_classes": 4}"#, "num_classes 4");
+    expect_err(r#"{"input_size": [20, 20]}"#, "differs from input 'input''s height 16");
     std::fs::write(dir.join("two.txt"), "a\nb\n").unwrap();
-    expect_model_err(r#"{"labels": "two.txt"}"#, "2 names");
-    expect_model_err(r#"{"mean": [1, 2]}"#, "'mean'");
-    expect_model_err(r#"{"logits": "yes"}"#, "'logits'");
-    expect_model_err("{not json", "net.json");
-    expect_model_err(r#"{"output_name": "other"}"#, "'other'");
+    expect_err(r#"{"labels": "two.txt"}"#, "the labels name 2 classes");
+    expect_err(r#"{"labels": {"a": 0, "b": 0, "c": 2}}"#, "both map to class 0");
+    expect_err(r#"{"mean": [1, 2]}"#, "'mean'");
+    expect_err(r#"{"output": "yes"}"#, "'output'");
+    // Keys of the old sidecar format, and any unknown key, are refused with the known keys.
+    expect_err(r#"{"logits": true}"#, "unknown key 'logits' (known keys: version, input_size");
+    expect_err(r#"{"something_new": {"ignored": true}}"#, "unknown key 'something_new'");
+    expect_err("{not json", "net.json");
+    expect_err(r#"{"output_name": "other"}"#, "'other'");
+    expect_err(r#"{"layout": "NHWC"}"#, "says layout NHWC but input 'input' is NCHW");
     std::fs::write(dir.join("net.json"), r#"{"std": [0, 1, 1]}"#).unwrap();
     assert!(matches!(Model::load(&model, &opts()), Err(Error::InvalidArgument(_))));
     std::fs::write(dir.join("net.json"), r#"{"labels": "absent.txt"}"#).unwrap();
     assert!(matches!(Model::load(&model, &opts()), Err(Error::Io { path, .. }) if path.ends_with("absent.txt")));
     std::fs::write(dir.join("bad.txt"), b"ok\n\xff\xfe\n").unwrap();
-    expect_model_err(r#"{"labels": "bad.txt"}"#, "UTF-8");
+    expect_err(r#"{"labels": "bad.txt"}"#, "UTF-8");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -294,6 +321,7 @@ fn argmax(row: &[f32]) -> usize {
 
 #[test]
 fn lite0_layers_run_from_stem_to_head() {
+    require_setup!();
     let m = lite0();
     let layers = m.layers().unwrap();
     let first = &layers[0];
@@ -322,6 +350,7 @@ fn lite0_layers_run_from_stem_to_head() {
 
 #[test]
 fn lite0_recognises_the_reference_photos() {
+    require_setup!();
     let m = lite0();
     assert_eq!(m.classes, 1000);
     assert_eq!(m.input_size(), Size { width: 224, height: 224 });
@@ -341,6 +370,7 @@ fn lite0_recognises_the_reference_photos() {
 
 #[test]
 fn lite0_agrees_with_the_python_reference_index() {
+    require_setup!();
     // data/index.json was computed by ONNX Runtime in Python with PIL's bilinear resize.
     let m = lite0();
     let text = std::fs::read_to_string(project().join("data/index.json")).unwrap();
@@ -367,6 +397,7 @@ fn lite0_agrees_with_the_python_reference_index() {
 /// refused at load with its shape, instead of being read as a classifier of C·H·W classes.
 #[test]
 fn outputs_that_are_not_batch_by_classes_are_refused() {
+    require_ort!();
     for (pooled, shape, hint) in [(false, "[1, 2, 16, 16]", false), (true, "[1, 2, 1, 1]", true)] {
         let bytes = testmodels::segmenter(2, pooled, 3).to_bytes().unwrap();
         match Model::from_bytes(bytes, &opts()) {
@@ -381,6 +412,7 @@ fn outputs_that_are_not_batch_by_classes_are_refused() {
 
 #[test]
 fn absurd_thread_counts_are_refused() {
+    require_ort!();
     let bytes = testmodels::plain_cnn(3, 1).to_bytes().unwrap();
     let options = RuntimeOptions { threads: 1 << 40, ..opts() };
     match Model::from_bytes(bytes.clone(), &options) {

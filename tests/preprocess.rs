@@ -1,4 +1,7 @@
 //! Image decoding and preprocessing, checked against hand-computed values.
+#[macro_use]
+mod common;
+use chip::runtime::spec::ResizeMode;
 use chip::runtime::preprocess::{Preprocess, MAX_SIDE};
 use chip::Error;
 use image::{ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
@@ -17,7 +20,7 @@ where
 
 /// Identity normalisation: outputs are raw 0..255 pixel values.
 fn raw(h: usize, w: usize) -> Preprocess {
-    Preprocess { height: h, width: w, mean: [0.0; 3], std: [1.0; 3], center_crop: false }
+    Preprocess { height: h, width: w, scale: 1.0, mean: [0.0; 3], std: [1.0; 3], ..Preprocess::default() }
 }
 
 /// The pixel (channel c, row y, column x) of NCHW data of an h×w image.
@@ -33,7 +36,7 @@ fn normalisation_matches_hand_computed_values() {
     img.put_pixel(1, 0, Rgb([255, 255, 255]));
     img.put_pixel(0, 1, Rgb([10, 20, 30]));
     img.put_pixel(1, 1, Rgb([200, 100, 50]));
-    let p = Preprocess { height: 2, width: 2, mean: [10.0, 20.0, 30.0], std: [2.0, 4.0, 5.0], center_crop: false };
+    let p = Preprocess { mean: [10.0, 20.0, 30.0], std: [2.0, 4.0, 5.0], ..raw(2, 2) };
     let out = p.from_rgb8(&img).unwrap();
     assert_eq!((out.size.width, out.size.height), (2, 2));
     #[rustfmt::skip]
@@ -106,18 +109,22 @@ fn centre_crop_versus_stretch() {
         10..=29 => Rgb([0, 255, 0]),
         _ => Rgb([0, 0, 255]),
     });
-    // The centred square crop is the green middle: every output pixel is pure green.
-    let crop = Preprocess { center_crop: true, ..raw(8, 8) }.from_rgb8(&img).unwrap();
+    // The centred square crop is the green middle (resized to 16×8 first, as torchvision does, so the
+    // filter reaches one resized pixel into the red and blue quarters at the crop's edges).
+    let crop = Preprocess { resize: ResizeMode::Crop, crop_ratio: 1.0, ..raw(8, 8) }.from_rgb8(&img).unwrap();
     for y in 0..8 {
-        for x in 0..8 {
+        for x in 1..7 {
             assert_eq!(
                 [at(&crop.data, 8, 8, 0, y, x), at(&crop.data, 8, 8, 1, y, x), at(&crop.data, 8, 8, 2, y, x)],
                 [0.0, 255.0, 0.0],
                 "crop pixel ({x},{y})"
             );
         }
+        assert!(at(&crop.data, 8, 8, 1, y, 0) > 200.0 && at(&crop.data, 8, 8, 1, y, 7) > 200.0);
     }
     assert_eq!((crop.size.width, crop.size.height), (40, 20));
+    // The window the crop shows, in original pixels: the middle half.
+    assert_eq!(crop.window, Some(chip::runtime::preprocess::Window { x: 10.0, y: 0.0, width: 20.0, height: 20.0 }));
     // Stretching keeps the whole picture: left column red, right column blue, middle green.
     let st = raw(8, 8).from_rgb8(&img).unwrap();
     for y in 0..8 {
@@ -129,9 +136,11 @@ fn centre_crop_versus_stretch() {
     }
     // A tall image is cropped vertically: 10×40, top and bottom quarters black, middle white.
     let tall = image::RgbImage::from_fn(10, 40, |_, y| if (10..30).contains(&y) { Rgb([255; 3]) } else { Rgb([0; 3]) });
-    let c = Preprocess { center_crop: true, ..raw(4, 2) }.from_rgb8(&tall).unwrap();
-    // Target aspect 2 wide : 4 high → crop 10×20, exactly the white middle.
-    assert!(c.data.iter().all(|&v| v == 255.0), "{:?}", c.data);
+    let c = Preprocess { resize: ResizeMode::Crop, crop_ratio: 1.0, ..raw(4, 2) }.from_rgb8(&tall).unwrap();
+    // Target aspect 2 wide : 4 high → resized to 2×8, the middle 2×4: the white middle, whose two
+    // inner rows see no black through the filter.
+    assert!(c.data[2..6].iter().all(|&v| v == 255.0), "{:?}", c.data);
+    assert_eq!(c.window, Some(chip::runtime::preprocess::Window { x: 0.0, y: 10.0, width: 10.0, height: 20.0 }));
 }
 
 #[test]
@@ -339,6 +348,7 @@ fn truncated_images_of_every_format_are_refused() {
 /// write), and fails cut anywhere from the first scan on.
 #[test]
 fn truncated_real_jpeg_photos_are_refused() {
+    require_setup!();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/images");
     let mut photos: Vec<PathBuf> = ["aib", "mpl"]
         .iter()

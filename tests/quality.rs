@@ -1,6 +1,8 @@
 //! Objectives and the quality harness on the real model: with the logit target, an intercept and
 //! λ → 0 the fit of a GAP → linear head recovers the classifier's own weights (CHIP = CAM); the paper's
 //! objective stays selectable; augmented fits are reproducible; CAM is found by graph inspection.
+#[macro_use]
+mod common;
 use chip::engine::fit::{self, FitOptions, Images};
 use chip::runtime::model::Model;
 use chip::math::objective::{Objective, Target};
@@ -29,6 +31,7 @@ fn top1(model: &Model, paths: &[PathBuf]) -> Vec<usize> {
 
 #[test]
 fn logit_target_with_intercept_recovers_the_classifier() {
+    require_setup!();
     let model = model();
     let head = model.default_layers().unwrap().1;
     let cam = chip::engine::cam::cam_fit(&model, &head.name).unwrap();
@@ -39,7 +42,7 @@ fn logit_target_with_intercept_recovers_the_classifier() {
     let mut params = FitOptions { gates: 256, objective, ..Default::default() };
     params.admm.lambda_rel = 0.0;
     params.admm.rel_tol = 1e-10;
-    let stats = fit::collect_stats(&model, &head.name, &Images::Paths(paths.clone()), &params, &fit::no_progress).unwrap();
+    let stats = fit::collect_stats(&model, &head.name, &Images::Files(paths.clone()), &params, &fit::no_progress).unwrap();
     // Loyalty weights every photo by f^c: a class is identifiable when enough photos give it weight
     // (each photo spans at most 256 gate directions of the 1280). Take the 8 classes whose smallest
     // loyalty over the 12 photos is largest.
@@ -64,12 +67,13 @@ fn logit_target_with_intercept_recovers_the_classifier() {
 
 #[test]
 fn paper_objective_is_the_probability_model_without_intercept() {
+    require_setup!();
     let model = model();
     let head = model.default_layers().unwrap().1;
     let paths = photos(4);
     let classes = top1(&model, &paths);
     let params = FitOptions { gates: 64, objective: Objective::preset("paper").unwrap(), classes: Some(classes.clone()), ..Default::default() };
-    let fit = fit::fit_layer(&model, &head.name, &Images::Paths(paths.clone()), &params, &fit::no_progress).unwrap();
+    let fit = fit::fit_layer(&model, &head.name, &Images::Files(paths.clone()), &params, &fit::no_progress).unwrap();
     assert_eq!(fit.meta.objective, Objective::PAPER);
     let paper = FitOptions::paper();
     assert_eq!((paper.objective, paper.mosaics, paper.augment, paper.admm.lambda_rel), (Objective::PAPER, 0, 0, 0.05));
@@ -79,7 +83,7 @@ fn paper_objective_is_the_probability_model_without_intercept() {
     fit.save(&dir.join("p.chip")).unwrap();
     assert_eq!(chip::engine::fitfile::LayerFit::load(&dir.join("p.chip")).unwrap().meta.objective, Objective::PAPER);
     // Statistics gathered for one target refuse to be solved for another.
-    let stats = fit::collect_stats(&model, &head.name, &Images::Paths(paths), &params, &fit::no_progress).unwrap();
+    let stats = fit::collect_stats(&model, &head.name, &Images::Files(paths), &params, &fit::no_progress).unwrap();
     assert_eq!(stats.target, Target::Probability);
     let other = FitOptions { objective: Objective::DEFAULT, ..params };
     let err = fit::solve(&model, &head.name, &stats, &other, &fit::no_progress).unwrap_err().to_string();
@@ -89,12 +93,13 @@ fn paper_objective_is_the_probability_model_without_intercept() {
 
 #[test]
 fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
+    require_setup!();
     let model = model();
     let head = model.default_layers().unwrap().1;
     let paths = photos(3);
     let classes = top1(&model, &paths);
     let params = FitOptions { gates: 32, augment: 2, seed: 5, classes: Some(classes), ..Default::default() };
-    let run = |p: &FitOptions| fit::fit_layer(&model, &head.name, &Images::Paths(paths.clone()), p, &fit::no_progress).unwrap();
+    let run = |p: &FitOptions| fit::fit_layer(&model, &head.name, &Images::Files(paths.clone()), p, &fit::no_progress).unwrap();
     let a = run(&params);
     let b = run(&params);
     assert_eq!(a.weights, b.weights);
@@ -111,6 +116,7 @@ fn augmented_fit_is_reproducible_and_differs_from_the_plain_fit() {
 
 #[test]
 fn cam_needs_a_pooled_linear_head() {
+    require_setup!();
     let model = model();
     let stem = model.default_layers().unwrap().0;
     let err = chip::engine::cam::cam_fit(&model, &stem.name).unwrap_err().to_string();

@@ -1,4 +1,6 @@
 //! ONNX Runtime loading and Runner, on the real ONNX Runtime (scripts/setup.sh provides it).
+#[macro_use]
+mod common;
 use chip::runtime::{ensure_ort, find_ort_library, ort_search_places, Device, Runner, RuntimeOptions};
 use chip::Error;
 use onnx_protobuf::{
@@ -107,6 +109,7 @@ fn runner() -> Runner {
 
 #[test]
 fn search_lists_every_place_tried_with_its_reason() {
+    require_ort!();
     let root = scratch("search");
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -158,9 +161,11 @@ fn search_lists_every_place_tried_with_its_reason() {
 
 #[test]
 fn search_order_puts_explicit_then_environment_first() {
+    require_ort!();
+    // An explicit path is the only place searched.
     let explicit = PathBuf::from("/nonexistent/explicit/libonnxruntime.so");
-    let places = ort_search_places(Some(&explicit));
-    assert_eq!(places[0], explicit);
+    assert_eq!(ort_search_places(Some(&explicit)), vec![explicit]);
+    let places = ort_search_places(None);
     let n = places.len();
     assert_eq!(places[n - 2], ort_dir());
     assert_eq!(places[n - 1], PathBuf::from("third_party/onnxruntime/lib"));
@@ -180,19 +185,23 @@ fn search_order_puts_explicit_then_environment_first() {
 
 #[test]
 fn child_sees_environment_variable_second() {
+    require_ort!();
     if std::env::var_os("CHIP_TEST_CHILD").is_none() {
         return; // only meaningful inside the child started above
     }
-    let places = ort_search_places(Some(Path::new("/nonexistent/explicit")));
-    assert_eq!(places[0], PathBuf::from("/nonexistent/explicit"));
-    assert_eq!(places[1], PathBuf::from("/nonexistent/from-env"));
-    // With a bad explicit path and a bad CHIP_ORT_LIB, loading still finds the project copy.
-    let path = ensure_ort(Some(Path::new("/nonexistent/explicit"))).unwrap();
+    let places = ort_search_places(None);
+    assert_eq!(places[0], PathBuf::from("/nonexistent/from-env"));
+    // A bad explicit path is the error, whatever CHIP_ORT_LIB says; nothing else is tried.
+    let e = ensure_ort(Some(Path::new("/nonexistent/explicit"))).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/explicit") && !e.contains("from-env") && !e.contains("third_party"), "{e}");
+    // Without one, a bad CHIP_ORT_LIB is skipped and loading finds the project copy.
+    let path = ensure_ort(None).unwrap();
     assert!(path.starts_with(ort_dir()), "{}", path.display());
 }
 
 #[test]
 fn ensure_ort_loads_once_and_returns_the_same_path() {
+    require_ort!();
     let first = ensure_ort(None).unwrap();
     assert!(first.is_file(), "{}", first.display());
     // A later call, even naming another path, gets the library already in use.
@@ -202,6 +211,7 @@ fn ensure_ort_loads_once_and_returns_the_same_path() {
 
 #[test]
 fn runner_matches_hand_computed_outputs() {
+    require_ort!();
     let r = runner();
     assert_eq!(r.input_names(), ["x"]);
     assert_eq!(r.output_names(), ["y", "z"]);
@@ -227,6 +237,7 @@ fn runner_matches_hand_computed_outputs() {
 
 #[test]
 fn runner_rejects_bad_inputs_with_clear_errors() {
+    require_ort!();
     let r = runner();
     let x = [0.5f32; 8];
     let msg = |e: Error| e.to_string();
@@ -264,6 +275,7 @@ fn runner_rejects_bad_inputs_with_clear_errors() {
 
 #[test]
 fn corrupt_model_bytes_give_an_ort_error() {
+    require_ort!();
     for bytes in [Vec::new(), b"garbage that is not protobuf".to_vec(), affine_model()[..40].to_vec()] {
         match Runner::new(bytes, &RuntimeOptions::default()) {
             Err(Error::Ort(m)) => assert!(m.contains("cannot create a session"), "{m}"),
@@ -274,6 +286,7 @@ fn corrupt_model_bytes_give_an_ort_error() {
 
 #[test]
 fn cuda_either_works_or_says_why() {
+    require_ort!();
     let opts = RuntimeOptions { device: Device::Cuda(0), ..Default::default() };
     match Runner::new(affine_model(), &opts) {
         Err(Error::Ort(m)) => assert!(m.contains("CUDA"), "{m}"),
@@ -301,6 +314,7 @@ fn concurrency_model() -> (Vec<u8>, &'static str, Vec<usize>) {
 
 #[test]
 fn eight_threads_agree_with_serial_runs() {
+    require_setup!();
     let (bytes, input, shape) = concurrency_model();
     let r = Runner::new(bytes, &RuntimeOptions { threads: 1, ..Default::default() }).unwrap();
     let len: usize = shape.iter().product();
@@ -336,6 +350,7 @@ fn eight_threads_agree_with_serial_runs() {
 
 #[test]
 fn runner_is_send_and_sync() {
+    require_ort!();
     fn check<T: Send + Sync>() {}
     check::<Runner>();
 }

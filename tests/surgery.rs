@@ -1,9 +1,11 @@
 //! Graph surgery checked on the real ONNX Runtime: the prefix then the suffix of every split must
 //! reproduce the unsplit model, and the augmented model's extra outputs must equal the prefix's layer.
 //! Also: lossless round trips (unknown protobuf fields included) and the error messages.
+#[macro_use]
+mod common;
 use chip::onnx::OnnxModel;
 use chip::runtime::{Runner, RuntimeOptions};
-use chip::testmodels::{plain_cnn, planted_cnn, residual_cnn, SIZE};
+use chip_testmodels::{plain_cnn, planted_cnn, residual_cnn, SIZE};
 use chip::Error;
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, NodeProto,
@@ -152,6 +154,7 @@ const IMAGENET_STD: [f32; 3] = [58.395, 57.12, 57.375];
 
 #[test]
 fn test_models_split_and_augment_on_photos() {
+    require_setup!();
     let files = photos(3);
     let x = photo_batch(&files, SIZE, IMAGENET_MEAN, IMAGENET_STD);
     for (name, model) in [
@@ -175,6 +178,7 @@ fn test_models_split_and_augment_on_photos() {
 
 #[test]
 fn residual_cut_inside_the_block_carries_the_skip() {
+    require_ort!();
     let m = residual_cnn(4, 9);
     let names: Vec<String> = m.candidates().into_iter().map(|c| c.tensor).collect();
     assert_eq!(names, ["conv0", "stem", "conv1", "inner", "conv2", "add"]);
@@ -243,6 +247,7 @@ fn model_with_shared_constant() -> OnnxModel {
 
 #[test]
 fn constants_are_copied_not_crossed() {
+    require_setup!();
     let m = model_with_shared_constant();
     let names: Vec<String> = m.candidates().into_iter().map(|c| c.tensor).collect();
     assert_eq!(names, ["conv1", "relu1", "m1", "conv2", "relu2", "m2"]);
@@ -259,6 +264,7 @@ fn constants_are_copied_not_crossed() {
 /// Flatten. The int64 Concat/Mul of the shape arithmetic is no candidate.
 #[test]
 fn shape_arithmetic_is_not_a_candidate() {
+    require_setup!();
     let mut m = plain_cnn(3, 5);
     let g = m.proto.graph.as_mut().unwrap();
     let int_init = |name: &str, dims: Vec<i64>, v: Vec<i64>| TensorProto {
@@ -313,6 +319,7 @@ fn shape_arithmetic_is_not_a_candidate() {
 /// without padding) are no layers; the model still splits exactly everywhere else.
 #[test]
 fn preprocessing_and_padding_are_no_layers() {
+    require_setup!();
     let mut m = plain_cnn(3, 6);
     let g = m.proto.graph.as_mut().unwrap();
     let f32_init = |name: &str, v: f32| TensorProto {
@@ -374,6 +381,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn round_trip_is_lossless() {
+    require_ort!();
     let mut m = residual_cnn(3, 1);
     m.proto.doc_string = "model-doc-7f3a".into();
     m.proto.metadata_props.push(StringStringEntryProto {
@@ -466,6 +474,7 @@ fn expect_model_err(r: Result<OnnxModel, Error>, needle: &str) {
 
 #[test]
 fn corrupt_and_empty_bytes_are_rejected() {
+    require_ort!();
     expect_model_err(OnnxModel::from_bytes(&[]), "empty model (0 bytes)");
     expect_model_err(OnnxModel::from_bytes(b"\x0a\xff\xff\xff\xff\x0f"), "not an ONNX model");
     expect_model_err(OnnxModel::from_bytes(b"GIF89a not a model at all"), "not an ONNX model");
@@ -479,6 +488,7 @@ fn corrupt_and_empty_bytes_are_rejected() {
 /// of giving a split whose suffix has no nodes or defines a tensor twice.
 #[test]
 fn malformed_graphs_are_refused_before_surgery() {
+    require_ort!();
     let edit = |f: &dyn Fn(&mut onnx_protobuf::GraphProto)| {
         let mut m = plain_cnn(3, 1);
         f(m.proto.graph.as_mut().unwrap());
@@ -539,6 +549,7 @@ fn malformed_graphs_are_refused_before_surgery() {
 
 #[test]
 fn unknown_layers_are_named_with_the_candidates() {
+    require_ort!();
     let m = plain_cnn(3, 1);
     for r in [m.split("relu9").map(|_| ()), m.augmented(&["relu1", "relu9"]).map(|_| ())] {
         let e = r.unwrap_err();
@@ -561,6 +572,7 @@ fn unknown_layers_are_named_with_the_candidates() {
 
 #[test]
 fn long_candidate_lists_are_shortened() {
+    require_ort!();
     // Forty Relus in a row.
     let mut m = plain_cnn(3, 1);
     let g = m.proto.graph.as_mut().unwrap();
@@ -586,6 +598,7 @@ fn long_candidate_lists_are_shortened() {
 
 #[test]
 fn model_without_candidates_is_rejected() {
+    require_setup!();
     // input → GlobalAveragePool → Flatten → Gemm: nothing spatial to explain.
     let mut m = plain_cnn(3, 1);
     let g = m.proto.graph.as_mut().unwrap();
@@ -611,10 +624,18 @@ fn model_without_candidates_is_rejected() {
 
 #[test]
 fn unsupported_inputs_are_rejected() {
+    require_setup!();
     let base = plain_cnn(3, 1);
     assert_eq!(
         base.image_input().unwrap(),
-        chip::onnx::ImageInput { name: "input".into(), channels: 3, height: Some(SIZE), width: Some(SIZE) }
+        chip::onnx::ImageInput {
+            name: "input".into(),
+            channels: 3,
+            height: Some(SIZE),
+            width: Some(SIZE),
+            layout: Some(chip::onnx::Layout::NCHW),
+            elem_type: chip::onnx::InputType::Float32
+        }
     );
     let edit = |f: &dyn Fn(&mut onnx_protobuf::ValueInfoProto)| -> OnnxModel {
         let mut m = base.clone();
@@ -626,22 +647,36 @@ fn unsupported_inputs_are_rejected() {
     let m = edit(&|v| {
         dims(v).pop();
     });
-    assert_eq!(err(m), "invalid model: input 'input' has shape [?, 3, 16] (rank 3); a 4-D NCHW image input is required");
+    assert_eq!(err(m), "invalid model: input 'input' has shape [?, 3, 16] (rank 3); a 4-D image input (NCHW or NHWC) is required");
+    // NHWC is read as such (the library puts an adapter in front of it).
     let m = edit(&|v| {
         let d = dims(v);
         d[1].set_dim_value(16);
         d[3].set_dim_value(3);
     });
+    let nhwc = m.image_input().unwrap();
+    assert_eq!((nhwc.layout, nhwc.channels, nhwc.height, nhwc.width), (Some(chip::onnx::Layout::NHWC), 3, Some(16), Some(16)));
+    let m = edit(&|v| {
+        let d = dims(v);
+        d[1].set_dim_value(16);
+        d[3].set_dim_value(16);
+    });
     assert_eq!(
         err(m),
-        "invalid model: input 'input' has shape [?, 16, 16, 3]: dimension 1 must be 1 or 3 channels (NCHW) (it looks like NHWC)"
+        "invalid model: input 'input' has shape [?, 16, 16, 16]: neither dimension 1 (NCHW) nor dimension 3 (NHWC) is 1 or 3 channels"
     );
     let m = edit(&|v| {
         if let Some(type_proto::Value::TensorType(t)) = v.type_.as_mut().unwrap().value.as_mut() {
             t.elem_type = DataType::UINT8 as i32;
         }
     });
-    assert_eq!(err(m), "invalid model: input 'input' has element type uint8; a float image input is required");
+    assert_eq!(m.image_input().unwrap().elem_type, chip::onnx::InputType::Uint8);
+    let m = edit(&|v| {
+        if let Some(type_proto::Value::TensorType(t)) = v.type_.as_mut().unwrap().value.as_mut() {
+            t.elem_type = DataType::INT32 as i32;
+        }
+    });
+    assert_eq!(err(m), "invalid model: input 'input' has element type int32; a float32, float16 or uint8 image input is required");
 
     let mut two = base.clone();
     let g = two.proto.graph.as_mut().unwrap();
@@ -692,6 +727,7 @@ struct Sidecar {
 
 #[test]
 fn efficientnet_lite0_every_layer_splits_exactly() {
+    require_setup!();
     let dir = root().join("data/models");
     let path = dir.join("efficientnet_lite0.onnx");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup.sh", path.display()));

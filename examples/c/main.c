@@ -47,8 +47,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("libchip %s\n", chip_version());
-    TRY(chip_load_model(argv[1], NULL, &model));
-    TRY(chip_model_num_classes(model, &classes));
+    TRY(chip_model_load(argv[1], NULL, &model));
+    TRY(chip_model_class_count(model, &classes));
     TRY(chip_model_input_size(model, &input));
     printf("model: %zu classes, input %ux%u\n", classes, (unsigned)input.width, (unsigned)input.height);
 

@@ -18,7 +18,7 @@ int main(int argc, char **argv) try {
     std::printf("libchip %s\n", chip::version().c_str());
     chip::Model model = chip::Model::load(argv[1]);
     chip::Size input = model.input_size();
-    std::printf("model: %zu classes, input %ux%u\n", model.num_classes(), unsigned(input.width), unsigned(input.height));
+    std::printf("model: %zu classes, input %ux%u\n", model.class_count(), unsigned(input.width), unsigned(input.height));
 
     // The classes to fit: the photo's three most probable (ties: the lower class id).
     std::vector<float> probs = model.predict(model.preprocess_file(photo).data, 1);

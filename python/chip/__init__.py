@@ -1,7 +1,7 @@
 """CHIP (channel-wise disentangled interpretation) saliency maps for image-classification CNNs on
 ONNX Runtime: Python bindings of libchip.
 
-    model = chip.Model("efficientnet_lite0.onnx")
+    model = chip.Model("efficientnet_lite0.onnx")      # preprocess={"mean": ..., "std": ...} overrides the sidecar
     fit = chip.fit_layer(model, "/_swish_1/Clip_output_0", "photos/", gates=256)
     out = chip.Explainer(model, [fit]).explain(["photo.jpg"])
     out.maps, out.boxes, out.probabilities            # numpy arrays
@@ -33,6 +33,7 @@ from ._types import (
     OrtError,
     OrtNotFoundError,
     PanicError,
+    PreprocessWarning,
     Prepared,
     Size,
     UnknownLayerError,
@@ -50,7 +51,7 @@ __all__ = [
     "fit_layer", "collect_stats", "solve", "merge", "preprocess", "list_images", "ort_library", "fit_options_default",
     "ChipError", "InvalidArgumentError", "IoError", "OrtNotFoundError", "OrtError", "ModelError",
     "UnknownLayerError", "ImageError", "FitFileError", "FitVersionError", "FitMismatchError",
-    "NonFiniteError", "CancelledError", "PanicError",
+    "NonFiniteError", "CancelledError", "PanicError", "PreprocessWarning",
 ]
 
 Images = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], Sequence[bytes], np.ndarray, Prepared]
@@ -110,6 +111,10 @@ def _progress(progress: Progress, desc: str) -> Optional[ProgressCallback]:
     return update
 
 
+# The library's fit defaults (FitOptions::default()), read once: the signatures below use them.
+_FIT = _chip.fit_options_default()
+
+
 def _options(gates, lambda_rel, sigma2_rel, seed, gate_batch, image_batch, max_iter, rho, classes, target,
              intercept, nonneg, augment, mosaics) -> dict:
     return dict(gates=gates, lambda_rel=lambda_rel, sigma2_rel=sigma2_rel, seed=seed, gate_batch=gate_batch,
@@ -118,11 +123,13 @@ def _options(gates, lambda_rel, sigma2_rel, seed, gate_batch, image_batch, max_i
                 intercept=intercept, nonneg=nonneg, augment=augment, mosaics=mosaics)
 
 
-def fit_layer(model: "Model", layer: str, images: Images, *, gates: int = 256, lambda_rel: float = 0.001,
-              sigma2_rel: float = 0.5, seed: int = 0, gate_batch: int = 64, image_batch: int = 8,
-              max_iter: int = 2000, rho: Optional[float] = None, classes: Optional[Iterable[int]] = None,
-              target: str = "log-probability", intercept: bool = True, nonneg: bool = False, augment: int = 0,
-              mosaics: int = 2, progress: Progress = None) -> "LayerFit":
+def fit_layer(model: "Model", layer: str, images: Images, *, gates: int = _FIT["gates"],
+              lambda_rel: float = _FIT["lambda_rel"], sigma2_rel: float = _FIT["sigma2_rel"], seed: int = _FIT["seed"],
+              gate_batch: int = _FIT["gate_batch"], image_batch: int = _FIT["image_batch"],
+              max_iter: int = _FIT["max_iter"], rho: Optional[float] = _FIT["rho"],
+              classes: Optional[Iterable[int]] = _FIT["classes"], target: str = _FIT["target"],
+              intercept: bool = _FIT["intercept"], nonneg: bool = _FIT["nonneg"], augment: int = _FIT["augment"],
+              mosaics: int = _FIT["mosaics"], progress: Progress = None) -> "LayerFit":
     """Fits W of one layer from images: a folder (sorted image files) or a list file, a list of paths,
     a list of encoded images (bytes), an N×3×H×W float32 array or a ``Prepared``.
 
@@ -135,9 +142,10 @@ def fit_layer(model: "Model", layer: str, images: Images, *, gates: int = 256, l
     return _chip.fit_layer(model, layer, images, opts, _progress(progress, "fit"))
 
 
-def collect_stats(model: "Model", layer: str, images: Images, *, gates: int = 256, sigma2_rel: float = 0.5,
-                  seed: int = 0, gate_batch: int = 64, image_batch: int = 8, target: str = "log-probability",
-                  augment: int = 0, mosaics: int = 2, progress: Progress = None) -> "Stats":
+def collect_stats(model: "Model", layer: str, images: Images, *, gates: int = _FIT["gates"],
+                  sigma2_rel: float = _FIT["sigma2_rel"], seed: int = _FIT["seed"], gate_batch: int = _FIT["gate_batch"],
+                  image_batch: int = _FIT["image_batch"], target: str = _FIT["target"], augment: int = _FIT["augment"],
+                  mosaics: int = _FIT["mosaics"], progress: Progress = None) -> "Stats":
     """Sufficient statistics of one layer over images (a shard): merge shards with ``merge`` or
     ``Stats.merge``, then ``solve``. The options are those of ``fit_layer`` that the statistics depend on."""
     opts = dict(gates=gates, sigma2_rel=sigma2_rel, seed=seed, gate_batch=gate_batch, image_batch=image_batch,
@@ -145,9 +153,10 @@ def collect_stats(model: "Model", layer: str, images: Images, *, gates: int = 25
     return _chip.collect_stats(model, layer, images, opts, _progress(progress, "statistics"))
 
 
-def solve(model: "Model", stats: "Stats", *, lambda_rel: float = 0.001, max_iter: int = 2000,
-          rho: Optional[float] = None, classes: Optional[Iterable[int]] = None, target: str = "log-probability",
-          intercept: bool = True, nonneg: bool = False, progress: Progress = None) -> "LayerFit":
+def solve(model: "Model", stats: "Stats", *, lambda_rel: float = _FIT["lambda_rel"], max_iter: int = _FIT["max_iter"],
+          rho: Optional[float] = _FIT["rho"], classes: Optional[Iterable[int]] = _FIT["classes"],
+          target: str = _FIT["target"], intercept: bool = _FIT["intercept"], nonneg: bool = _FIT["nonneg"],
+          progress: Progress = None) -> "LayerFit":
     """Solves statistics into a fitted layer (the layer the statistics were collected at)."""
     opts = dict(lambda_rel=lambda_rel, max_iter=max_iter, rho=rho,
                 classes=None if classes is None else [int(c) for c in classes], target=target,
@@ -171,17 +180,17 @@ class Explainer:
     def layers(self) -> List[str]:
         return self._inner.layers
 
-    def explain(self, images: Images, *, classes: Optional[Iterable[int]] = None, top: int = 1,
-                refined: bool = False, threshold: Optional[float] = None, original_size: bool = False,
+    def explain(self, images: Images, *, classes: Optional[Iterable[int]] = None, top_k: int = 1,
+                refined: bool = False, threshold: Optional[float] = None, original_size: bool = True,
                 sizes: Optional[Sequence[Any]] = None) -> Explanation:
-        """Maps of each image for ``classes`` (the same for every image) or its ``top`` classes.
+        """Maps of each image for ``classes`` (the same for every image) or its ``top_k`` most probable classes.
 
         ``images`` as in ``fit_layer``; for a float32 array ``sizes`` gives the original sizes
         (default: the input size). ``threshold`` is the box threshold relative to the map's maximum.
         """
         size_list = None if sizes is None else [(int(w), int(h)) for w, h in sizes]
         class_list = None if classes is None else [int(c) for c in classes]
-        d = self._inner._explain(images, sizes=size_list, classes=class_list, top=top, refined=refined,
+        d = self._inner._explain(images, sizes=size_list, classes=class_list, top_k=top_k, refined=refined,
                                  threshold=threshold, original_size=original_size)
         return Explanation(**d)
 

@@ -80,6 +80,11 @@ class PanicError(ChipError):
     status = 16
 
 
+class PreprocessWarning(UserWarning):
+    """A model was loaded with preprocessing values that nothing stated (neither ``preprocess=`` nor
+    the sidecar ``<model>.json``): the library assumed them. The message names each key and its value."""
+
+
 class Size(NamedTuple):
     """A size in pixels."""
 
@@ -113,8 +118,8 @@ class Prepared:
 class Explanation:
     """Maps of a batch of N images, M classes per image and L fitted layers.
 
-    ``maps`` is float32 N×M×L×H×W at the model's input size, or (``original_size=True``) a list of N
-    arrays M×L×h×w at each image's own size; ``boxes`` int32 N×M×L×4 (x1, y1, x2, y2 inclusive, in
+    ``maps`` is a list of N float32 arrays M×L×h×w at each image's own size (``original_size=True``,
+    the default), or one float32 array N×M×L×H×W at the model's input size (``original_size=False``); ``boxes`` int32 N×M×L×4 (x1, y1, x2, y2 inclusive, in
     the maps' pixels; a row of −1 when a map has no box). ``refined``/``refined_boxes`` hold Refined
     CHIP (first × last fitted layer) when asked for, else None.
     """

@@ -42,7 +42,7 @@ impl PyExplainer {
 
     /// Returns a dict of arrays (see chip.Explanation). Maps at the original sizes are one array
     /// per image (sizes differ); at the input size one array for the batch.
-    #[pyo3(signature = (images, *, sizes=None, classes=None, top=1, refined=false, threshold=None, original_size=false))]
+    #[pyo3(signature = (images, *, sizes=None, classes=None, top_k=1, refined=false, threshold=None, original_size=true))]
     #[allow(clippy::too_many_arguments)]
     fn _explain<'py>(
         &self,
@@ -50,7 +50,7 @@ impl PyExplainer {
         images: &Bound<'py, PyAny>,
         sizes: Option<Vec<(u32, u32)>>,
         classes: Option<Vec<usize>>,
-        top: usize,
+        top_k: usize,
         refined: bool,
         threshold: Option<f32>,
         original_size: bool,
@@ -58,7 +58,7 @@ impl PyExplainer {
         let options = ExplainOptions {
             classes: match classes {
                 Some(c) => ClassSelect::Ids(c),
-                None => ClassSelect::Top(top),
+                None => ClassSelect::TopK(top_k),
             },
             refined,
             threshold: threshold.unwrap_or(chip::math::localize::DEFAULT_THRESHOLD),
@@ -86,7 +86,7 @@ impl PyExplainer {
                 let p = p.clone();
                 run(py, move || e.explain_files(&chip::engine::fit::list_images(&p)?, &options))?
             }
-            ImagesArg::Paths(p) => run(py, move || e.explain_files(p, &options))?,
+            ImagesArg::Files(p) => run(py, move || e.explain_files(p, &options))?,
             ImagesArg::Encoded(b) => {
                 let bufs: Vec<&[u8]> = b.iter().map(|b| b.as_bytes()).collect();
                 run(py, move || e.explain_encoded(&bufs, &options))?

@@ -93,7 +93,8 @@ pub(crate) fn make<'py, A: pyo3::call::PyCallArgs<'py>>(py: Python<'py>, class: 
 /// Images as Python passes them, kept alive (with their numpy borrow) while the library reads them.
 pub(crate) enum ImagesArg<'py> {
     Dir(PathBuf),
-    Paths(Vec<PathBuf>),
+    /// Image files.
+    Files(Vec<PathBuf>),
     Encoded(Vec<Bound<'py, PyBytes>>),
     /// N×3×H×W float32, C-contiguous, with the original sizes when given as `chip.Prepared`.
     Tensor(PyReadonlyArray4<'py, f32>, Option<Vec<(u32, u32)>>),
@@ -144,7 +145,7 @@ impl<'py> ImagesArg<'py> {
                 .enumerate()
                 .map(|(i, p)| fspath(p, &format!("images[{i}]")))
                 .collect::<PyResult<Vec<_>>>()?;
-            return Ok(ImagesArg::Paths(paths));
+            return Ok(ImagesArg::Files(paths));
         }
         if obj.is_instance_of::<PyBytes>() {
             return Err(invalid(py, "images: a single bytes object; pass a list of encoded images"));
@@ -157,7 +158,7 @@ impl<'py> ImagesArg<'py> {
         use chip::engine::fit::Images;
         Ok(match self {
             ImagesArg::Dir(p) => Images::Dir(p.clone()),
-            ImagesArg::Paths(p) => Images::Paths(p.clone()),
+            ImagesArg::Files(p) => Images::Files(p.clone()),
             ImagesArg::Encoded(b) => Images::Encoded(b.iter().map(|b| b.as_bytes()).collect()),
             ImagesArg::Tensor(a, _) => Images::Tensor { data: slice(a)?, n: a.shape()[0] },
         })
@@ -189,15 +190,31 @@ pub struct PyModel {
 #[pymethods]
 impl PyModel {
     #[new]
-    #[pyo3(signature = (path, *, ort_lib=None, device="cpu", threads=0))]
-    fn new(py: Python<'_>, path: &Bound<'_, PyAny>, ort_lib: Option<&Bound<'_, PyAny>>, device: &str, threads: usize) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, preprocess=None, ort_lib=None, device="cpu", threads=0))]
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        preprocess: Option<&Bound<'_, PyAny>>,
+        ort_lib: Option<&Bound<'_, PyAny>>,
+        device: &str,
+        threads: usize,
+    ) -> PyResult<Self> {
         let path = fspath(path, "path")?;
+        let spec = preprocess.map(spec_arg).transpose()?;
         let ort_lib = ort_lib.map(|p| fspath(p, "ort_lib")).transpose()?;
         load_ort(py, ort_lib.clone())?;
-        let options = RuntimeOptions { ort_lib, device: parse_device(py, device)?, threads };
+        let options = RuntimeOptions { ort_lib, device: parse_device(py, device)?, threads, ..Default::default() };
         let p = path.clone();
-        let inner = run(py, move || Model::load(&p, &options))?;
+        let inner = run(py, move || Model::load_with(&p, &options, spec.as_ref()))?;
+        warn_assumed(py, &inner, &path)?;
         Ok(PyModel { inner: Arc::new(inner), path })
+    }
+
+    /// The effective preprocessing: {"spec": {...}, "sources": {key: "given" | "sidecar" | "graph" |
+    /// "probe" | "assumed"}, "fingerprint": "..."}.
+    #[getter]
+    fn preprocess<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?.call_method1("loads", (self.inner.spec.describe().to_string(),))
     }
 
     #[getter]
@@ -247,7 +264,7 @@ impl PyModel {
                     files.iter().map(|f| m.preprocess.load(f)).collect()
                 })?
             }
-            ImagesArg::Paths(p) => run(py, move || p.iter().map(|f| m.preprocess.load(f)).collect())?,
+            ImagesArg::Files(p) => run(py, move || p.iter().map(|f| m.preprocess.load(f)).collect())?,
             ImagesArg::Encoded(b) => {
                 let bufs: Vec<&[u8]> = b.iter().map(|b| b.as_bytes()).collect();
                 run(py, move || bufs.iter().map(|b| m.preprocess.decode(b)).collect())?
@@ -278,6 +295,50 @@ impl PyModel {
         let (w, h) = self.inner.input_size().as_usize();
         format!("chip.Model('{}', input {}x{}, {} classes)", self.path.display(), w, h, self.inner.classes)
     }
+}
+
+/// The `preprocess=` argument: a dict (as JSON), a JSON object as a str, or the path of a .json file.
+fn spec_arg(obj: &Bound<'_, PyAny>) -> PyResult<chip::runtime::spec::PreprocessSpec> {
+    use chip::runtime::spec::PreprocessSpec;
+    let py = obj.py();
+    if obj.cast::<pyo3::types::PyDict>().is_ok() {
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (obj,))
+            .map_err(|e| invalid(py, format!("preprocess: the dict is not JSON-serialisable: {e}")))?
+            .extract()?;
+        return PreprocessSpec::from_json(&text).map_err(|e| to_py(py, e));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let text: String = s.extract()?;
+        if text.trim_start().starts_with('{') {
+            return PreprocessSpec::from_json(&text).map_err(|e| to_py(py, e));
+        }
+    }
+    if obj.cast::<PyString>().is_ok() || obj.hasattr("__fspath__")? {
+        let path = fspath(obj, "preprocess")?;
+        return PreprocessSpec::from_file(&path).map_err(|e| to_py(py, e));
+    }
+    Err(invalid(py, format!("preprocess: expected a dict, a JSON object as a str, or the path of a .json file, got {}", type_name(obj))))
+}
+
+/// `warnings.warn(..., chip.PreprocessWarning)` naming the keys nothing stated, as the CLI does.
+fn warn_assumed(py: Python<'_>, model: &Model, path: &std::path::Path) -> PyResult<()> {
+    let assumed = model.spec.assumed();
+    if assumed.is_empty() {
+        return Ok(());
+    }
+    let msg = format!(
+        "{}: the preprocessing spec does not state {}; assumed {} (state {} with preprocess= or in {})",
+        path.display(),
+        if assumed.len() == 1 { "this key" } else { "these keys" },
+        assumed.join(", "),
+        if assumed.len() == 1 { "it" } else { "them" },
+        path.with_extension("json").display()
+    );
+    let category = py.import("chip._types")?.getattr("PreprocessWarning")?;
+    let msg = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    PyErr::warn(py, &category, &msg, 1)
 }
 
 /// A float32 numpy array that takes over `data` (no copy).

@@ -133,7 +133,7 @@ def c_api_weights(chip_file, classes):
     assert lib.chip_layer_fit_load(str(chip_file).encode(), ctypes.byref(fit)) == 0
     try:
         k = ctypes.c_size_t()
-        assert lib.chip_layer_fit_channels(fit, ctypes.byref(k)) == 0
+        assert lib.chip_layer_fit_channel_count(fit, ctypes.byref(k)) == 0
         rows = []
         for c in classes:
             buf = (ctypes.c_float * k.value)()
@@ -273,7 +273,7 @@ def test_gil_is_released_during_onnx_runtime_calls(model, photos):
 def test_explain_shapes_and_equality_with_the_cli(model, four, classes, head_fit, tmp_path):
     ex = chip.Explainer(model, [head_fit])
     assert ex.layers == [HEAD]
-    out = ex.explain(four, classes=classes[:1])
+    out = ex.explain(four, classes=classes[:1], original_size=False)
     assert isinstance(out, chip.Explanation) and len(out) == 4
     assert out.maps.dtype == np.float32 and out.maps.shape == (4, 1, 1, 224, 224) and out.maps.flags.c_contiguous
     assert out.boxes.dtype == np.int32 and out.boxes.shape == (4, 1, 1, 4)
@@ -287,8 +287,9 @@ def test_explain_shapes_and_equality_with_the_cli(model, four, classes, head_fit
     for b in out.boxes.reshape(-1, 4):
         assert (b == -1).all() or (0 <= b[0] <= b[2] < 224 and 0 <= b[1] <= b[3] < 224)
 
-    # Top-1 at each photo's original size equals `chip explain --save-map` (the same library via the CLI).
-    top = ex.explain(four, original_size=True)
+    # Top-1 at each photo's original size (the default, as in Rust and C) equals `chip explain --save-map`
+    # (the same library via the CLI).
+    top = ex.explain(four)
     fit_file = tmp_path / "head.chip"
     head_fit.save(fit_file)
     res = subprocess.run([str(CLI), "explain", "--model", str(MODEL), "--fit", str(fit_file), *four,
@@ -312,7 +313,7 @@ def test_explain_shapes_and_equality_with_the_cli(model, four, classes, head_fit
 def test_explain_refined_and_inputs(model, four, classes, head_fit):
     stem_fit = chip.fit_layer(model, STEM, four[:2], classes=classes, gates=8, mosaics=0)
     ex = chip.Explainer(model, [stem_fit, head_fit])
-    out = ex.explain(chip.preprocess(model, four[:2]), classes=classes[:1], refined=True)
+    out = ex.explain(chip.preprocess(model, four[:2]), classes=classes[:1], refined=True, original_size=False)
     assert out.maps.shape == (2, 1, 2, 224, 224)
     assert out.refined.shape == (2, 1, 224, 224) and out.refined_boxes.shape == (2, 1, 4)
     np.testing.assert_allclose(out.refined, out.maps[:, :, 0] * out.maps[:, :, 1], rtol=1e-5, atol=1e-12)
@@ -325,16 +326,16 @@ def test_explain_refined_and_inputs(model, four, classes, head_fit):
     with pytest.raises(chip.InvalidArgumentError, match="not solved"):
         ex.explain(four[:1], classes=[unsolved])
     with pytest.raises(chip.InvalidArgumentError, match="top-k"):
-        ex.explain(four[:1], top=0)
+        ex.explain(four[:1], top_k=0)
 
 
 def test_explain_from_threads(model, four, head_fit):
     ex = chip.Explainer(model, [head_fit])
-    ref = ex.explain(four).maps
+    ref = ex.explain(four, original_size=False).maps
     results = [None] * 4
 
     def work(i):
-        results[i] = ex.explain(four).maps
+        results[i] = ex.explain(four, original_size=False).maps
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
@@ -399,3 +400,71 @@ def test_error_types(model, four, head_fit, tmp_path):
     # Exceptions pickle with their status (Ray ships them between processes).
     e = pickle.loads(pickle.dumps(chip.ImageError("image x: bad", 10)))
     assert type(e) is chip.ImageError and e.status == 10 and str(e) == "image x: bad"
+
+
+# ------------------------------------------------------------------------------ preprocessing --
+
+NORM_0_1 = {"mean": [0, 0, 0], "std": [255, 255, 255]}
+
+
+def test_preprocess_spec_as_dict_str_or_path(model, four, head_fit, tmp_path):
+    side = model.preprocess
+    assert set(side) == {"spec", "sources", "fingerprint"} and len(side["fingerprint"]) == 64
+    assert side["sources"]["mean"] == "sidecar" and side["spec"]["mean"] == [127.0, 127.0, 127.0]
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(NORM_0_1))
+    models = [chip.Model(MODEL, preprocess=p) for p in (NORM_0_1, json.dumps(NORM_0_1), spec_file, str(spec_file))]
+    for m in models:
+        d = m.preprocess
+        assert d["sources"]["mean"] == "given" and d["sources"]["std"] == "given", d
+        assert d["sources"]["scale"] == "sidecar" and d["spec"]["std"] == [255.0, 255.0, 255.0], d
+        assert d["fingerprint"] == models[0].preprocess["fingerprint"] != side["fingerprint"]
+    given = models[0]
+    # The sidecar's x = (p - 127) / 128, re-normalised here to p / 255, is the spec's tensor.
+    a = chip.preprocess(model, four[:2]).data
+    b = chip.preprocess(given, four[:2]).data
+    np.testing.assert_allclose(b, (a * 128 + 127) / 255, atol=1e-5)
+    moved = np.abs(model.predict(a) - given.predict(b)).max()
+    assert moved > 1e-3, moved
+    # A fit made under the sidecar's preprocessing is refused under another.
+    with pytest.raises(chip.FitMismatchError, match="another preprocessing.*mean"):
+        chip.Explainer(given, [head_fit])
+
+
+def test_preprocess_spec_errors(tmp_path):
+    with pytest.raises(chip.InvalidArgumentError, match="unknown key 'colour'.*known keys") as e:
+        chip.Model(MODEL, preprocess={"mean": 0.5, "colour": "RGB"})
+    assert e.value.status == 1
+    with pytest.raises(chip.InvalidArgumentError, match="'resize'"):
+        chip.Model(MODEL, preprocess='{"resize": "squash"}')
+    with pytest.raises(chip.InvalidArgumentError, match="expected a dict, a JSON object as a str, or the path"):
+        chip.Model(MODEL, preprocess=42)
+    with pytest.raises(chip.InvalidArgumentError, match="not JSON-serialisable"):
+        chip.Model(MODEL, preprocess={"mean": object()})
+    with pytest.raises(chip.IoError, match="missing.json"):
+        chip.Model(MODEL, preprocess=tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"std": 1, "size": 3}')
+    with pytest.raises(chip.InvalidArgumentError, match="bad.json.*unknown key 'size'"):
+        chip.Model(MODEL, preprocess=bad)
+
+
+def test_preprocess_warning_names_the_assumed_keys(model, tmp_path):
+    # The model without its sidecar: nothing states the normalisation.
+    bare = tmp_path / "bare.onnx"
+    bare.symlink_to(MODEL)
+    with pytest.warns(chip.PreprocessWarning, match=r"does not state these keys; assumed .*mean=.*std=") as w:
+        m = chip.Model(bare)
+    assert issubclass(chip.PreprocessWarning, UserWarning)
+    assert str(bare) in str(w[0].message)
+    assumed = {k for k, v in m.preprocess["sources"].items() if v in ("assumed", "probe")}
+    assert {"mean", "std", "scale"} <= assumed
+    for k in assumed:
+        assert f"{k}=" in str(w[0].message)
+    # Every key stated: no warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", chip.PreprocessWarning)
+        full = chip.Model(bare, preprocess=model.preprocess["spec"])
+    assert "assumed" not in full.preprocess["sources"].values()

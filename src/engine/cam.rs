@@ -29,6 +29,7 @@ pub fn cam_fit(model: &crate::runtime::model::Model, layer: &str) -> Result<crat
         augment: 0,
         mosaics: 0,
         solved_classes: Vec::new(),
+        preprocess: Some(model.spec.canonical()),
     };
     Ok(crate::engine::fitfile::LayerFit { meta, weights: head.weight })
 }

@@ -6,14 +6,14 @@ use crate::engine::fitfile::LayerFit;
 use crate::engine::fitset::FitSet;
 use crate::math::localize::BBox;
 use crate::runtime::model::Model;
-use crate::runtime::preprocess::{Size, MAX_SIDE};
+use crate::runtime::preprocess::{Size, Window, MAX_SIDE};
 use crate::runtime::{Runner, Tensor, TensorView};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClassSelect {
     /// The k most probable classes (default k = 1).
-    Top(usize),
+    TopK(usize),
     Ids(Vec<usize>),
 }
 
@@ -29,7 +29,7 @@ pub struct ExplainOptions {
 }
 
 impl Default for ExplainOptions {
-    fn default() -> Self { ExplainOptions { classes: ClassSelect::Top(1), refined: false, threshold: crate::math::localize::DEFAULT_THRESHOLD, original_size: true } }
+    fn default() -> Self { ExplainOptions { classes: ClassSelect::TopK(1), refined: false, threshold: crate::math::localize::DEFAULT_THRESHOLD, original_size: true } }
 }
 
 /// A map with its size and box.
@@ -99,12 +99,21 @@ impl Explainer {
     ///
     /// Maps are at the original image size when `options.original_size` (boxes then in original
     /// pixels), else at the model's input size. `ClassSelect::Ids` with a class outside the model or
-    /// not solved in every fit is an error; `Top(k)` takes the k most probable classes, and a class
+    /// not solved in every fit is an error; `TopK(k)` takes the k most probable classes, and a class
     /// a fit did not solve gets an all-zero map without a box. `options.refined` needs two fitted
     /// layers (else an error). Each image's result depends only on that image.
     pub fn explain(&self, batch: &[f32], sizes: &[Size], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
+        self.explain_windows(batch, sizes, &vec![None; sizes.len()], options)
+    }
+
+    /// [`Explainer::explain`] where each image's input shows a window of the original (a centre
+    /// crop): the maps at the original size cover that window and are zero outside it.
+    pub fn explain_windows(&self, batch: &[f32], sizes: &[Size], windows: &[Option<Window>], options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         use rayon::prelude::*;
         let n = sizes.len();
+        if windows.len() != n {
+            return Err(Error::invalid(format!("{} windows for {n} images", windows.len())));
+        }
         self.check_options(options)?;
         if n == 0 {
             return Ok(Vec::new());
@@ -130,7 +139,7 @@ impl Explainer {
         }
         (0..n)
             .into_par_iter()
-            .map(|i| self.explain_one(i, &probs[i * classes..(i + 1) * classes], &source, sizes[i], options))
+            .map(|i| self.explain_one(i, &probs[i * classes..(i + 1) * classes], &source, sizes[i], windows[i], options))
             .collect()
     }
 
@@ -139,7 +148,7 @@ impl Explainer {
     fn check_map_memory(&self, sizes: &[Size], options: &ExplainOptions) -> Result<()> {
         let e = self;
         let classes = match &options.classes {
-            ClassSelect::Top(k) => (*k).min(e.model.classes),
+            ClassSelect::TopK(k) => (*k).min(e.model.classes),
             ClassSelect::Ids(ids) => ids.len(),
         } as u128;
         let per_class = e.fits().len() as u128 + u128::from(options.refined);
@@ -180,20 +189,20 @@ impl Explainer {
         self.fused.get_or_init(|| built).clone()
     }
 
-    /// One run of the graph with the maps; `Top(k)` is ranked in the graph, then checked against
+    /// One run of the graph with the maps; `TopK(k)` is ranked in the graph, then checked against
     /// this crate's ranking of the probabilities (which may differ on ties made by rounding in the
     /// softmax): where they differ, the run is repeated with the classes given explicitly.
     fn run_fused(&self, runner: &Runner, batch: &[f32], n: usize, options: &ExplainOptions) -> Result<(Vec<f32>, Source)> {
         let classes = self.model.classes;
         let (j, input): (usize, Vec<i64>) = match &options.classes {
-            ClassSelect::Top(k) => (*k, vec![-1; n * k]),
+            ClassSelect::TopK(k) => (*k, vec![-1; n * k]),
             ClassSelect::Ids(ids) => {
                 let unique = distinct(ids);
                 (unique.len(), (0..n).flat_map(|_| unique.iter().map(|&c| c as i64)).collect())
             }
         };
         let (probs, selected, maps) = self.run_graph(runner, batch, n, &input, j)?;
-        if let ClassSelect::Top(k) = options.classes {
+        if let ClassSelect::TopK(k) = options.classes {
             let ranked: Vec<i64> = probs.chunks(classes).flat_map(|p| rank(p).into_iter().take(k).map(|c| c as i64)).collect();
             if ranked != selected {
                 let (probs, selected, maps) = self.run_graph(runner, batch, n, &ranked, j)?;
@@ -290,14 +299,18 @@ impl Explainer {
         self.explain_prepared(prepared, options)
     }
 
-    fn explain_prepared(&self, prepared: Vec<crate::runtime::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
+    /// Explains images already preprocessed (`Preprocess::load`, `decode` or `from_rgb8`), maps at
+    /// their original sizes when `options.original_size`.
+    pub fn explain_prepared(&self, prepared: Vec<crate::runtime::preprocess::Prepared>, options: &ExplainOptions) -> Result<Vec<ImageExplanation>> {
         let mut batch = Vec::with_capacity(prepared.iter().map(|p| p.data.len()).sum());
         let mut sizes = Vec::with_capacity(prepared.len());
+        let mut windows = Vec::with_capacity(prepared.len());
         for p in prepared {
             batch.extend_from_slice(&p.data);
             sizes.push(p.size);
+            windows.push(p.window);
         }
-        self.explain(&batch, &sizes, options)
+        self.explain_windows(&batch, &sizes, &windows, options)
     }
 
     /// The checks `explain` makes on its options (classes, threshold, refined), without running.
@@ -313,10 +326,10 @@ impl Explainer {
             )));
         }
         match &options.classes {
-            ClassSelect::Top(k) if *k == 0 || *k > classes => {
+            ClassSelect::TopK(k) if *k == 0 || *k > classes => {
                 Err(Error::invalid(format!("top-k must be between 1 and {} (the number of classes), got {}", classes, k)))
             }
-            ClassSelect::Top(_) => Ok(()),
+            ClassSelect::TopK(_) => Ok(()),
             ClassSelect::Ids(ids) => {
                 if ids.is_empty() {
                     return Err(Error::invalid("no classes requested"));
@@ -337,12 +350,12 @@ impl Explainer {
         }
     }
 
-    fn explain_one(&self, i: usize, probs: &[f32], source: &Source, size: Size, options: &ExplainOptions) -> Result<ImageExplanation> {
+    fn explain_one(&self, i: usize, probs: &[f32], source: &Source, size: Size, window: Option<Window>, options: &ExplainOptions) -> Result<ImageExplanation> {
         use rayon::prelude::*;
         let ranked = rank(probs);
         let top: Vec<(usize, f32)> = ranked.iter().take(5).map(|&c| (c, probs[c])).collect();
         let selected: Vec<usize> = match &options.classes {
-            ClassSelect::Top(k) => ranked.iter().take(*k).copied().collect(),
+            ClassSelect::TopK(k) => ranked.iter().take(*k).copied().collect(),
             ClassSelect::Ids(ids) => ids.clone(),
         };
         let (iw, ih) = self.model.input_size().as_usize();
@@ -354,8 +367,16 @@ impl Explainer {
                 .into_par_iter()
                 .map(|l| {
                     let mut data = self.input_size_map(i, l, c, source)?;
-                    if (mh, mw) != (ih, iw) {
-                        data = crate::math::maps::resize_bilinear(&data, ih, iw, mh, mw);
+                    if data.iter().any(|v| !v.is_finite()) {
+                        return Err(Error::NonFinite(format!(
+                            "the map of class {c} at layer '{}' (the weights times the activations overflow)",
+                            self.set.fits()[l].meta.layer
+                        )));
+                    }
+                    match window.filter(|_| options.original_size) {
+                        Some(w) => data = crate::math::maps::place_in_window(&data, ih, iw, mh, mw, [w.x, w.y, w.width, w.height]),
+                        None if (mh, mw) != (ih, iw) => data = crate::math::maps::resize_bilinear(&data, ih, iw, mh, mw),
+                        None => {}
                     }
                     let bbox = crate::math::localize::localize(&data, mw, mh, options.threshold);
                     Ok(Map { width: mw, height: mh, data, bbox })

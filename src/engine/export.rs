@@ -39,8 +39,10 @@ pub struct ExportOptions {
 pub fn export(model: &Model, fits: &[LayerFit], options: &ExportOptions) -> Result<OnnxModel> {
     let set = FitSet::new(model, fits.to_vec())?;
     let refine = set.refine_pair();
-    let mut proto = extendable(model, &[CLASS_OUTPUT, MAPS_OUTPUT, REFINED_OUTPUT, TARGET_INPUT])?;
-    let batch = batch_dim(model)?;
+    // The model as given: an NHWC, uint8 or float16 input stays as it is in the exported model.
+    let base = model.source.as_ref().unwrap_or(&model.onnx);
+    let mut proto = extendable(base, &[CLASS_OUTPUT, MAPS_OUTPUT, REFINED_OUTPUT, TARGET_INPUT])?;
+    let batch = batch_dim(base)?;
     let (iw, ih) = model.input_size().as_usize();
     let mut b = Builder::new(PREFIX);
 
@@ -109,5 +111,6 @@ fn metadata(model: &Model, fits: &[LayerFit], refine: Option<(usize, usize)>, op
         "fits": fits,
         "refined": refine.map(|(a, b)| [a, b]),
         "class_input": options.class_input,
+        "preprocess": model.spec.canonical(),
     })
 }

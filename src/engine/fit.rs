@@ -69,7 +69,30 @@ impl Default for FitOptions {
     }
 }
 
+/// Most augmented views per image a fit takes ([`FitOptions::augment`]).
+pub const MAX_AUGMENT: usize = 256;
+/// Most 2×2 mosaics per image a fit takes ([`FitOptions::mosaics`]).
+pub const MAX_MOSAICS: usize = 256;
+
 impl FitOptions {
+    /// Bounds of the options that size the work: views and mosaics per image (each image costs
+    /// 1 + augment + mosaics runs of every gate; beyond the bounds a typo, not a setting).
+    pub fn validate(&self) -> Result<()> {
+        if self.augment > MAX_AUGMENT {
+            return Err(Error::invalid(format!(
+                "augment {} is too many views per image (at most {MAX_AUGMENT}; 0 fits the images as they are)",
+                self.augment
+            )));
+        }
+        if self.mosaics > MAX_MOSAICS {
+            return Err(Error::invalid(format!(
+                "mosaics {} is too many mosaics per image (at most {MAX_MOSAICS}; 0 for none)",
+                self.mosaics
+            )));
+        }
+        Ok(())
+    }
+
     /// The CHIP paper's configuration: probability target without intercept, the images alone (no
     /// mosaics, no views), λ 0.05·λ_max; the other parameters as in [`FitOptions::default`].
     pub fn paper() -> Self {
@@ -95,7 +118,8 @@ pub fn no_progress(_: Progress) -> bool { true }
 pub enum Images<'a> {
     /// Every image file in a folder (sorted by name), or a text file listing one path per line.
     Dir(PathBuf),
-    Paths(Vec<PathBuf>),
+    /// Image files.
+    Files(Vec<PathBuf>),
     /// Preprocessed n×3×H×W floats.
     Tensor { data: &'a [f32], n: usize },
     /// Encoded images in memory (PNG, JPEG, ...), decoded one batch at a time.
@@ -158,7 +182,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
         }
         files
     } else {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_TEXT_BYTES, "image list")?;
         let text = String::from_utf8(bytes)
             .map_err(|e| Error::invalid(format!("image list {} is not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to())))?;
         // Relative entries are relative to the list file, so a list travels with its images.
@@ -181,6 +205,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn check_params(params: &FitOptions) -> Result<()> {
+    params.validate()?;
     if params.gates == 0 {
         return Err(Error::invalid("gates must be at least 1"));
     }
@@ -216,6 +241,21 @@ pub fn collect_stats_timed(
     progress: ProgressFn,
 ) -> Result<(Stats, FitTimings)> {
     check_params(params)?;
+    // A graph that fixes its batch at 1 runs one image and one gate at a time (the statistics are
+    // the same: batching only groups the runs).
+    let single;
+    let params = match model.fixed_batch() {
+        None => params,
+        Some(1) => {
+            single = FitOptions { image_batch: 1, gate_batch: 1, ..params.clone() };
+            &single
+        }
+        Some(b) => {
+            return Err(Error::Model(format!(
+                "the model's batch size is fixed at {b}; a fit runs batches of any size: export the model with a dynamic (or a batch-1) input"
+            )))
+        }
+    };
     let plan = Plan::new(model, layer, params)?;
     let (iw, ih) = model.input_size().as_usize();
     let ic = model.input.channels;
@@ -227,7 +267,7 @@ pub fn collect_stats_timed(
             let n = files.len();
             (Source::Files(files), n)
         }
-        Images::Paths(p) => {
+        Images::Files(p) => {
             if p.is_empty() {
                 return Err(Error::invalid("no images given"));
             }
@@ -290,6 +330,7 @@ pub fn collect_stats_timed(
     // What the statistics belong to, so that shards of another model or layer are refused.
     let mut stats = pass.stats;
     stats.model_fingerprint = model.fingerprint.clone();
+    stats.preprocess = model.spec.canonical_text();
     stats.layer = layer.to_string();
     stats.augment = params.augment;
     stats.mosaics = params.mosaics;
@@ -310,6 +351,12 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, pro
             "statistics were collected on another model (fingerprint {}, this model's is {})",
             crate::math::stats::short(&stats.model_fingerprint),
             crate::math::stats::short(&model.fingerprint)
+        )));
+    }
+    if !stats.preprocess.is_empty() && stats.preprocess != model.spec.canonical_text() {
+        return Err(Error::FitMismatch(format!(
+            "statistics were collected under another preprocessing ({}); load the model with the spec they were collected with",
+            crate::math::stats::preprocess_differences(&stats.preprocess, &model.spec.canonical_text())
         )));
     }
     if stats.channels != info.channels {
@@ -368,6 +415,7 @@ pub fn solve(model: &Model, layer: &str, stats: &Stats, params: &FitOptions, pro
         augment: stats.augment,
         mosaics: stats.mosaics,
         solved_classes: solved,
+        preprocess: Some(model.spec.canonical()),
     };
     Ok(LayerFit { meta, weights })
 }

@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"CHIPFIT\0";
-pub const VERSION: u32 = 1;
+/// Version 2 records the preprocessing spec the fit was made under.
+pub const VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitMeta {
@@ -34,6 +35,10 @@ pub struct FitMeta {
     pub mosaics: usize,
     /// Classes that were solved (rows of the others are zero).
     pub solved_classes: Vec<usize>,
+    /// The canonical JSON of the model's effective preprocessing spec the fit was made under
+    /// ([`crate::runtime::spec::Resolved::canonical`]); explaining or exporting under another is refused.
+    #[serde(default)]
+    pub preprocess: Option<serde_json::Value>,
 }
 
 /// A fitted layer: W is C×K row-major.
@@ -131,6 +136,11 @@ impl LayerFit {
         if version == 0 {
             return Err(err("invalid format version 0".into()));
         }
+        if version < VERSION {
+            return Err(err(format!(
+                "format version {version} is from an older libchip and records no preprocessing spec (this one reads version {VERSION}); fit again, or merge the statistics again"
+            )));
+        }
         let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
         if header_len > MAX_HEADER_LEN {
             return Err(err(format!("altered or corrupt: header length {header_len} is implausible")));
@@ -170,6 +180,9 @@ impl LayerFit {
                 meta.layer, meta.channels, meta.classes
             )));
         }
+        if !meta.preprocess.as_ref().is_some_and(|p| p.is_object()) {
+            return Err(err("header records no preprocessing spec (a version 2 fit has one)".into()));
+        }
         if let Some(&c) = meta.solved_classes.iter().find(|&&c| c >= meta.classes) {
             return Err(err(format!("header lists solved class {c}, but there are only {} classes", meta.classes)));
         }
@@ -183,6 +196,7 @@ impl LayerFit {
                 i / meta.channels, i % meta.channels
             )));
         }
+        check_row_sums(&weights, meta.channels).map_err(err)?;
         Ok(LayerFit { meta, weights })
     }
 
@@ -191,8 +205,9 @@ impl LayerFit {
         crate::util::atomic::write_atomic(path, &bytes)
     }
 
+    /// Reads a regular file no further than its header declares (see [`read_fit_bytes`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_fit_bytes(path)?;
         Self::from_bytes(&bytes, path)
     }
 
@@ -227,6 +242,55 @@ impl LayerFit {
                 m.classes, model.classes
             )));
         }
+        let here = model.spec.canonical();
+        if let Some(theirs) = &m.preprocess {
+            if *theirs != here {
+                return Err(Error::FitMismatch(format!(
+                    "the fit of layer '{}' was made under another preprocessing: {}; load the model with the spec the fit was made with (chip inspect --fit shows it)",
+                    m.layer,
+                    crate::runtime::spec::differences(theirs, &here).join("; ")
+                )));
+            }
+        }
         Ok(())
     }
+}
+
+/// A class map is Σ_k W[c,k]·A_k in f32: a row whose Σ|W| is beyond the f32 range overflows for
+/// any activation of magnitude 1 or more, so such weights (finite each, but not together) are
+/// refused rather than explained as an all-zero map.
+fn check_row_sums(weights: &[f32], channels: usize) -> std::result::Result<(), String> {
+    for (c, row) in weights.chunks(channels.max(1)).enumerate() {
+        let sum: f64 = row.iter().map(|&w| (w as f64).abs()).sum();
+        if sum > f32::MAX as f64 {
+            return Err(format!(
+                "the weights of class {c} sum to {sum:.3e} in absolute value, beyond the float range: its maps cannot be finite"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the fit file at `path` (a regular file), read no further than its header declares:
+/// 16 bytes of prefix, the header (at most 64 MiB), 4·C·K bytes of weights and the 32-byte checksum,
+/// plus one byte to notice trailing data. What is wrong with them is for [`LayerFit::from_bytes`] to say.
+pub fn read_fit_bytes(path: &Path) -> Result<Vec<u8>> {
+    use crate::util::read::{open_regular, read_more};
+    let (mut file, _) = open_regular(path, "fit file")?;
+    let mut bytes = Vec::new();
+    read_more(&mut file, PREFIX_LEN as u64, &mut bytes, path)?;
+    if bytes.len() < PREFIX_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Ok(bytes);
+    }
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as u64;
+    if header_len > MAX_HEADER_LEN as u64 {
+        return Ok(bytes);
+    }
+    read_more(&mut file, header_len, &mut bytes, path)?;
+    let weights = serde_json::from_slice::<FitMeta>(&bytes[PREFIX_LEN..])
+        .ok()
+        .and_then(|m| m.classes.checked_mul(m.channels)?.checked_mul(4))
+        .unwrap_or(0) as u64;
+    read_more(&mut file, weights.saturating_add(CHECKSUM_LEN as u64 + 1), &mut bytes, path)?;
+    Ok(bytes)
 }

@@ -24,8 +24,8 @@ pub const EXPLAIN_SELECTED_OUTPUT: &str = "chip/selected";
 /// built by the same nodes as [`export`]'s maps.
 pub fn explain_graph(model: &Model, set: &FitSet) -> Result<OnnxModel> {
     let fits = set.fits();
-    let mut proto = extendable(model, &[])?;
-    let batch = batch_dim(model)?;
+    let mut proto = extendable(&model.onnx, &[])?;
+    let batch = batch_dim(&model.onnx)?;
     let (iw, ih) = model.input_size().as_usize();
     let mut b = Builder::new(PREFIX);
     // TopK ranks equal scores by index, as the explainer does; the explainer checks the ranking
@@ -95,8 +95,8 @@ pub fn map_nodes(b: &mut Builder, model: &Model, fits: &[LayerFit], classes: &st
 
 /// A copy of the model's proto that nodes can be added to: opset 13 or later, no tensor named like
 /// the added ones.
-pub fn extendable(model: &Model, reserved: &[&str]) -> Result<onnx_protobuf::ModelProto> {
-    let proto = model.onnx.proto.clone();
+pub fn extendable(base: &OnnxModel, reserved: &[&str]) -> Result<onnx_protobuf::ModelProto> {
+    let proto = base.proto.clone();
     let opset = proto
         .opset_import
         .iter()
@@ -152,14 +152,15 @@ fn solved_rows(f: &LayerFit) -> (Vec<f32>, Vec<i64>) {
 }
 
 /// The image input's batch dimension (symbolic or fixed), reused for the added inputs and outputs.
-pub fn batch_dim(model: &Model) -> Result<tensor_shape_proto::Dimension> {
-    let graph = model.onnx.proto.graph.as_ref().ok_or_else(|| Error::Model("the model has no graph".into()))?;
-    let input = graph.input.iter().find(|v| v.name == model.input.name);
+pub fn batch_dim(base: &OnnxModel) -> Result<tensor_shape_proto::Dimension> {
+    let name = base.image_input()?.name;
+    let graph = base.proto.graph.as_ref().ok_or_else(|| Error::Model("the model has no graph".into()))?;
+    let input = graph.input.iter().find(|v| v.name == name);
     let dim = input.and_then(|v| match v.type_.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(tt)) => tt.shape.as_ref().and_then(|s| s.dim.first().cloned()),
         _ => None,
     });
-    dim.ok_or_else(|| Error::Model(format!("input '{}' has no batch dimension", model.input.name)))
+    dim.ok_or_else(|| Error::Model(format!("input '{name}' has no batch dimension")))
 }
 
 #[cfg(test)]
@@ -171,7 +172,7 @@ mod tests {
         let meta = FitMeta {
             layer: "l".into(), channels, height: 1, width: 1, classes, model_fingerprint: String::new(),
             gates: 1, sigma2_rel: 0.5, seed: 0, images: 1, admm: Default::default(),
-            objective: crate::math::objective::paper(), augment: 0, mosaics: 0, solved_classes: solved,
+            objective: crate::math::objective::paper(), augment: 0, mosaics: 0, solved_classes: solved, preprocess: None,
         };
         let weights = (0..classes * channels).map(|i| i as f32 + 1.0).collect();
         LayerFit { meta, weights }

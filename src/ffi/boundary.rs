@@ -185,17 +185,23 @@ pub(super) unsafe fn write_str(s: &str, buf: *mut c_char, len: usize, out_len: *
     write_buf(&bytes, buf, len, out_len, name)
 }
 
-/// The caller's `struct_size` of an options struct: 0 means this version's size. Anything else
-/// must lie between `min` and this version's size.
+/// The caller's `struct_size` of an options struct or descriptor: from `min` (the first version's
+/// size) up to this version's, at a field boundary (a multiple of the pointer size, so no pointer
+/// is cut). 0 is refused: a zero-initialised struct says nothing about its size, and reading it as
+/// this version's would overrun an older caller's struct.
 unsafe fn struct_size<T>(p: *const T, min: usize, name: &str) -> FfiResult<usize> {
     // The size is read alone: a smaller struct from an older caller must not be read past its end.
     let size = std::ptr::read_unaligned(p as *const usize);
     let max = std::mem::size_of::<T>();
     match size {
-        0 => Ok(max),
-        s if s >= min && s <= max => Ok(s),
+        0 => invalid(format!(
+            "{name}.struct_size is 0; set it to sizeof({name}) = {max} (then call {name}_default())"
+        )),
+        s if s >= min && s <= max && s % std::mem::size_of::<usize>() == 0 => Ok(s),
         s => invalid(format!(
-            "{name}.struct_size is {s}, expected sizeof({name}) = {max}"
+            "{name}.struct_size is {s}; it must be sizeof({name}) = {max}, or the size of an older \
+             version of it (from {min} bytes, a multiple of {})",
+            std::mem::size_of::<usize>()
         )),
     }
 }
@@ -206,18 +212,14 @@ pub(super) unsafe fn read_options<T: Copy>(p: *const T, default: T, min: usize, 
     if p.is_null() {
         return Ok(default);
     }
-    let size = std::ptr::read_unaligned(p as *const usize);
-    if size == 0 {
-        return invalid(format!("{name}.struct_size is 0; initialise it with {name}_default()"));
-    }
     let size = struct_size(p, min, name)?;
     let mut out = default;
     std::ptr::copy_nonoverlapping(p as *const u8, &mut out as *mut T as *mut u8, size);
     Ok(out)
 }
 
-/// Fills an options struct with `default`, writing no more than the caller's `struct_size` (0: this
-/// version's size), which it keeps.
+/// Fills an options struct with `default`, writing no more than the caller's `struct_size`, which
+/// it keeps.
 pub(super) unsafe fn write_options<T: Copy>(p: *mut T, default: T, min: usize, name: &str) -> FfiResult {
     let p = deref_mut(p, "opts")? as *mut T;
     let size = struct_size(p, min, name)?;
@@ -316,35 +318,39 @@ mod tests {
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     #[repr(C)]
-    struct V2 {
+    struct V3 {
         struct_size: usize,
-        a: u32,
-        b: u32,
+        a: u64,
+        b: u64,
     }
 
     #[test]
     fn options_from_an_older_caller_get_defaults_for_newer_fields() {
-        let default = V2 { struct_size: 16, a: 7, b: 9 };
+        let default = V3 { struct_size: 24, a: 7, b: 9 };
         // A v1 caller knew only `a`.
-        let v1 = V2 { struct_size: 12, a: 1, b: 12345 };
-        let got = unsafe { read_options(&v1, default, 12, "o") }.ok().unwrap();
+        let v1 = V3 { struct_size: 16, a: 1, b: 12345 };
+        let got = unsafe { read_options(&v1, default, 16, "o") }.ok().unwrap();
         assert_eq!((got.a, got.b), (1, 9));
-        assert!(unsafe { read_options(&v1, default, 16, "o") }.is_err());
+        assert!(unsafe { read_options(&v1, default, 24, "o") }.is_err());
+        // 0 and a size inside a field are refused.
+        for bad in [0, 12, 20, 32] {
+            let v = V3 { struct_size: bad, a: 1, b: 2 };
+            let e = unsafe { read_options(&v, default, 8, "o") }.unwrap_err();
+            assert!(e.msg.contains("o.struct_size is"), "{}", e.msg);
+        }
     }
 
     #[test]
     fn defaults_for_an_older_caller_stay_within_its_struct() {
-        let default = V2 { struct_size: 16, a: 7, b: 9 };
+        let default = V3 { struct_size: 24, a: 7, b: 9 };
         // A v1 caller's struct ends after `a`: `b` stands for the caller's next variable.
-        let mut v1 = V2 { struct_size: 12, a: 0, b: 12345 };
-        assert!(unsafe { write_options(&mut v1, default, 12, "o") }.is_ok());
-        assert_eq!(v1, V2 { struct_size: 12, a: 7, b: 12345 });
-        let mut zero = V2 { struct_size: 0, a: 0, b: 0 };
-        assert!(unsafe { write_options(&mut zero, default, 12, "o") }.is_ok());
-        assert_eq!(zero, default);
-        for bad in [8, 24] {
-            let mut v = V2 { struct_size: bad, a: 0, b: 0 };
-            let e = unsafe { write_options(&mut v, default, 12, "o") }.unwrap_err();
+        let mut v1 = V3 { struct_size: 16, a: 0, b: 12345 };
+        assert!(unsafe { write_options(&mut v1, default, 16, "o") }.is_ok());
+        assert_eq!(v1, V3 { struct_size: 16, a: 7, b: 12345 });
+        // A zero-initialised struct of unknown size is not written at all.
+        for bad in [0, 8, 12, 32] {
+            let mut v = V3 { struct_size: bad, a: 0, b: 0 };
+            let e = unsafe { write_options(&mut v, default, 16, "o") }.unwrap_err();
             assert_eq!((e.status, v.a), (CHIP_STATUS_INVALID_ARGUMENT, 0));
         }
     }

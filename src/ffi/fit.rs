@@ -94,42 +94,6 @@ pub(super) unsafe fn run_on_images<T>(
     })
 }
 
-/// A thin wrapper: chip_fit_layer with a CHIP_IMAGES_FILES descriptor.
-/// \param model, layer, opts, out_fit As for chip_fit_layer.
-/// \param paths `count` image files, UTF-8.
-/// \param count The number of images.
-#[no_mangle]
-pub unsafe extern "C" fn chip_fit_layer_paths(
-    model: *const chip_model,
-    layer: *const c_char,
-    paths: *const *const c_char,
-    count: usize,
-    opts: *const chip_fit_options,
-    out_fit: *mut *mut chip_layer_fit,
-) -> chip_status {
-    let images = chip_images { paths, ..images_of(CHIP_IMAGES_FILES, count) };
-    chip_fit_layer(model, layer, &images, opts, out_fit)
-}
-
-/// A thin wrapper: chip_fit_layer with a CHIP_IMAGES_TENSOR descriptor.
-/// \param model, layer, opts, out_fit As for chip_fit_layer.
-/// \param data `len` floats, n x 3 x H x W (NCHW) at the model's input size.
-/// \param len The number of floats.
-/// \param n The number of images.
-#[no_mangle]
-pub unsafe extern "C" fn chip_fit_layer_tensor(
-    model: *const chip_model,
-    layer: *const c_char,
-    data: *const f32,
-    len: usize,
-    n: usize,
-    opts: *const chip_fit_options,
-    out_fit: *mut *mut chip_layer_fit,
-) -> chip_status {
-    let images = chip_images { tensor: data, tensor_len: len, ..images_of(CHIP_IMAGES_TENSOR, n) };
-    chip_fit_layer(model, layer, &images, opts, out_fit)
-}
-
 /// Writes a fit to a file, atomically: a failure leaves no file behind.
 /// \param fit The fit.
 /// \param path The file, UTF-8.
@@ -171,7 +135,7 @@ pub unsafe extern "C" fn chip_layer_fit_layer_name(
 /// \param fit The fit.
 /// \param out Receives K.
 #[no_mangle]
-pub unsafe extern "C" fn chip_layer_fit_channels(fit: *const chip_layer_fit, out: *mut usize) -> chip_status {
+pub unsafe extern "C" fn chip_layer_fit_channel_count(fit: *const chip_layer_fit, out: *mut usize) -> chip_status {
     guard(|| set(out, "out", deref(fit, "fit")?.inner.meta.channels))
 }
 
@@ -179,14 +143,14 @@ pub unsafe extern "C" fn chip_layer_fit_channels(fit: *const chip_layer_fit, out
 /// \param fit The fit.
 /// \param out Receives C.
 #[no_mangle]
-pub unsafe extern "C" fn chip_layer_fit_classes(fit: *const chip_layer_fit, out: *mut usize) -> chip_status {
+pub unsafe extern "C" fn chip_layer_fit_class_count(fit: *const chip_layer_fit, out: *mut usize) -> chip_status {
     guard(|| set(out, "out", deref(fit, "fit")?.inner.meta.classes))
 }
 
 /// The importance weights of one class over the K channels. Rows of classes that were not solved
 /// are zero.
 /// \param fit The fit.
-/// \param class_id The class id, below chip_layer_fit_classes.
+/// \param class_id The class id, below chip_layer_fit_class_count.
 /// \param buf, len, out_len The K weights (buffer convention).
 #[no_mangle]
 pub unsafe extern "C" fn chip_layer_fit_weights_row(

@@ -21,10 +21,15 @@ pub type chip_images_kind = c_int;
 pub const CHIP_IMAGES_FILES: chip_images_kind = 1;
 /// `count` encoded images in memory (PNG, JPEG, BMP, TIFF, WebP): image i is `lens[i]` bytes at `data[i]`.
 pub const CHIP_IMAGES_ENCODED: chip_images_kind = 2;
-/// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W (NCHW) at the
-/// model's input size (see chip_model_preprocess_file); `sizes` holds `count` sizes,
-/// the original sizes the maps of chip_explain are scaled to (each side 1..=16384), or is NULL for
-/// the input size. Fits ignore `sizes`.
+/// `count` preprocessed images: `tensor` holds `tensor_len` floats, count x 3 x H x W at the
+/// model's input size (chip_model_input_size), as chip_model_preprocess_file writes them. The layout is
+/// always the library's: NCHW float32, channels in the model's channel order, values after the spec's
+/// scale, mean and std; whatever the model's own input (NHWC, uint8 or float16 inputs get an adapter in
+/// front of the graph that transposes and casts this tensor). `tensor_len` must equal
+/// count x 3 x H x W, else the call fails with CHIP_STATUS_INVALID_ARGUMENT and the message
+/// "invalid argument: images->tensor holds <tensor_len> floats, but <count> images of 3xHxW need <n>".
+/// `sizes` holds `count` sizes, the original sizes the maps of chip_explain are scaled to (each side
+/// 1..=16384), or is NULL for the input size. Fits ignore `sizes`.
 pub const CHIP_IMAGES_TENSOR: chip_images_kind = 3;
 
 /// The images of one chip_fit_layer, chip_collect_stats or chip_explain call. Set `struct_size` to
@@ -60,14 +65,15 @@ pub(super) enum ImageArgs<'a> {
 impl ImageArgs<'_> {
     pub(super) fn for_fit(&self) -> Images<'_> {
         match self {
-            ImageArgs::Files(p) => Images::Paths(p.clone()),
+            ImageArgs::Files(p) => Images::Files(p.clone()),
             ImageArgs::Encoded(b) => Images::Encoded(b.clone()),
             ImageArgs::Tensor { data, n, .. } => Images::Tensor { data, n: *n },
         }
     }
 }
 
-/// A descriptor of all zeros but its size, kind and count, for the wrappers to fill in.
+/// A descriptor of `kind` and `count` with no pointers set: the defaults an older, smaller caller
+/// struct is completed with.
 pub(super) fn images_of(kind: chip_images_kind, count: usize) -> chip_images {
     chip_images {
         struct_size: std::mem::size_of::<chip_images>(),
@@ -87,13 +93,9 @@ pub(super) unsafe fn images_arg<'a>(p: *const chip_images, model: &Model) -> Ffi
     if p.is_null() {
         return fail(CHIP_STATUS_NULL_POINTER, "images is NULL");
     }
-    // The size is read alone first: a smaller struct from a caller must not be read past its end.
-    let size = std::ptr::read_unaligned(p as *const usize);
-    let want = std::mem::size_of::<chip_images>();
-    if size != want {
-        return invalid(format!("images->struct_size is {size}, expected sizeof(chip_images) = {want}"));
-    }
-    let d = &*p;
+    // A smaller (older) descriptor is read no further than its struct_size; later fields are NULL/0.
+    let first_version = std::mem::offset_of!(chip_images, paths);
+    let d = &read_options(p, images_of(0, 0), first_version, "images")?;
     let n = d.count;
     if !matches!(d.kind, CHIP_IMAGES_FILES | CHIP_IMAGES_ENCODED | CHIP_IMAGES_TENSOR) {
         return invalid(format!(

@@ -39,7 +39,7 @@ pub use types::*;
 use std::ffi::c_char;
 
 /// Version of the C ABI. Raised on any incompatible change; compare with chip_abi_version().
-pub const CHIP_ABI_VERSION: u32 = 2;
+pub const CHIP_ABI_VERSION: u32 = 3;
 
 /// The library version.
 /// \return "MAJOR.MINOR.PATCH", equal to CHIP_VERSION_STRING of the header it was built with.

@@ -2,7 +2,7 @@
 use super::boundary::*;
 use super::images::tensor_arg;
 use super::types::chip_size;
-use super::options::{chip_model_options, runtime_options};
+use super::options::{chip_model_options, model_options};
 use super::status::chip_status;
 use crate::runtime::model::Model;
 use std::ffi::c_char;
@@ -15,12 +15,13 @@ pub struct chip_model {
     pub(super) inner: Arc<Model>,
 }
 
-/// Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar).
+/// Loads an ONNX classifier from a file (with its optional `<stem>.json` sidecar; the keys of
+/// `opts->preprocess` override the sidecar's).
 /// \param path The model file, UTF-8.
-/// \param opts NULL for the defaults.
+/// \param opts NULL for the defaults; `opts->preprocess` gives a preprocessing spec as JSON.
 /// \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
 #[no_mangle]
-pub unsafe extern "C" fn chip_load_model(
+pub unsafe extern "C" fn chip_model_load(
     path: *const c_char,
     opts: *const chip_model_options,
     out_model: *mut *mut chip_model,
@@ -28,18 +29,21 @@ pub unsafe extern "C" fn chip_load_model(
     guard(|| {
         let out = Out::new(out_model, "out_model")?;
         let path = path_arg(path, "path")?;
-        let model = Model::load(path, &runtime_options(opts)?)?;
+        let (options, spec) = model_options(opts)?;
+        let model = Model::load_with(path, &options, spec.as_ref())?;
         out.put(chip_model { inner: Arc::new(model) })
     })
 }
 
-/// Loads an ONNX classifier from memory (no sidecar, so ImageNet preprocessing and no labels).
+/// Loads an ONNX classifier from memory. There is no sidecar: the preprocessing is `opts->preprocess`
+/// where given, else what the graph says and the library's assumptions (see chip_model_preprocess).
+/// A `labels` file name in the spec is relative to the working directory.
 /// \param data The model's bytes (copied).
 /// \param len The number of bytes.
-/// \param opts NULL for the defaults.
+/// \param opts NULL for the defaults; `opts->preprocess` gives a preprocessing spec as JSON.
 /// \param out_model Receives a new model (free with chip_model_free), or NULL on failure.
 #[no_mangle]
-pub unsafe extern "C" fn chip_load_model_bytes(
+pub unsafe extern "C" fn chip_model_load_bytes(
     data: *const u8,
     len: usize,
     opts: *const chip_model_options,
@@ -48,7 +52,8 @@ pub unsafe extern "C" fn chip_load_model_bytes(
     guard(|| {
         let out = Out::new(out_model, "out_model")?;
         let bytes = slice_arg(data, len, "data")?.to_vec();
-        let model = Model::from_bytes(bytes, &runtime_options(opts)?)?;
+        let (options, spec) = model_options(opts)?;
+        let model = Model::from_bytes_with(bytes, &options, spec.as_ref())?;
         out.put(chip_model { inner: Arc::new(model) })
     })
 }
@@ -64,7 +69,7 @@ pub unsafe extern "C" fn chip_model_free(model: *mut chip_model) {
 /// \param model The model.
 /// \param out Receives the number of classes.
 #[no_mangle]
-pub unsafe extern "C" fn chip_model_num_classes(model: *const chip_model, out: *mut usize) -> chip_status {
+pub unsafe extern "C" fn chip_model_class_count(model: *const chip_model, out: *mut usize) -> chip_status {
     guard(|| set(out, "out", deref(model, "model")?.inner.classes))
 }
 
@@ -78,7 +83,7 @@ pub unsafe extern "C" fn chip_model_input_size(model: *const chip_model, out: *m
 
 /// The name of a class as NUL-terminated UTF-8; models without a label list give the decimal id.
 /// \param model The model.
-/// \param class_id The class id, below chip_model_num_classes.
+/// \param class_id The class id, below chip_model_class_count.
 /// \param buf, len, out_len The label (buffer convention).
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_class_label(
@@ -95,6 +100,27 @@ pub unsafe extern "C" fn chip_model_class_label(
         }
         let label = m.label(class_id).map_or_else(|| class_id.to_string(), str::to_string);
         write_str(&label, buf, len, out_len, "label")
+    })
+}
+
+/// The model's effective preprocessing and where each value came from, as NUL-terminated UTF-8 JSON:
+/// `{"spec": {...}, "sources": {"mean": "given", ...}, "fingerprint": "..."}`. `spec` is the complete
+/// spec in canonical form (the one fits record), `sources` gives for each key one of "given" (the
+/// spec passed to the load), "sidecar" (`<model>.json`), "graph" (read from the model), "probe"
+/// (measured on a probe run) or "assumed" (the library's default: nothing stated it), and
+/// `fingerprint` is the SHA-256 of the canonical spec.
+/// \param model The model.
+/// \param buf, len, out_len The JSON text (buffer convention).
+#[no_mangle]
+pub unsafe extern "C" fn chip_model_preprocess(
+    model: *const chip_model,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> chip_status {
+    guard(|| {
+        let m = &deref(model, "model")?.inner;
+        write_str(&m.spec.describe().to_string(), buf, len, out_len, "preprocess")
     })
 }
 
@@ -157,7 +183,8 @@ unsafe fn write_prepared(
     })
 }
 
-/// Decodes and preprocesses an image file as the model expects, for CHIP_IMAGES_TENSOR descriptors.
+/// Decodes and preprocesses an image file as the model's spec says, for CHIP_IMAGES_TENSOR descriptors
+/// (NCHW float32 in the library's layout, whatever the model's own input layout and type).
 /// \param model The model.
 /// \param path The image file (PNG, JPEG, BMP, TIFF, WebP), UTF-8.
 /// \param buf, len, out_len The 3 x H x W floats at the model's input size (buffer convention).

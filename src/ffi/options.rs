@@ -4,6 +4,7 @@ use super::status::chip_status;
 use crate::engine::explain::{ClassSelect, ExplainOptions};
 use crate::engine::fit::FitOptions;
 use crate::math::objective::Target;
+use crate::runtime::spec::PreprocessSpec;
 use crate::runtime::{Device, RuntimeOptions};
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
@@ -33,7 +34,7 @@ pub enum chip_progress_kind {
 pub type chip_progress_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, kind: chip_progress_kind, done: usize, total: usize) -> c_int>;
 
-/// Options of chip_load_model and chip_load_model_bytes. Fill with chip_model_options_default().
+/// Options of chip_model_load and chip_model_load_bytes. Fill with chip_model_options_default().
 /// Thread safety: a plain struct, read only during the call it is passed to.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +50,12 @@ pub struct chip_model_options {
     /// Path of libonnxruntime.so, or NULL (default) to search: CHIP_ORT_LIB, next to libchip, next to
     /// the executable. ONNX Runtime is loaded once per process; later values are ignored.
     pub ort_lib: *const c_char,
+    /// A preprocessing spec as JSON text (UTF-8, the keys of the sidecar `<model>.json`, see the
+    /// README), or NULL (default) for none. Its keys override the sidecar's; what neither states is
+    /// read from the graph or assumed (chip_model_preprocess tells which). A spec that does not parse,
+    /// or has an unknown key, fails the load with CHIP_STATUS_INVALID_ARGUMENT naming the key.
+    /// A caller whose struct_size ends before this field gets NULL.
+    pub preprocess: *const c_char,
 }
 
 /// Options of chip_fit_layer, chip_collect_stats and chip_solve. Fill with chip_fit_options_default().
@@ -153,6 +160,7 @@ fn model_options_default() -> chip_model_options {
         device_id: 0,
         threads: RuntimeOptions::default().threads,
         ort_lib: std::ptr::null(),
+        preprocess: std::ptr::null(),
     }
 }
 
@@ -184,7 +192,7 @@ fn fit_options_default() -> chip_fit_options {
 fn explain_options_default() -> chip_explain_options {
     let d = ExplainOptions::default();
     let top_k = match d.classes {
-        ClassSelect::Top(k) => k,
+        ClassSelect::TopK(k) => k,
         ClassSelect::Ids(_) => 1,
     };
     chip_explain_options {
@@ -203,53 +211,78 @@ fn export_options_default() -> chip_export_options {
 }
 
 /// Fills `opts` with the defaults. Set `opts->struct_size` to sizeof(chip_model_options) first: no
-/// more than that many bytes are written (0 means this library's size, safe only when the header
-/// and the library are of one version).
+/// more than that many bytes are written. Every function taking an options struct or chip_images
+/// accepts the size of any earlier version of it (fields past it get their defaults).
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_model_options_default(opts: *mut chip_model_options) -> chip_status {
-    guard(|| write_options(opts, model_options_default(), size_of::<usize>(), "chip_model_options"))
+    guard(|| write_options(opts, model_options_default(), 2 * size_of::<usize>(), "chip_model_options"))
 }
 
 /// Fills `opts` with the defaults; struct_size as for chip_model_options_default.
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_fit_options_default(opts: *mut chip_fit_options) -> chip_status {
-    guard(|| write_options(opts, fit_options_default(), size_of::<usize>(), "chip_fit_options"))
+    guard(|| write_options(opts, fit_options_default(), 2 * size_of::<usize>(), "chip_fit_options"))
 }
 
 /// Fills `opts` with the defaults; struct_size as for chip_model_options_default.
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_explain_options_default(opts: *mut chip_explain_options) -> chip_status {
-    guard(|| write_options(opts, explain_options_default(), size_of::<usize>(), "chip_explain_options"))
+    guard(|| write_options(opts, explain_options_default(), 2 * size_of::<usize>(), "chip_explain_options"))
 }
 
 /// Fills `opts` with the defaults; struct_size as for chip_model_options_default.
 /// \param opts The struct to fill; its struct_size is kept.
-/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size larger than this library's struct.
+/// \return CHIP_STATUS_INVALID_ARGUMENT for a struct_size of 0, larger than this library's struct,
+/// or inside a field.
 #[no_mangle]
 pub unsafe extern "C" fn chip_export_options_default(opts: *mut chip_export_options) -> chip_status {
-    guard(|| write_options(opts, export_options_default(), size_of::<usize>(), "chip_export_options"))
+    guard(|| write_options(opts, export_options_default(), 2 * size_of::<usize>(), "chip_export_options"))
 }
 
-/// A caller's options struct, or the defaults for NULL.
+/// A caller's options struct, or the defaults for NULL. Any size from the first version's (each
+/// struct's first version holds at least `struct_size` and one field) up to this one's: fields
+/// past the caller's size get their defaults.
 unsafe fn read<T: Copy>(p: *const T, default: T, name: &str) -> FfiResult<T> {
-    read_options(p, default, size_of::<T>(), name)
+    read_options(p, default, 2 * size_of::<usize>(), name)
 }
 
-pub(super) unsafe fn runtime_options(opts: *const chip_model_options) -> FfiResult<RuntimeOptions> {
-    let o = read(opts, model_options_default(), "chip_model_options")?;
+/// The size of chip_model_options before `preprocess` was appended: a caller built against that
+/// header passes it and loads with no spec (the field is not read).
+const MODEL_OPTIONS_BEFORE_PREPROCESS: usize = std::mem::offset_of!(chip_model_options, preprocess);
+
+/// The runtime options and the preprocessing spec (when one is given) of a model load.
+pub(super) unsafe fn model_options(opts: *const chip_model_options) -> FfiResult<(RuntimeOptions, Option<PreprocessSpec>)> {
+    let o = read_options(opts, model_options_default(), MODEL_OPTIONS_BEFORE_PREPROCESS, "chip_model_options")?;
+    let spec = if o.preprocess.is_null() {
+        None
+    } else {
+        let text = str_arg(o.preprocess, "chip_model_options.preprocess")?;
+        match PreprocessSpec::from_json(text) {
+            Ok(spec) => Some(spec),
+            Err(crate::Error::InvalidArgument(m)) => return invalid(format!("chip_model_options.preprocess: {m}")),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok((runtime_options(&o)?, spec))
+}
+
+unsafe fn runtime_options(o: &chip_model_options) -> FfiResult<RuntimeOptions> {
     let device = match o.device {
         CHIP_DEVICE_CPU => Device::Cpu,
         CHIP_DEVICE_CUDA => Device::Cuda(o.device_id),
         d => return invalid(format!("unknown device {d} (use CHIP_DEVICE_CPU or CHIP_DEVICE_CUDA)")),
     };
     let ort_lib = if o.ort_lib.is_null() { None } else { Some(path_arg(o.ort_lib, "chip_model_options.ort_lib")?.to_path_buf()) };
-    Ok(RuntimeOptions { ort_lib, device, threads: o.threads })
+    Ok(RuntimeOptions { ort_lib, device, threads: o.threads, ..Default::default() })
 }
 
 /// The library's fit options and the caller's struct (for its progress callback).
@@ -281,7 +314,7 @@ pub(super) unsafe fn explain_options(opts: *const chip_explain_options) -> FfiRe
     let classes = if o.class_count > 0 {
         ClassSelect::Ids(slice_arg(o.classes, o.class_count, "chip_explain_options.classes")?.to_vec())
     } else {
-        ClassSelect::Top(o.top_k)
+        ClassSelect::TopK(o.top_k)
     };
     Ok(ExplainOptions { classes, refined: flag(o.refined), threshold: o.threshold, original_size: flag(o.original_size) })
 }

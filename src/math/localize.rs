@@ -183,7 +183,7 @@ impl GtEntry {
 /// Reads a ground-truth list. Each entry needs a positive size and boxes with x1 ≤ x2 < width,
 /// y1 ≤ y2 < height (inclusive corners); an entry with a class needs at least one box.
 pub fn load_gt(path: &Path) -> Result<Vec<GtEntry>> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::util::read::read_regular(path, crate::util::read::MAX_TEXT_BYTES, "box file")?;
     let bad = |msg: String| Error::invalid(format!("{}: {msg}", path.display()));
     let values: Vec<serde_json::Value> =
         serde_json::from_slice(&text).map_err(|e| bad(format!("not a JSON list of ground-truth entries: {e}")))?;

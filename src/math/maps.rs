@@ -74,6 +74,25 @@ pub fn resize_bilinear(src: &[f32], sh: usize, sw: usize, dh: usize, dw: usize) 
     out
 }
 
+/// A map of `sh`×`sw` that covers the window `[x, y, width, height]` (original pixels) of a `dh`×`dw`
+/// image, at that image's size: resized to the window (rounded to whole pixels) and zero outside it.
+pub fn place_in_window(src: &[f32], sh: usize, sw: usize, dh: usize, dw: usize, window: [f64; 4]) -> Vec<f32> {
+    let [x, y, w, h] = window;
+    let clamp = |v: f64, max: usize| (v.round().max(0.0) as usize).min(max);
+    let (x0, y0) = (clamp(x, dw), clamp(y, dh));
+    let (x1, y1) = (clamp(x + w, dw).max(x0), clamp(y + h, dh).max(y0));
+    let (ww, wh) = (x1 - x0, y1 - y0);
+    let mut out = vec![0f32; dh * dw];
+    if ww == 0 || wh == 0 {
+        return out;
+    }
+    let inner = resize_bilinear(src, sh, sw, wh, ww);
+    for (r, row) in inner.chunks(ww).enumerate() {
+        out[(y0 + r) * dw + x0..][..ww].copy_from_slice(row);
+    }
+    out
+}
+
 /// Refined CHIP: the point-wise product of two maps of the same size.
 pub fn refine(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "refine: maps differ in size");

@@ -33,8 +33,33 @@ impl Target {
         })
     }
 
-    /// Turns one row of raw model outputs (`is_logits`: logits, else probabilities) into this target.
+    /// Turns one row of raw model outputs (`is_logits`: logits, else probabilities) into this target,
+    /// for a softmax classifier.
     pub fn apply(self, row: &mut [f32], is_logits: bool) {
+        self.apply_with(row, is_logits, Activation::Softmax)
+    }
+
+    /// [`Target::apply`] for either activation. With `Sigmoid` (multi-label) every class stands on its
+    /// own: probability σ(x), logit x (from a probability p: ln(p / (1 − p))), log-probability
+    /// log σ(x) = −ln(1 + e^−x) (from p: ln p).
+    pub fn apply_with(self, row: &mut [f32], is_logits: bool, activation: Activation) {
+        if activation == Activation::Sigmoid {
+            let tiny = f32::MIN_POSITIVE;
+            match (self, is_logits) {
+                (Target::Probability, true) => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
+                (Target::Probability, false) | (Target::Logit, true) => {}
+                (Target::Logit, false) => row.iter_mut().for_each(|p| {
+                    let q = p.clamp(tiny, 1.0 - f32::EPSILON);
+                    *p = (q / (1.0 - q)).ln()
+                }),
+                (Target::LogProbability, true) => row.iter_mut().for_each(|v| {
+                    let x = *v as f64;
+                    *v = (-(if x > 0.0 { (-x).exp().ln_1p() } else { -x + x.exp().ln_1p() })) as f32
+                }),
+                (Target::LogProbability, false) => row.iter_mut().for_each(|p| *p = p.max(tiny).ln()),
+            }
+            return;
+        }
         match (self, is_logits) {
             (Target::Probability, true) => softmax(row),
             (Target::Probability, false) => {}
@@ -50,6 +75,15 @@ impl Target {
             }
         }
     }
+}
+
+/// The activation that turns a classifier's logits into probabilities: `softmax` (one class per
+/// image) or `sigmoid` (multi-label: each class on its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Softmax,
+    Sigmoid,
 }
 
 /// The regression a fit solves per class c:
@@ -113,5 +147,15 @@ pub fn softmax(row: &mut [f32]) {
     let inv = (1.0 / sum) as f32;
     for v in row.iter_mut() {
         *v *= inv;
+    }
+}
+
+/// The logistic function 1 / (1 + e^−x), stable for large |x|.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
     }
 }

@@ -24,7 +24,7 @@ pub const LOYALTY_TOL: f64 = 1e-6;
 /// File format of saved statistics: magic, version (u32 LE), header, identity (augment, mosaics,
 /// model fingerprint, layer name), f64 LE arrays, SHA-256 of all before it. Version 3 added the identity.
 const MAGIC: &[u8; 8] = b"CHIPSTAT";
-pub const STATS_FORMAT_VERSION: u32 = 3;
+pub const STATS_FORMAT_VERSION: u32 = 4;
 /// Longest model fingerprint or layer name a file may claim (a guard against corrupt lengths).
 const MAX_NAME: u64 = 1 << 16;
 const HEADER_LEN: usize = 8 + 4 + 8 * 8;
@@ -43,6 +43,9 @@ pub struct Stats {
     /// hand with [`Stats::new`]); shards of another model or layer are refused.
     pub model_fingerprint: String,
     pub layer: String,
+    /// The canonical JSON of the model's effective preprocessing spec ("" when built by hand):
+    /// shards of another preprocessing are refused.
+    pub preprocess: String,
     /// Augmented views and mosaics per image the statistics were collected with.
     pub augment: usize,
     pub mosaics: usize,
@@ -80,6 +83,7 @@ impl Stats {
             target,
             model_fingerprint: String::new(),
             layer: String::new(),
+            preprocess: String::new(),
             augment: 0,
             mosaics: 0,
             h_sum: gates.proximity.iter().sum(),
@@ -197,6 +201,12 @@ impl Stats {
             return Err(Error::FitMismatch(format!(
                 "statistics of layer '{}' cannot be merged with statistics of layer '{}'",
                 other.layer, self.layer
+            )));
+        }
+        if other.preprocess != self.preprocess {
+            return Err(Error::FitMismatch(format!(
+                "statistics collected under another preprocessing cannot be merged ({})",
+                preprocess_differences(&other.preprocess, &self.preprocess)
             )));
         }
         if other.channels != self.channels || other.classes != self.classes {
@@ -344,7 +354,7 @@ impl Stats {
         for v in [self.augment as u64, self.mosaics as u64] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for name in [&self.model_fingerprint, &self.layer] {
+        for name in [&self.model_fingerprint, &self.layer, &self.preprocess] {
             out.extend_from_slice(&(name.len() as u64).to_le_bytes());
             out.extend_from_slice(name.as_bytes());
         }
@@ -397,8 +407,8 @@ impl Stats {
         };
         let augment = word(&mut pos)?;
         let mosaics = word(&mut pos)?;
-        let mut names = Vec::with_capacity(2);
-        for what in ["model fingerprint", "layer name"] {
+        let mut names = Vec::with_capacity(3);
+        for what in ["model fingerprint", "layer name", "preprocessing spec"] {
             let len = word(&mut pos)?;
             if len > MAX_NAME {
                 return Err(bad(format!("corrupt header ({what} of {len} bytes)")));
@@ -447,13 +457,14 @@ impl Stats {
         let f = take(counts[2]);
         let d = take(counts[3]);
         let bg = take(counts[4]);
-        Ok(Stats {
+        Stats {
             channels: channels as usize,
             classes: classes as usize,
             gate_count: gate_count as usize,
             gate_seed,
             sigma2_rel,
             target,
+            preprocess: names.pop().unwrap_or_default(),
             layer: names.pop().unwrap_or_default(),
             model_fingerprint: names.pop().unwrap_or_default(),
             augment: augment as usize,
@@ -465,7 +476,37 @@ impl Stats {
             f,
             d,
             bg,
-        })
+        }
+        .validated(path)
+    }
+
+    /// `self` when its values can be used: a gate set of at least one gate, σ² and Σh positive and
+    /// finite, Σh at most the gate count, every statistic finite. A file with a valid checksum may
+    /// still hold these (written by hand or by a bug): refused at load, not solved into a fit that
+    /// cannot be read back.
+    fn validated(self, path: &Path) -> Result<Self> {
+        let bad = |msg: String| Error::FitFile { path: path.to_path_buf(), msg };
+        if self.channels == 0 || self.classes == 0 {
+            return Err(bad(format!("header describes empty statistics ({} channels, {} classes)", self.channels, self.classes)));
+        }
+        if self.gate_count == 0 {
+            return Err(bad("header declares a gate set of 0 gates (statistics need at least 1)".into()));
+        }
+        if !(self.sigma2_rel.is_finite() && self.sigma2_rel > 0.0) {
+            return Err(bad(format!("header holds sigma2_rel {:?}, which must be positive and finite", self.sigma2_rel)));
+        }
+        if !(self.h_sum.is_finite() && self.h_sum > 0.0 && self.h_sum <= self.gate_count as f64 * (1.0 + 1e-9)) {
+            return Err(bad(format!(
+                "header holds a gate-proximity sum of {:?}, which must be positive, finite and at most the {} gates",
+                self.h_sum, self.gate_count
+            )));
+        }
+        for (what, arr) in [("b", &self.b), ("z", &self.z), ("f", &self.f), ("d", &self.d), ("bg", &self.bg)] {
+            if let Some(i) = arr.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!("{}: statistic {what} (element {i} is {})", path.display(), arr[i])));
+            }
+        }
+        Ok(self)
     }
 
     /// Binary file with magic, version and SHA-256 checksum, written atomically.
@@ -474,12 +515,30 @@ impl Stats {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_STATS_BYTES, "statistics file")?;
         Self::from_bytes(&bytes, path)
     }
 }
 
 /// The start of a fingerprint, enough to tell two apart in a message.
+/// The keys in which two canonical preprocessing specs (JSON text) differ, for messages.
+pub fn preprocess_differences(a: &str, b: &str) -> String {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or(serde_json::Value::Null);
+    let (a, b) = (parse(a), parse(b));
+    let empty = serde_json::Map::new();
+    let (ao, bo) = (a.as_object().unwrap_or(&empty), b.as_object().unwrap_or(&empty));
+    let mut keys: Vec<&String> = ao.keys().chain(bo.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&serde_json::Value>| v.map_or("(none)".to_string(), |v| v.to_string());
+    let diffs: Vec<String> = keys
+        .into_iter()
+        .filter(|k| ao.get(*k) != bo.get(*k))
+        .map(|k| format!("{k}: {} vs {}", show(ao.get(k)), show(bo.get(k))))
+        .collect();
+    if diffs.is_empty() { "a spec recorded against none".to_string() } else { diffs.join("; ") }
+}
+
 pub(crate) fn short(fingerprint: &str) -> &str {
     if fingerprint.is_empty() {
         "(none)"

@@ -19,7 +19,7 @@ pub struct OnnxModel {
     pub proto: onnx_protobuf::ModelProto,
 }
 
-/// The model's single image input: NCHW float with 3 (or 1) channels.
+/// The model's single image input: 4-D, float32, float16 or uint8, NCHW or NHWC, 3 (or 1) channels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageInput {
     pub name: String,
@@ -27,6 +27,36 @@ pub struct ImageInput {
     /// None when the dimension is symbolic.
     pub height: Option<usize>,
     pub width: Option<usize>,
+    /// None when the shape cannot tell (no channel axis of size 1 or 3 is fixed, or both are).
+    pub layout: Option<Layout>,
+    pub elem_type: InputType,
+}
+
+/// Where the channel axis of an image tensor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Layout {
+    NCHW,
+    NHWC,
+}
+
+/// The element type of an image input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    Float32,
+    Float16,
+    Uint8,
+}
+
+impl InputType {
+    /// The ONNX TensorProto data type.
+    pub fn onnx(self) -> i32 {
+        match self {
+            InputType::Float32 => FLOAT,
+            InputType::Float16 => 10,
+            InputType::Uint8 => 2,
+        }
+    }
 }
 
 /// A tensor produced by a node whose op type can yield a 4-D feature map (Conv, Relu, Clip,
@@ -180,35 +210,102 @@ impl OnnxModel {
             Some(type_proto::Value::TensorType(tt)) => tt,
             _ => return Err(model_err(format!("input '{name}' is not a tensor"))),
         };
-        if tt.elem_type != FLOAT {
-            return Err(model_err(format!(
-                "input '{name}' has element type {}; a float image input is required",
-                elem_name(tt.elem_type)
-            )));
-        }
+        let elem_type = match tt.elem_type {
+            FLOAT => InputType::Float32,
+            10 => InputType::Float16,
+            2 => InputType::Uint8,
+            other => {
+                return Err(model_err(format!(
+                    "input '{name}' has element type {}; a float32, float16 or uint8 image input is required",
+                    elem_name(other)
+                )))
+            }
+        };
         let dims: Vec<Option<i64>> = match tt.shape.as_ref() {
             Some(s) => s.dim.iter().map(|d| if d.has_dim_value() { Some(d.dim_value()) } else { None }).collect(),
-            None => return Err(model_err(format!("input '{name}' has no shape; a 4-D NCHW image input is required"))),
+            None => return Err(model_err(format!("input '{name}' has no shape; a 4-D image input (NCHW or NHWC) is required"))),
         };
         let shown: Vec<String> = dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
         let shown = format!("[{}]", shown.join(", "));
         if dims.len() != 4 {
             return Err(model_err(format!(
-                "input '{name}' has shape {shown} (rank {}); a 4-D NCHW image input is required",
+                "input '{name}' has shape {shown} (rank {}); a 4-D image input (NCHW or NHWC) is required",
                 dims.len()
             )));
         }
-        let channels = match dims[1] {
-            Some(c @ (1 | 3)) => c as usize,
-            _ => {
-                let hint = if dims[3] == Some(3) || dims[3] == Some(1) { " (it looks like NHWC)" } else { "" };
+        let is_c = |d: Option<i64>| matches!(d, Some(1 | 3));
+        let layout = match (is_c(dims[1]), is_c(dims[3])) {
+            (true, false) => Some(Layout::NCHW),
+            (false, true) => Some(Layout::NHWC),
+            (true, true) => None,
+            (false, false) if dims[1].is_none() && dims[3].is_none() => None,
+            (false, false) => {
                 return Err(model_err(format!(
-                    "input '{name}' has shape {shown}: dimension 1 must be 1 or 3 channels (NCHW){hint}"
-                )));
+                    "input '{name}' has shape {shown}: neither dimension 1 (NCHW) nor dimension 3 (NHWC) is 1 or 3 channels"
+                )))
             }
         };
+        let (c, hh, ww) = match layout {
+            Some(Layout::NHWC) => (dims[3], dims[1], dims[2]),
+            _ => (dims[1], dims[2], dims[3]),
+        };
         let spatial = |d: Option<i64>| d.filter(|&v| v > 0).map(|v| v as usize);
-        Ok(ImageInput { name: name.clone(), channels, height: spatial(dims[2]), width: spatial(dims[3]) })
+        Ok(ImageInput { name: name.clone(), channels: c.filter(|&v| v > 0).unwrap_or(3) as usize, height: spatial(hh), width: spatial(ww), layout, elem_type })
+    }
+
+    /// The model with a float32 NCHW input `new_input` ([batch, 3, height, width], the batch
+    /// dimension copied from the original) that feeds the original image input through a Transpose
+    /// (NHWC) and a Cast (uint8, float16): every pass of the library then works on NCHW floats, while
+    /// the original graph is untouched below the adapter.
+    pub fn with_nchw_float_input(&self, input: &ImageInput, layout: Layout, height: usize, width: usize, new_input: &str) -> Result<OnnxModel> {
+        use crate::onnx::builder::{fixed, ints_attr, value_info, Builder};
+        let mut proto = self.proto.clone();
+        let graph = proto.graph.as_mut().ok_or_else(|| model_err("the model has no graph"))?;
+        let pos = graph.input.iter().position(|v| v.name == input.name).ok_or_else(|| model_err(format!("input '{}' not found", input.name)))?;
+        let batch = match graph.input[pos].type_.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(tt)) => tt.shape.as_ref().and_then(|s| s.dim.first().cloned()),
+            _ => None,
+        }
+        .ok_or_else(|| model_err(format!("input '{}' has no batch dimension", input.name)))?;
+        let mut b = Builder::new(&format!("{new_input}/"));
+        let mut current = new_input.to_string();
+        let steps = usize::from(layout == Layout::NHWC) + usize::from(input.elem_type != InputType::Float32);
+        let mut done = 0;
+        let mut next = |b: &mut Builder, op: &str, from: &str, attrs| {
+            done += 1;
+            let out = if done == steps { input.name.clone() } else { format!("{new_input}/{op}") };
+            b.node(op, &[from], &out, attrs)
+        };
+        if layout == Layout::NHWC {
+            current = next(&mut b, "Transpose", &current, vec![ints_attr("perm", &[0, 2, 3, 1])]);
+        }
+        if input.elem_type != InputType::Float32 {
+            current = next(&mut b, "Cast", &current, vec![crate::onnx::builder::int_attr("to", input.elem_type.onnx() as i64)]);
+        }
+        if current != input.name {
+            return Err(model_err("the input needs no adapter"));
+        }
+        let vi = value_info(new_input, FLOAT, vec![batch, fixed(3), fixed(height), fixed(width)]);
+        graph.input[pos] = vi;
+        let mut nodes = b.nodes;
+        nodes.extend(std::mem::take(&mut graph.node));
+        graph.node = nodes;
+        Ok(OnnxModel { proto })
+    }
+
+    /// The op type of the node that produces `tensor`, looking through Identity, Flatten, Reshape and
+    /// Squeeze (shape-only ops a final Softmax or Sigmoid may hide behind).
+    pub fn producer_op(&self, tensor: &str) -> Option<String> {
+        let g = self.graph().ok()?;
+        let mut name = tensor.to_string();
+        for _ in 0..8 {
+            let n = g.node.iter().rev().find(|n| n.output.iter().any(|o| *o == name))?;
+            match n.op_type.as_str() {
+                "Identity" | "Flatten" | "Reshape" | "Squeeze" => name = n.input.first()?.clone(),
+                op => return Some(op.to_string()),
+            }
+        }
+        None
     }
 
     pub fn output_names(&self) -> Vec<String> {

@@ -3,5 +3,7 @@
 pub mod session;
 pub mod model;
 pub mod preprocess;
+pub mod spec;
+mod decode_guard;
 
 pub use session::*;

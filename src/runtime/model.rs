@@ -2,11 +2,14 @@
 //! preprocessing. `Model` is Send + Sync: one model serves many threads at once.
 use crate::error::{Error, Result};
 use crate::onnx::OnnxModel;
+use crate::onnx::{InputType, Layout};
 use crate::runtime::preprocess::{Preprocess, Size};
+use crate::runtime::spec::{ChannelOrder, Interpolation, Labels, PerChannel, PreprocessSpec, ResizeMode, Resolved, Source};
+use std::collections::BTreeMap;
 use crate::runtime::{Runner, RuntimeOptions};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// A candidate layer with its activation shape (from one probe run at batch 1).
@@ -19,9 +22,7 @@ pub struct LayerInfo {
     pub width: usize,
 }
 
-/// Whether the output holds logits (softmax is applied for probabilities) or probabilities.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum OutputKind { Logits, Probabilities }
+pub use crate::runtime::spec::{Activation, OutputKind};
 
 /// Prefix and suffix sessions of a split. `crossing[0]` is the layer.
 pub struct SplitRunner {
@@ -39,8 +40,16 @@ pub struct Model {
     pub output: String,
     pub classes: usize,
     pub output_kind: OutputKind,
+    /// The activation that turns logits into probabilities (softmax, or sigmoid for multi-label).
+    pub activation: Activation,
     pub labels: Option<Vec<String>>,
+    /// The pixel pipeline of [`Model::spec`].
     pub preprocess: Preprocess,
+    /// The effective preprocessing spec, with where each value came from.
+    pub spec: Resolved,
+    /// The model as given, when the library put an adapter in front of its input (NHWC, uint8,
+    /// float16): `onnx` then takes NCHW float32 as `chip/image`; `chip export` extends this one.
+    pub source: Option<OnnxModel>,
     pub options: RuntimeOptions,
     /// Session of the unmodified model.
     runner: Runner,
@@ -68,56 +77,176 @@ impl std::fmt::Debug for Model {
     }
 }
 
-/// Settings read from the sidecar `<stem>.json`.
-#[derive(Default)]
-struct Sidecar {
-    input_size: Option<(usize, usize)>,
-    mean: Option<[f32; 3]>,
-    std: Option<[f32; 3]>,
-    center_crop: Option<bool>,
-    labels: Option<Vec<String>>,
-    logits: Option<bool>,
-    output_name: Option<String>,
-    num_classes: Option<usize>,
-}
+/// The name of the float32 NCHW input the library adds in front of an NHWC, uint8 or float16 input.
+pub const ADAPTED_INPUT: &str = "chip/image";
 
 impl Model {
-    /// Loads an ONNX file. A sidecar `<stem>.json` beside it (keys: input_size [h,w], mean, std in
-    /// 0..255 units, labels = file name of a class-name list beside it, logits = bool) sets the
-    /// preprocessing, labels and output kind; without it, ImageNet mean/std and detection of logits.
+    /// Loads an ONNX file with the preprocessing of its sidecar `<stem>.json`, if there is one (a
+    /// preprocessing spec, see [`crate::runtime::spec`]); what nothing states is read from the graph
+    /// or assumed, and [`Resolved::assumed`] lists it.
     pub fn load(path: &Path, options: &RuntimeOptions) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::load_with(path, options, None)
+    }
+
+    /// [`Model::load`] with a preprocessing spec: its keys override the sidecar's.
+    pub fn load_with(path: &Path, options: &RuntimeOptions, spec: Option<&PreprocessSpec>) -> Result<Model> {
+        let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_MODEL_BYTES, "model")?;
         let sidecar_path = path.with_extension("json");
-        let sidecar = if sidecar_path.is_file() { read_sidecar(&sidecar_path)? } else { Sidecar::default() };
-        Self::build(bytes, options, sidecar).map_err(|e| match e {
+        let sidecar = if sidecar_path.is_file() { Some(PreprocessSpec::from_file(&sidecar_path)?) } else { None };
+        Self::build(bytes, &options.for_model_file(path), sidecar.as_ref(), spec).map_err(|e| match e {
             Error::Model(msg) => Error::Model(format!("{}: {msg}", path.display())),
             other => other,
         })
     }
 
     pub fn from_bytes(bytes: Vec<u8>, options: &RuntimeOptions) -> Result<Model> {
-        Self::build(bytes, options, Sidecar::default())
+        Self::build(bytes, options, None, None)
     }
 
-    fn build(bytes: Vec<u8>, options: &RuntimeOptions, sidecar: Sidecar) -> Result<Model> {
+    /// [`Model::from_bytes`] with a preprocessing spec (a `labels` file name is taken as given).
+    pub fn from_bytes_with(bytes: Vec<u8>, options: &RuntimeOptions, spec: Option<&PreprocessSpec>) -> Result<Model> {
+        Self::build(bytes, options, None, spec)
+    }
+
+    fn build(bytes: Vec<u8>, options: &RuntimeOptions, sidecar: Option<&PreprocessSpec>, given: Option<&PreprocessSpec>) -> Result<Model> {
         let fingerprint = sha256_hex(&bytes);
-        let onnx = OnnxModel::from_bytes(&bytes)?;
-        let input = onnx.image_input()?;
+        let original = OnnxModel::from_bytes(&bytes)?;
+        let input = original.image_input()?;
         if input.channels != 3 {
             return Err(Error::Model(format!(
                 "image input '{}' has {} channels; only RGB (3-channel) models are supported",
                 input.name, input.channels
             )));
         }
-        let outputs = onnx.output_names();
-        let output_index = match &sidecar.output_name {
-            Some(name) => outputs.iter().position(|o| o == name).ok_or_else(|| {
-                Error::Model(format!("sidecar output_name '{name}' is not a model output (outputs: {})", outputs.join(", ")))
+        let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+        // A key's value: the given spec first, then the sidecar; None when neither states it.
+        macro_rules! stated {
+            ($key:ident) => {{
+                let key = stringify!($key);
+                match (given.and_then(|s| s.$key.clone()), sidecar.and_then(|s| s.$key.clone())) {
+                    (Some(v), _) => { sources.insert(key.into(), Source::Given); Some(v) }
+                    (None, Some(v)) => { sources.insert(key.into(), Source::Sidecar); Some(v) }
+                    (None, None) => None,
+                }
+            }};
+        }
+        macro_rules! set {
+            ($key:expr, $s:expr) => {{
+                sources.insert($key.to_string(), $s);
+            }};
+        }
+
+        // Layout: the graph's, unless it cannot tell; a stated layout must agree with it.
+        let stated_layout = stated!(layout);
+        let layout = match (input.layout, stated_layout) {
+            (Some(g), Some(s)) if g != s => {
+                return Err(Error::Model(format!(
+                    "the preprocessing spec says layout {s:?} but input '{}' is {g:?} by its shape; remove \"layout\" or fix it",
+                    input.name
+                )))
+            }
+            (Some(g), _) => { set!("layout", Source::Graph); g }
+            (None, Some(s)) => s,
+            (None, None) => { set!("layout", Source::Assumed); Layout::NCHW }
+        };
+        // Size: the graph's where it is fixed; a stated size must agree with it.
+        let stated_size = stated!(input_size);
+        let (mut h, mut w) = (224usize, 224usize);
+        match stated_size {
+            Some([sh, sw]) => {
+                for (what, graph, s) in [("height", input.height, sh as usize), ("width", input.width, sw as usize)] {
+                    if let Some(g) = graph.filter(|&g| g != s) {
+                        return Err(Error::Model(format!(
+                            "the preprocessing spec's input_size {what} {s} differs from input '{}''s {what} {g}",
+                            input.name
+                        )));
+                    }
+                }
+                (h, w) = (sh as usize, sw as usize);
+            }
+            None => match (input.height, input.width) {
+                (Some(gh), Some(gw)) => { (h, w) = (gh, gw); set!("input_size", Source::Graph); }
+                (gh, gw) => { (h, w) = (gh.unwrap_or(h), gw.unwrap_or(w)); set!("input_size", Source::Assumed); }
+            },
+        }
+        let input_type = input.elem_type;
+        set!("input_type", Source::Graph);
+        let resize = stated!(resize).unwrap_or_else(|| { set!("resize", Source::Assumed); ResizeMode::Stretch });
+        // Stretch without a crop ratio is the whole picture: that is what "stretch" says, not a guess.
+        let resize_source = sources.get("resize").copied().unwrap_or(Source::Assumed);
+        let crop_ratio = match stated!(crop_ratio) {
+            Some(r) => r,
+            None if resize == ResizeMode::Crop => { set!("crop_ratio", Source::Assumed); 0.875 }
+            None => { set!("crop_ratio", resize_source); 1.0 }
+        };
+        let interpolation = stated!(interpolation).unwrap_or_else(|| { set!("interpolation", Source::Assumed); Interpolation::Bilinear });
+        let antialias = stated!(antialias).unwrap_or_else(|| { set!("antialias", Source::Assumed); true });
+        let channel_order = stated!(channel_order).unwrap_or_else(|| { set!("channel_order", Source::Assumed); ChannelOrder::RGB });
+        let (scale, mean, std);
+        let (s_scale, s_mean, s_std) = (stated!(scale), stated!(mean), stated!(std));
+        let triple = |v: &PerChannel, key: &str| -> Result<[f32; 3]> {
+            let mut probe = PreprocessSpec::default();
+            if key == "mean" { probe.mean = Some(v.clone()) } else { probe.std = Some(v.clone()) }
+            probe.check()?;
+            Ok(match v {
+                PerChannel::One(x) => [*x as f32; 3],
+                PerChannel::Each(e) if e.len() == 1 => [e[0] as f32; 3],
+                PerChannel::Each(e) => [e[0] as f32, e[1] as f32, e[2] as f32],
+            })
+        };
+        if input_type == InputType::Uint8 {
+            // The model normalises inside: it takes the pixel values as they are.
+            let identity = s_scale.is_none_or(|s| s == 1.0)
+                && s_mean.as_ref().map(|m| triple(m, "mean")).transpose()?.is_none_or(|m| m == [0.0; 3])
+                && s_std.as_ref().map(|s| triple(s, "std")).transpose()?.is_none_or(|s| s == [1.0; 3]);
+            if !identity {
+                return Err(Error::Model(format!(
+                    "input '{}' is uint8: the model takes the pixel values 0..255 as they are, so the preprocessing spec must not set scale, mean or std (or set them to 1, 0 and 1)",
+                    input.name
+                )));
+            }
+            (scale, mean, std) = (1.0f64, [0.0f32; 3], [1.0f32; 3]);
+            for k in ["scale", "mean", "std"] {
+                sources.entry(k.to_string()).or_insert(Source::Graph);
+            }
+        } else {
+            let assumed = s_scale.is_none() && s_mean.is_none() && s_std.is_none();
+            if assumed {
+                // Nothing states a normalisation: ImageNet's on 0–1 values, said as assumed.
+                (scale, mean, std) = (1.0 / 255.0, crate::runtime::preprocess::IMAGENET_MEAN, crate::runtime::preprocess::IMAGENET_STD);
+                for k in ["scale", "mean", "std"] {
+                    set!(k, Source::Assumed);
+                }
+            } else {
+                scale = s_scale.unwrap_or_else(|| { set!("scale", Source::Assumed); 1.0 });
+                mean = match &s_mean { Some(m) => triple(m, "mean")?, None => { set!("mean", Source::Assumed); [0.0; 3] } };
+                std = match &s_std { Some(s) => triple(s, "std")?, None => { set!("std", Source::Assumed); [1.0; 3] } };
+            }
+        }
+        let preprocess = Preprocess {
+            height: h,
+            width: w,
+            resize,
+            crop_ratio,
+            interpolation,
+            antialias,
+            channel_order,
+            scale: scale as f32,
+            mean,
+            std,
+        };
+        preprocess.validate()?;
+
+        // The output to explain.
+        let outputs = original.output_names();
+        let output_index = match stated!(output_name) {
+            Some(name) => outputs.iter().position(|o| *o == name).ok_or_else(|| {
+                Error::Model(format!("the preprocessing spec's output_name '{name}' is not a model output (outputs: {})", outputs.join(", ")))
             })?,
-            None if outputs.len() == 1 => 0,
+            None if outputs.len() == 1 => { set!("output_name", Source::Graph); 0 }
             None => {
                 return Err(Error::Model(format!(
-                    "a classifier needs exactly one output, the model has {} ({})",
+                    "a classifier needs one output to explain, the model has {} ({}); name it with \"output_name\" in the preprocessing spec (--preprocess)",
                     outputs.len(),
                     outputs.join(", ")
                 )))
@@ -125,55 +254,62 @@ impl Model {
         };
         let output = outputs[output_index].clone();
 
-        let mut preprocess = Preprocess::default();
-        if let Some((h, w)) = sidecar.input_size {
-            preprocess.height = h;
-            preprocess.width = w;
-        }
-        if let Some(h) = input.height {
-            if sidecar.input_size.is_some() && h != preprocess.height {
-                return Err(Error::Model(format!(
-                    "sidecar input_size height {} differs from the model's input height {h}",
-                    preprocess.height
-                )));
-            }
-            preprocess.height = h;
-        }
-        if let Some(w) = input.width {
-            if sidecar.input_size.is_some() && w != preprocess.width {
-                return Err(Error::Model(format!(
-                    "sidecar input_size width {} differs from the model's input width {w}",
-                    preprocess.width
-                )));
-            }
-            preprocess.width = w;
-        }
-        if let Some(m) = sidecar.mean {
-            preprocess.mean = m;
-        }
-        if let Some(s) = sidecar.std {
-            preprocess.std = s;
-        }
-        if let Some(c) = sidecar.center_crop {
-            preprocess.center_crop = c;
-        }
-        preprocess.validate()?;
-
+        // Inputs in the model's own form: an adapter takes NCHW float32 to them.
+        let needs_adapter = layout == Layout::NHWC || input_type != InputType::Float32;
+        let (onnx, source, run_input) = if needs_adapter {
+            let adapted = original.with_nchw_float_input(&input, layout, h, w, ADAPTED_INPUT)?;
+            (adapted, Some(original), ADAPTED_INPUT.to_string())
+        } else {
+            (original, None, input.name.clone())
+        };
+        let model_input = crate::onnx::ImageInput {
+            name: run_input,
+            channels: 3,
+            height: Some(h),
+            width: Some(w),
+            layout: Some(Layout::NCHW),
+            elem_type: InputType::Float32,
+        };
+        let bytes = if source.is_some() { onnx.to_bytes()? } else { bytes };
         let runner = Runner::new(bytes, options)?;
         let fixed_batch = runner
-            .declared_shape(&input.name)
+            .declared_shape(&model_input.name)
             .and_then(|s| s.first().copied())
             .filter(|&b| b > 0)
             .map(|b| b as usize);
+        let ends_in = onnx.producer_op(&output);
+        let s_output = stated!(output);
+        let s_activation = stated!(activation);
+        let s_labels = stated!(labels);
+        let spec = Resolved {
+            input_size: [h as u32, w as u32],
+            resize,
+            crop_ratio,
+            interpolation,
+            antialias,
+            channel_order,
+            scale,
+            mean,
+            std,
+            layout,
+            output: OutputKind::Logits,
+            activation: Activation::Softmax,
+            output_name: output.clone(),
+            input_type,
+            sources: BTreeMap::new(),
+        };
         let mut model = Model {
             onnx,
             fingerprint,
-            input,
+            input: model_input,
             output,
             classes: 0,
             output_kind: OutputKind::Logits,
+            activation: Activation::Softmax,
             labels: None,
             preprocess,
+            spec,
+            source,
             options: options.clone(),
             runner,
             output_index,
@@ -203,26 +339,43 @@ impl Model {
             return Err(Error::NonFinite(format!("model output '{}' on a blank image", model.output)));
         }
         model.classes = probe.len();
-        if let Some(n) = sidecar.num_classes {
-            if n != model.classes {
-                return Err(Error::Model(format!("sidecar num_classes {n} differs from the model's {} outputs", model.classes)));
-            }
-        }
-        model.output_kind = match sidecar.logits {
-            Some(true) => OutputKind::Logits,
-            Some(false) => OutputKind::Probabilities,
-            None => detect_output_kind(probe),
+        // Output kind and activation: stated, else the graph's last op, else the probe.
+        let graph_act = match ends_in.as_deref() {
+            Some("Softmax") => Some(Activation::Softmax),
+            Some("Sigmoid") => Some(Activation::Sigmoid),
+            _ => None,
         };
-        if let Some(labels) = sidecar.labels {
-            if labels.len() != model.classes {
-                return Err(Error::Model(format!(
-                    "the label file has {} names, the model has {} classes",
-                    labels.len(),
-                    model.classes
-                )));
+        let (output_kind, activation) = match (s_output, s_activation) {
+            (Some(o), Some(a)) => (o, a),
+            (Some(o), None) => {
+                let a = match (o, graph_act) {
+                    (OutputKind::Probabilities, Some(a)) => { set!("activation", Source::Graph); a }
+                    _ => { set!("activation", Source::Assumed); Activation::Softmax }
+                };
+                (o, a)
             }
+            (None, a) => {
+                let o = match graph_act {
+                    Some(_) => { set!("output", Source::Graph); OutputKind::Probabilities }
+                    None => { set!("output", Source::Probe); detect_output_kind(probe) }
+                };
+                let a = match (a, graph_act) {
+                    (Some(a), _) => a,
+                    (None, Some(g)) => { set!("activation", Source::Graph); g }
+                    (None, None) => { set!("activation", Source::Assumed); Activation::Softmax }
+                };
+                (o, a)
+            }
+        };
+        model.output_kind = output_kind;
+        model.activation = activation;
+        model.spec.output = output_kind;
+        model.spec.activation = activation;
+        if let Some(labels) = s_labels {
+            let labels = labels_list(&labels, model.classes)?;
             model.labels = Some(labels);
         }
+        model.spec.sources = sources;
         Ok(model)
     }
 
@@ -450,11 +603,12 @@ impl Model {
         Ok(self.splits.lock().entry(layer.to_string()).or_insert(runner).clone())
     }
 
-    /// Turns raw outputs (n×C) into probabilities according to `output_kind`.
+    /// Turns raw outputs (n×C) into probabilities according to `output_kind` and `activation`.
     pub fn to_probabilities(&self, raw: &mut [f32]) {
         if self.output_kind == OutputKind::Logits && self.classes > 0 {
-            for row in raw.chunks_mut(self.classes) {
-                crate::math::objective::softmax(row);
+            match self.activation {
+                Activation::Softmax => raw.chunks_mut(self.classes).for_each(crate::math::objective::softmax),
+                Activation::Sigmoid => raw.iter_mut().for_each(|v| *v = crate::math::objective::sigmoid(*v)),
             }
         }
     }
@@ -492,60 +646,29 @@ fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn read_sidecar(path: &Path) -> Result<Sidecar> {
-    let bad = |msg: String| Error::Model(format!("{}: {msg}", path.display()));
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(text).map_err(|_| bad("not valid UTF-8".into()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
-    let mut s = Sidecar::default();
-    let positive = |key: &str, x: &serde_json::Value| -> Result<usize> {
-        x.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or_else(|| bad(format!("'{key}' must hold positive integers")))
-    };
-    if let Some(x) = obj.get("input_size") {
-        s.input_size = Some(match x {
-            serde_json::Value::Array(a) if a.len() == 2 => (positive("input_size", &a[0])?, positive("input_size", &a[1])?),
-            serde_json::Value::Number(_) => {
-                let n = positive("input_size", x)?;
-                (n, n)
+/// The class names a spec's `labels` gives, checked to name every class once.
+fn labels_list(labels: &Labels, classes: usize) -> Result<Vec<String>> {
+    let names = match labels {
+        Labels::File(f) => read_labels(Path::new(f))?,
+        Labels::List(l) => l.clone(),
+        Labels::Map(m) => {
+            let mut names = vec![None; m.len()];
+            for (name, &i) in m {
+                match names.get_mut(i) {
+                    Some(slot @ None) => *slot = Some(name.clone()),
+                    Some(Some(other)) => {
+                        return Err(Error::Model(format!("labels: '{name}' and '{other}' both map to class {i}")))
+                    }
+                    None => return Err(Error::Model(format!("labels: '{name}' maps to {i}, but the indices must be 0..{}", m.len()))),
+                }
             }
-            _ => return Err(bad("'input_size' must be [height, width]".into())),
-        });
-    }
-    let triple = |key: &str| -> Result<Option<[f32; 3]>> {
-        let Some(x) = obj.get(key) else { return Ok(None) };
-        let vals: Option<Vec<f32>> = match x {
-            serde_json::Value::Array(a) => a.iter().map(|e| e.as_f64().map(|f| f as f32)).collect(),
-            serde_json::Value::Number(n) => n.as_f64().map(|f| vec![f as f32]),
-            _ => None,
-        };
-        match vals.as_deref() {
-            Some([a, b, c]) => Ok(Some([*a, *b, *c])),
-            Some([a]) => Ok(Some([*a; 3])),
-            _ => Err(bad(format!("'{key}' must be a number or 3 numbers (R, G, B)"))),
+            names.into_iter().map(|n| n.unwrap_or_default()).collect()
         }
     };
-    s.mean = triple("mean")?;
-    s.std = triple("std")?;
-    if let Some(x) = obj.get("logits") {
-        s.logits = Some(x.as_bool().ok_or_else(|| bad("'logits' must be true or false".into()))?);
+    if names.len() != classes {
+        return Err(Error::Model(format!("the labels name {} classes, the model has {classes}", names.len())));
     }
-    if let Some(x) = obj.get("resize") {
-        let r = x.as_str().ok_or_else(|| bad("'resize' must be a string".into()))?;
-        s.center_crop = Some(r.contains("crop"));
-    }
-    if let Some(x) = obj.get("output_name") {
-        s.output_name = Some(x.as_str().ok_or_else(|| bad("'output_name' must be a string".into()))?.to_string());
-    }
-    if let Some(x) = obj.get("num_classes") {
-        s.num_classes = Some(positive("num_classes", x)?);
-    }
-    if let Some(x) = obj.get("labels") {
-        let name = x.as_str().ok_or_else(|| bad("'labels' must be a file name".into()))?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        s.labels = Some(read_labels(&dir.join(name))?);
-    }
-    Ok(s)
+    Ok(names)
 }
 
 /// One class name per line, in class order; a trailing empty line is ignored.

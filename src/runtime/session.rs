@@ -23,6 +23,26 @@ pub struct RuntimeOptions {
     pub device: Device,
     /// Intra-op threads per session (at most [`MAX_THREADS`]); 0 lets ONNX Runtime choose.
     pub threads: usize,
+    /// The folder that external-data locations of the model's initializers are relative to: the
+    /// model file's folder (set by `Model::load`, see [`RuntimeOptions::for_model_file`]). None:
+    /// the model must hold all its weights.
+    pub model_dir: Option<PathBuf>,
+}
+
+/// ONNX Runtime's session option for the folder of external initializers of a model given as bytes.
+const EXTERNAL_DATA_FOLDER_KEY: &str = "session.model_external_initializers_file_folder_path";
+
+impl RuntimeOptions {
+    /// These options for the model file `path`: external data resolves against its folder (as an
+    /// absolute path), never against the working directory.
+    pub fn for_model_file(&self, path: &Path) -> RuntimeOptions {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        RuntimeOptions { model_dir: Some(dir), ..self.clone() }
+    }
 }
 
 /// More intra-op threads than this is a mistake, not a setting (ONNX Runtime would try to start them).
@@ -50,7 +70,7 @@ static LOADED: OnceLock<Loaded> = OnceLock::new();
 /// Serialises loading so two threads never race ort's own one-shot initialisation.
 static LOADING: Mutex<()> = Mutex::new(());
 
-/// Loads ONNX Runtime once per process. Search order: `explicit`, `CHIP_ORT_LIB`, next to libchip
+/// Loads ONNX Runtime once per process. `explicit` alone when given; else `CHIP_ORT_LIB`, next to libchip
 /// itself (dladdr), next to the executable, the project-local `third_party/onnxruntime/lib`.
 /// Each candidate is checked with dlopen before ort is pointed at it. Returns the path in use.
 /// Error::OrtNotFound lists every place tried. Later calls return the first path.
@@ -81,12 +101,13 @@ pub(crate) fn environment(explicit: Option<&Path>) -> Result<Environment> {
     Ok(loaded(explicit)?.env.clone())
 }
 
-/// The places `ensure_ort` searches, in order (files or folders; some may not exist).
+/// The places `ensure_ort` searches, in order (files or folders; some may not exist). An explicit
+/// path is the only place: its failure is the error, nothing else is tried.
 pub fn ort_search_places(explicit: Option<&Path>) -> Vec<PathBuf> {
-    let mut places = Vec::new();
     if let Some(p) = explicit {
-        places.push(p.to_path_buf());
+        return vec![p.to_path_buf()];
     }
+    let mut places = Vec::new();
     if let Some(v) = std::env::var_os(ORT_LIB_ENV) {
         if !v.is_empty() {
             places.push(PathBuf::from(v));
@@ -468,6 +489,10 @@ fn make_session(env: &Environment, bytes: &[u8], options: &RuntimeOptions) -> Re
     if options.threads > 0 {
         builder = builder.with_intra_threads(options.threads).map_err(ort_err)?;
     }
+    if let Some(dir) = &options.model_dir {
+        let dir = dir.to_str().ok_or_else(|| Error::invalid(format!("the model's folder {} is not valid UTF-8", dir.display())))?;
+        builder = builder.with_config_entry(EXTERNAL_DATA_FOLDER_KEY, dir).map_err(ort_err)?;
+    }
     let spin = spinning();
     builder = builder.with_intra_op_spinning(spin).map_err(ort_err)?;
     builder = builder.with_inter_op_spinning(spin).map_err(ort_err)?;
@@ -479,11 +504,9 @@ fn make_session(env: &Environment, bytes: &[u8], options: &RuntimeOptions) -> Re
         })?;
     }
     // The binding panics on some shapes ONNX Runtime reports (a dimension below -1): an error, not a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.commit_from_memory(bytes)))
-        .map_err(|p| {
-            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
-            Error::Ort(format!("cannot create a session for the model: {}", msg.unwrap_or_else(|| "the binding failed".into())))
-        })?
+    // Quietly: the error below is the one message the caller sees.
+    crate::util::panic::catch_quiet(|| builder.commit_from_memory(bytes))
+        .map_err(|msg| Error::Ort(format!("cannot create a session for the model: {msg}")))?
         .map_err(|e| Error::Ort(format!("cannot create a session for the model: {e}")))
 }
 

@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Descriptors for chip_fit_layer, chip_collect_stats and chip_explain (C99 compound literals). */
+#define IMAGES_FILES(p, n) \
+    (&(chip_images){.struct_size = sizeof(chip_images), .kind = CHIP_IMAGES_FILES, .count = (n), .paths = (p)})
+#define IMAGES_ENCODED(d, l, n)                                                                       \
+    (&(chip_images){.struct_size = sizeof(chip_images), .kind = CHIP_IMAGES_ENCODED, .count = (n), \
+                    .data = (const uint8_t *const *)(d), .lens = (l)})
+#define IMAGES_TENSOR(t, len, n, s)                                                                  \
+    (&(chip_images){.struct_size = sizeof(chip_images), .kind = CHIP_IMAGES_TENSOR, .count = (n), \
+                    .tensor = (t), .tensor_len = (len), .sizes = (s)})
+
 static int check_failures = 0;
 
 #define CHECK(cond)                                                                  \

@@ -8,6 +8,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 static const char *model_path;
@@ -72,14 +73,19 @@ static void test_options(void) {
         CHECK_ERROR_MENTIONS("chip_fit_options.struct_size");
     }
     mo.struct_size = sizeof mo + 8;
-    CHECK_STATUS(chip_load_model(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("struct_size");
     CHECK(m == NULL);
+    /* A zero struct_size says nothing about the caller's struct: refused by consumers and by the
+     * defaults alike (a zero-initialised older struct must not be filled to this library's size). */
     mo.struct_size = 0;
-    CHECK_STATUS(chip_load_model(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_options_default(&mo), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("struct_size is 0");
+    mo.struct_size = sizeof mo;
     REQUIRE_OK(chip_model_options_default(&mo));
     mo.device = 42;
-    CHECK_STATUS(chip_load_model(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_model_load(model_path, &mo, &m), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("unknown device 42");
 }
 
@@ -89,29 +95,29 @@ static void test_model_errors(void) {
     size_t len, i;
     const char bad_utf8[] = {'m', 'o', 'd', (char)0xC3, (char)0x28, '.', 'o', 'n', 'n', 'x', 0};
 
-    CHECK_STATUS(chip_load_model(NULL, NULL, &m), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_load(NULL, NULL, &m), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("path is NULL");
-    CHECK_STATUS(chip_load_model(model_path, NULL, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_load(model_path, NULL, NULL), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("out_model is NULL");
-    CHECK_STATUS(chip_load_model(bad_utf8, NULL, &m), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_model_load(bad_utf8, NULL, &m), CHIP_STATUS_INVALID_UTF8);
     CHECK_ERROR_MENTIONS("UTF-8");
-    CHECK_STATUS(chip_load_model(scratch_path("no-such-model.onnx"), NULL, &m), CHIP_STATUS_IO);
+    CHECK_STATUS(chip_model_load(scratch_path("no-such-model.onnx"), NULL, &m), CHIP_STATUS_IO);
     CHECK_ERROR_MENTIONS("no-such-model.onnx");
     CHECK(m == NULL);
 
     bytes = read_file(model_path, &len);
-    CHECK_STATUS(chip_load_model_bytes(NULL, len, NULL, &m), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_load_bytes(NULL, len, NULL, &m), CHIP_STATUS_NULL_POINTER);
     /* Truncated: half of the model. */
-    CHECK_STATUS(chip_load_model_bytes(bytes, len / 2, NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load_bytes(bytes, len / 2, NULL, &m), CHIP_STATUS_MODEL);
     CHECK(m == NULL);
     /* Garbage. */
     for (i = 0; i < 4096 && i < len; i++) bytes[i] = (unsigned char)(i * 7 + 3);
-    CHECK_STATUS(chip_load_model_bytes(bytes, 4096, NULL, &m), CHIP_STATUS_MODEL);
-    CHECK_STATUS(chip_load_model_bytes(bytes, 0, NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load_bytes(bytes, 4096, NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load_bytes(bytes, 0, NULL, &m), CHIP_STATUS_MODEL);
     CHECK(m == NULL);
     free(bytes);
     /* An image is not a model. */
-    CHECK_STATUS(chip_load_model(images[0], NULL, &m), CHIP_STATUS_MODEL);
+    CHECK_STATUS(chip_model_load(images[0], NULL, &m), CHIP_STATUS_MODEL);
     CHECK(m == NULL);
 }
 
@@ -120,9 +126,9 @@ static void test_model_queries(const chip_model *m) {
     chip_size input = {0, 0};
     char label[256], small[2];
 
-    CHECK_STATUS(chip_model_num_classes(NULL, &classes), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_model_num_classes(m, NULL), CHIP_STATUS_NULL_POINTER);
-    REQUIRE_OK(chip_model_num_classes(m, &classes));
+    CHECK_STATUS(chip_model_class_count(NULL, &classes), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_model_class_count(m, NULL), CHIP_STATUS_NULL_POINTER);
+    REQUIRE_OK(chip_model_class_count(m, &classes));
     CHECK(classes == 1000);
     CHECK_STATUS(chip_model_input_size(m, NULL), CHIP_STATUS_NULL_POINTER);
     REQUIRE_OK(chip_model_input_size(m, &input));
@@ -281,40 +287,40 @@ static chip_layer_fit *test_fit(const chip_model *m, const size_t *classes, size
     fo.user_data = &log;
 
     /* Argument errors first: nothing runs. */
-    CHECK_STATUS(chip_fit_layer_paths(NULL, layer, images, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, NULL, images, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, NULL, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, images, fit_images, &fo, NULL), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_fit_layer_paths(m, "no_such_layer", images, fit_images, &fo, &fit), CHIP_STATUS_UNKNOWN_LAYER);
+    CHECK_STATUS(chip_fit_layer(NULL, layer, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, NULL, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(NULL, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, "no_such_layer", IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_UNKNOWN_LAYER);
     CHECK_ERROR_MENTIONS("no_such_layer");
-    CHECK_STATUS(chip_fit_layer_paths(m, bad_utf8, images, fit_images, &fo, &fit), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_fit_layer(m, bad_utf8, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_INVALID_UTF8);
     bad_paths[0] = images[0];
     bad_paths[1] = bad_utf8;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, bad_paths, 2, &fo, &fit), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(bad_paths, 2), &fo, &fit), CHIP_STATUS_INVALID_UTF8);
     CHECK_ERROR_MENTIONS("paths[1]");
     bad_paths[1] = NULL;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, bad_paths, 2, &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(bad_paths, 2), &fo, &fit), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("paths[1]");
     bad_paths[1] = scratch_path("missing.jpg");
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, bad_paths, 2, &fo, &fit), CHIP_STATUS_IO);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(bad_paths, 2), &fo, &fit), CHIP_STATUS_IO);
     CHECK_ERROR_MENTIONS("missing.jpg");
     fo.class_count = 2;
     fo.classes = NULL;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, images, fit_images, &fo, &fit), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_NULL_POINTER);
     fo.classes = classes;
     fo.class_count = n_classes;
     CHECK(fit == NULL);
 
     /* Cancelled through the callback after a few reports: nothing comes out. */
     log.cancel_after = 2;
-    CHECK_STATUS(chip_fit_layer_paths(m, layer, images, fit_images, &fo, &fit), CHIP_STATUS_CANCELLED);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, &fit), CHIP_STATUS_CANCELLED);
     CHECK(fit == NULL);
     CHECK(log.seen == 2);
 
     /* The real fit. */
     memset(&log, 0, sizeof log);
     log.monotone = 1;
-    REQUIRE_OK(chip_fit_layer_paths(m, layer, images, fit_images, &fo, &fit));
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_FILES(images, fit_images), &fo, &fit));
     CHECK(log.monotone);
     /* Each image, its views and its mosaics pass through the layer once. */
     CHECK(log.calls[CHIP_PROGRESS_IMAGES] > 0 && log.total[CHIP_PROGRESS_IMAGES] == fit_images * (1 + fo.augment + fo.mosaics));
@@ -325,11 +331,11 @@ static chip_layer_fit *test_fit(const chip_model *m, const size_t *classes, size
 
     REQUIRE_OK(chip_layer_fit_layer_name(fit, name, sizeof name, &n));
     CHECK(strcmp(name, layer) == 0 && n == strlen(layer) + 1);
-    REQUIRE_OK(chip_layer_fit_channels(fit, &channels));
-    REQUIRE_OK(chip_layer_fit_classes(fit, &nc));
+    REQUIRE_OK(chip_layer_fit_channel_count(fit, &channels));
+    REQUIRE_OK(chip_layer_fit_class_count(fit, &nc));
     CHECK(nc == 1000 && channels > 0);
-    CHECK_STATUS(chip_layer_fit_channels(fit, NULL), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_layer_fit_classes(NULL, &nc), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_layer_fit_channel_count(fit, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_layer_fit_class_count(NULL, &nc), CHIP_STATUS_NULL_POINTER);
     CHECK_STATUS(chip_layer_fit_layer_name(fit, name, 1, &n), CHIP_STATUS_BUFFER_TOO_SMALL);
 
     /* Rows: solved classes have weights, the others are zero. */
@@ -356,9 +362,9 @@ static chip_layer_fit *test_fit(const chip_model *m, const size_t *classes, size
     tensor = prepare(m, fit_images, sizes);
     REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per, NULL));
     fo.progress = NULL;
-    CHECK_STATUS(chip_fit_layer_tensor(m, layer, tensor, per * fit_images - 1, fit_images, &fo, &fit2), CHIP_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(chip_fit_layer_tensor(m, layer, NULL, per * fit_images, fit_images, &fo, &fit2), CHIP_STATUS_NULL_POINTER);
-    REQUIRE_OK(chip_fit_layer_tensor(m, layer, tensor, per * fit_images, fit_images, &fo, &fit2));
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_TENSOR(tensor, per * fit_images - 1, fit_images, NULL), &fo, &fit2), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_fit_layer(m, layer, IMAGES_TENSOR(NULL, per * fit_images, fit_images, NULL), &fo, &fit2), CHIP_STATUS_NULL_POINTER);
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_TENSOR(tensor, per * fit_images, fit_images, NULL), &fo, &fit2));
     for (k = 0; k < n_classes; k++) {
         size_t j;
         float maxdiff = 0, maxabs = 0;
@@ -396,7 +402,7 @@ static void test_fit_files(const chip_model *m, const chip_layer_fit *fit) {
     REQUIRE_OK(chip_layer_fit_load(path, &loaded));
 
     /* Round trip: every row equal. */
-    REQUIRE_OK(chip_layer_fit_channels(fit, &channels));
+    REQUIRE_OK(chip_layer_fit_channel_count(fit, &channels));
     a = (float *)malloc(channels * sizeof(float));
     b = (float *)malloc(channels * sizeof(float));
     for (c = 0; c < 1000; c++) {
@@ -421,7 +427,7 @@ static void test_fit_files(const chip_model *m, const chip_layer_fit *fit) {
     write_file(scratch_path("truncated.chip"), bytes, len - 100);
     CHECK_STATUS(chip_layer_fit_load(scratch_path("truncated.chip"), &loaded), CHIP_STATUS_FIT_FILE);
     CHECK_ERROR_MENTIONS("truncated");
-    bytes[8] = 2; /* format version, little-endian u32 after the 8-byte magic */
+    bytes[8] = 99; /* format version, little-endian u32 after the 8-byte magic: one this library does not know */
     write_file(scratch_path("newer.chip"), bytes, len);
     CHECK_STATUS(chip_layer_fit_load(scratch_path("newer.chip"), &loaded), CHIP_STATUS_FIT_VERSION);
     CHECK_STATUS(chip_layer_fit_load(images[0], &loaded), CHIP_STATUS_FIT_FILE);
@@ -438,7 +444,7 @@ static void test_fit_files(const chip_model *m, const chip_layer_fit *fit) {
     model_bytes[mlen] = 0xC0;
     model_bytes[mlen + 1] = 0x3E;
     model_bytes[mlen + 2] = 0x01;
-    REQUIRE_OK(chip_load_model_bytes(model_bytes, mlen + 3, NULL, &other));
+    REQUIRE_OK(chip_model_load_bytes(model_bytes, mlen + 3, NULL, &other));
     free(model_bytes);
     fits[0] = fit;
     CHECK_STATUS(chip_explainer_new(other, fits, 1, &ex), CHIP_STATUS_FIT_MISMATCH);
@@ -574,15 +580,15 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
 
     REQUIRE_OK(chip_explain_options_default(&eo));
     /* Files, encoded bytes and tensors give the same explanations. */
-    REQUIRE_OK(chip_explain_files(ex, images, 3, &eo, &e_files));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 3), &eo, &e_files));
     for (i = 0; i < 3; i++) {
         bufs[i] = read_file(images[i], &lens[i]);
         cbufs[i] = bufs[i];
     }
-    REQUIRE_OK(chip_explain_encoded(ex, cbufs, lens, 3, NULL, &e_enc));
+    REQUIRE_OK(chip_explain(ex, IMAGES_ENCODED(cbufs, lens, 3), NULL, &e_enc));
     tensor = prepare(m, 3, sizes);
     REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per, NULL));
-    REQUIRE_OK(chip_explain_tensor(ex, tensor, 3 * per, 3, sizes, &eo, &e_tensor));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(tensor, 3 * per, 3, sizes), &eo, &e_tensor));
     check_same_explanations(e_files, e_enc);
     check_same_explanations(e_files, e_tensor);
 
@@ -679,42 +685,42 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
     CHECK_STATUS(chip_explanation_image_size(e_files, 0, NULL), CHIP_STATUS_NULL_POINTER);
 
     /* Explain errors: each leaves the output NULL. */
-    CHECK_STATUS(chip_explain_tensor(ex, tensor, 3 * per - 1, 3, sizes, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(chip_explain_tensor(ex, NULL, 3 * per, 3, sizes, &eo, &e), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_explain_tensor(NULL, tensor, 3 * per, 3, sizes, &eo, &e), CHIP_STATUS_NULL_POINTER);
-    CHECK_STATUS(chip_explain_files(ex, images, 3, &eo, NULL), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_TENSOR(tensor, 3 * per - 1, 3, sizes), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_TENSOR(NULL, 3 * per, 3, sizes), &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(NULL, IMAGES_TENSOR(tensor, 3 * per, 3, sizes), &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 3), &eo, NULL), CHIP_STATUS_NULL_POINTER);
     bad_paths[0] = bad_utf8;
-    CHECK_STATUS(chip_explain_files(ex, bad_paths, 1, &eo, &e), CHIP_STATUS_INVALID_UTF8);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(bad_paths, 1), &eo, &e), CHIP_STATUS_INVALID_UTF8);
     bad_paths[0] = scratch_path("missing.png");
-    CHECK_STATUS(chip_explain_files(ex, bad_paths, 1, &eo, &e), CHIP_STATUS_IO);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(bad_paths, 1), &eo, &e), CHIP_STATUS_IO);
     lens[0] /= 4;
-    CHECK_STATUS(chip_explain_encoded(ex, cbufs, lens, 1, &eo, &e), CHIP_STATUS_IMAGE);
-    CHECK_STATUS(chip_explain_encoded(ex, cbufs, NULL, 1, &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_ENCODED(cbufs, lens, 1), &eo, &e), CHIP_STATUS_IMAGE);
+    CHECK_STATUS(chip_explain(ex, IMAGES_ENCODED(cbufs, NULL, 1), &eo, &e), CHIP_STATUS_NULL_POINTER);
     cbufs[1] = NULL;
-    CHECK_STATUS(chip_explain_encoded(ex, cbufs, lens, 2, &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_ENCODED(cbufs, lens, 2), &eo, &e), CHIP_STATUS_NULL_POINTER);
     CHECK_ERROR_MENTIONS("data[1]"); /* named as the chip_images field the wrapper fills */
     eo.refined = 1; /* needs two layers */
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     eo.refined = 0;
     eo.threshold = NAN;
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     REQUIRE_OK(chip_explain_options_default(&eo));
     eo.struct_size = 3;
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(chip_explain_options_default(&eo), CHIP_STATUS_INVALID_ARGUMENT);
     eo.struct_size = sizeof eo;
     REQUIRE_OK(chip_explain_options_default(&eo));
     eo.class_count = 1;
-    CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_NULL_POINTER);
+    CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_NULL_POINTER);
     {
         size_t unsolved = 999;
         for (j = 0; j < n_classes; j++)
             if (classes[j] == unsolved) unsolved = 998;
         eo.classes = &unsolved;
-        CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
         CHECK_ERROR_MENTIONS("not solved");
         unsolved = 1000;
-        CHECK_STATUS(chip_explain_files(ex, images, 1, &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e), CHIP_STATUS_INVALID_ARGUMENT);
     }
     CHECK(e == NULL);
 
@@ -723,7 +729,7 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
     eo.classes = classes;
     eo.class_count = n_classes;
     eo.original_size = 0;
-    REQUIRE_OK(chip_explain_tensor(ex, tensor, per, 1, NULL, &eo, &e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(tensor, per, 1, NULL), &eo, &e));
     REQUIRE_OK(chip_explanation_class_count(e, 0, &n));
     CHECK(n == n_classes);
     for (j = 0; j < n_classes; j++) {
@@ -743,7 +749,7 @@ static void test_explain(const chip_model *m, const chip_layer_fit *fit, const s
     /* top_k = 3 lists the three most probable classes in order. */
     REQUIRE_OK(chip_explain_options_default(&eo));
     eo.top_k = k3;
-    REQUIRE_OK(chip_explain_files(ex, images, 1, &eo, &e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e));
     REQUIRE_OK(chip_explanation_class_count(e, 0, &n));
     CHECK(n == k3);
     for (j = 0; j < k3 && j < n; j++) {
@@ -790,7 +796,7 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
     fo.gates = 8;
     fo.classes = classes;
     fo.class_count = n_classes;
-    REQUIRE_OK(chip_fit_layer_paths(m, name, images, 2, &fo, &shallow));
+    REQUIRE_OK(chip_fit_layer(m, name, IMAGES_FILES(images, 2), &fo, &shallow));
     /* Given deep first: the refined pair is still (shallow, deep) by graph order. */
     fits[0] = fit;
     fits[1] = shallow;
@@ -799,7 +805,7 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
     eo.refined = 1;
     eo.classes = classes;
     eo.class_count = 1;
-    REQUIRE_OK(chip_explain_files(ex, images, 1, &eo, &e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), &eo, &e));
     REQUIRE_OK(chip_explanation_layer_count(e, &layers));
     CHECK(layers == 2);
     REQUIRE_OK(chip_explanation_map(e, 0, 0, 0, NULL, 0, &len));
@@ -833,6 +839,144 @@ static void test_refined(const chip_model *m, const chip_layer_fit *fit, const s
     chip_layer_fit_free(shallow);
 }
 
+/* ----------------------------------------------------------------------------------------------- */
+
+/* The effective spec as JSON text (malloc'd), through a size query and a too-small buffer first. */
+static char *describe_spec(const chip_model *m) {
+    size_t need = 0, n = 0;
+    char small[4] = {'x', 0, 0, 0}, *buf;
+    REQUIRE_OK(chip_model_preprocess(m, NULL, 0, &need));
+    CHECK(need > 100);
+    CHECK_STATUS(chip_model_preprocess(m, small, sizeof small, &n), CHIP_STATUS_BUFFER_TOO_SMALL);
+    CHECK(n == need && small[0] == 'x');
+    buf = (char *)malloc(need);
+    REQUIRE_OK(chip_model_preprocess(m, buf, need, &n));
+    CHECK(n == need && strlen(buf) + 1 == need);
+    return buf;
+}
+
+/* A preprocessing spec through chip_model_options.preprocess: ImageNet's 0-1 scale, mean and std
+ * instead of the sidecar's (x - 127) / 128. The spec's tensor equals the sidecar's tensor
+ * re-normalised here by hand; the probabilities move; a fit made under the sidecar is refused; an
+ * explanation of the file equals one of the hand-normalised tensor. Bad specs fail the load, and an
+ * older caller's struct without the field loads without it. */
+static void test_preprocess_spec(const chip_model *m) {
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    const char *spec = "{\"scale\": 0.00392156862745098, \"mean\": [0.485, 0.456, 0.406], "
+                       "\"std\": [0.229, 0.224, 0.225]}";
+    chip_model_options mo = {.struct_size = sizeof(chip_model_options)};
+    chip_model *given = NULL, *bad = NULL;
+    chip_fit_options fo = {.struct_size = sizeof(chip_fit_options)};
+    chip_layer_fit *sidecar_fit = NULL, *fit = NULL;
+    chip_explainer *ex = NULL;
+    chip_explanation *e_file = NULL, *e_tensor = NULL, *e_bad = (chip_explanation *)&mo;
+    const chip_layer_fit *fits[1];
+    size_t per = 0, n = 0, i, c, top = 0;
+    chip_size sizes[2];
+    float *side, *hand, *mine, p_side[1000], p_given[1000], p_file[1000], p_tensor[1000];
+    float max_tensor = 0, max_moved = 0, max_expl = 0;
+    char *text;
+
+    REQUIRE_OK(chip_model_options_default(&mo));
+    CHECK(mo.preprocess == NULL);
+    mo.preprocess = spec;
+    REQUIRE_OK(chip_model_load(model_path, &mo, &given));
+
+    /* Where each value came from: the sidecar for the default model, the given spec's keys here. */
+    text = describe_spec(m);
+    CHECK(strstr(text, "\"sources\":{") && strstr(text, "\"fingerprint\":\"") && strstr(text, "\"spec\":{"));
+    CHECK(strstr(text, "\"mean\":\"sidecar\"") && strstr(text, "\"std\":\"sidecar\""));
+    free(text);
+    text = describe_spec(given);
+    CHECK(strstr(text, "\"mean\":\"given\"") && strstr(text, "\"std\":\"given\"") && strstr(text, "\"scale\":\"given\""));
+    CHECK(strstr(text, "\"interpolation\":\"sidecar\"") && strstr(text, "\"input_size\":\"sidecar\""));
+    CHECK(strstr(text, "0.485") && strstr(text, "0.229"));
+    free(text);
+    CHECK_STATUS(chip_model_preprocess(NULL, NULL, 0, &n), CHIP_STATUS_NULL_POINTER);
+
+    /* The tensors: the sidecar's x = (p - 127) / 128 turned back into pixels p, then (p / 255 - mean) / std. */
+    side = prepare(m, 2, sizes);
+    mine = prepare(given, 2, sizes);
+    REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per, NULL));
+    hand = (float *)malloc(2 * per * sizeof(float));
+    for (i = 0; i < 2 * per; i++) {
+        c = (i % per) / (per / 3);
+        hand[i] = ((side[i] * 128.0f + 127.0f) / 255.0f - mean[c]) / std[c];
+        if (fabsf(hand[i] - mine[i]) > max_tensor) max_tensor = fabsf(hand[i] - mine[i]);
+    }
+    CHECK(max_tensor < 1e-4f);
+    REQUIRE_OK(chip_model_predict(m, side, per, 1, p_side, 1000, &n));
+    REQUIRE_OK(chip_model_predict(given, hand, per, 1, p_given, 1000, &n));
+    for (i = 0; i < 1000; i++) {
+        if (fabsf(p_side[i] - p_given[i]) > max_moved) max_moved = fabsf(p_side[i] - p_given[i]);
+        if (p_given[i] > p_given[top]) top = i;
+    }
+    CHECK(max_moved > 1e-3f);
+
+    /* A fit made under the sidecar's preprocessing is refused under the given spec. */
+    REQUIRE_OK(chip_fit_options_default(&fo));
+    fo.gates = 8;
+    fo.mosaics = 0;
+    fo.classes = &top;
+    fo.class_count = 1;
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_TENSOR(side, 2 * per, 2, NULL), &fo, &sidecar_fit));
+    fits[0] = sidecar_fit;
+    CHECK_STATUS(chip_explainer_new(given, fits, 1, &ex), CHIP_STATUS_FIT_MISMATCH);
+    CHECK_ERROR_MENTIONS("another preprocessing");
+    CHECK_ERROR_MENTIONS("mean");
+    CHECK(ex == NULL);
+
+    /* Under the spec: the file and the hand-normalised tensor give the same probabilities. */
+    REQUIRE_OK(chip_fit_layer(given, layer, IMAGES_FILES(images, 2), &fo, &fit));
+    fits[0] = fit;
+    REQUIRE_OK(chip_explainer_new(given, fits, 1, &ex));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(images, 1), NULL, &e_file));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(hand, per, 1, sizes), NULL, &e_tensor));
+    REQUIRE_OK(chip_explanation_probabilities(e_file, 0, p_file, 1000, &n));
+    REQUIRE_OK(chip_explanation_probabilities(e_tensor, 0, p_tensor, 1000, &n));
+    for (i = 0; i < 1000; i++) {
+        if (fabsf(p_file[i] - p_tensor[i]) > max_expl) max_expl = fabsf(p_file[i] - p_tensor[i]);
+    }
+    CHECK(max_expl < 1e-4f);
+    /* The tensor's length is checked against the library's NCHW layout. */
+    CHECK_STATUS(chip_explain(ex, IMAGES_TENSOR(hand, per + 1, 1, NULL), NULL, &e_bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("images->tensor holds 150529 floats, but 1 images of 3x224x224 need 150528");
+    CHECK(e_bad == NULL);
+
+    /* Bad specs: the message names the option and the key. */
+    mo.preprocess = "{\"mean\": 0.5, \"channels\": \"RGB\"}";
+    CHECK_STATUS(chip_model_load(model_path, &mo, &bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("chip_model_options.preprocess");
+    CHECK_ERROR_MENTIONS("unknown key 'channels'");
+    CHECK_ERROR_MENTIONS("channel_order");
+    CHECK(bad == NULL);
+    mo.preprocess = "{\"resize\": \"squash\"}";
+    CHECK_STATUS(chip_model_load(model_path, &mo, &bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("'resize'");
+    mo.preprocess = "{\"mean\": ";
+    CHECK_STATUS(chip_model_load(model_path, &mo, &bad), CHIP_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("invalid JSON");
+
+    /* An older caller's struct ends before `preprocess`: what lies there is not read. */
+    mo.struct_size = offsetof(chip_model_options, preprocess);
+    mo.preprocess = "{\"no_such_key\": 1}";
+    REQUIRE_OK(chip_model_load(model_path, &mo, &bad));
+    text = describe_spec(bad);
+    CHECK(strstr(text, "\"mean\":\"sidecar\"") != NULL);
+    free(text);
+    chip_model_free(bad);
+
+    chip_explanation_free(e_file);
+    chip_explanation_free(e_tensor);
+    chip_explainer_free(ex);
+    chip_layer_fit_free(fit);
+    chip_layer_fit_free(sidecar_fit);
+    chip_model_free(given);
+    free(side);
+    free(mine);
+    free(hand);
+}
+
 int main(int argc, char **argv) {
     chip_model *m = NULL;
     chip_layer_fit *fit;
@@ -851,7 +995,7 @@ int main(int argc, char **argv) {
     test_version_and_status();
     test_options();
     test_model_errors();
-    REQUIRE_OK(chip_load_model(model_path, NULL, &m));
+    REQUIRE_OK(chip_model_load(model_path, NULL, &m));
     CHECK(strcmp(chip_last_error(), "") == 0);
     test_model_queries(m);
     test_preprocess_and_predict(m, top1);
@@ -865,6 +1009,7 @@ int main(int argc, char **argv) {
     test_fit_files(m, fit);
     test_explain(m, fit, top1, classes, n_classes);
     test_refined(m, fit, classes, n_classes);
+    test_preprocess_spec(m);
     chip_layer_fit_free(fit);
     chip_model_free(m);
     return check_report("test_api");

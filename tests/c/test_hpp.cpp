@@ -5,6 +5,7 @@
 #include "chip.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
     }
 
     chip::Model model = chip::Model::load(model_path);
-    CHECK(model.num_classes() == 1000);
+    CHECK(model.class_count() == 1000);
     chip::Size input = model.input_size();
     CHECK(input.width == 224 && input.height == 224);
     CHECK(model.class_label(0).find("tench") != std::string::npos);
@@ -88,8 +89,8 @@ int main(int argc, char **argv) {
     fo.on_progress = [&](chip_progress_kind, size_t done, size_t total) { return done <= total; };
     chip::LayerFit fit = chip::LayerFit::fit(model, layer, fit_images, fo);
     CHECK(fit.layer_name() == layer);
-    CHECK(fit.classes() == 1000);
-    CHECK(fit.weights_row(top1).size() == fit.channels());
+    CHECK(fit.class_count() == 1000);
+    CHECK(fit.weights_row(top1).size() == fit.channel_count());
     const std::string path = scratch + "/hpp.chip";
     fit.save(path);
     chip::LayerFit loaded = chip::LayerFit::load(path);
@@ -127,6 +128,49 @@ int main(int argc, char **argv) {
         if (f) std::fclose(f);
     }
     CHECK(explainer.explain_encoded(encoded).map(0, 0, 0).data == m.data);
+
+    // A preprocessing spec as ModelOptions::preprocess: its keys are "given", the tensor follows it
+    // (the sidecar's x = (p - 127) / 128 re-normalised by hand to p / 255), the probabilities move.
+    const std::string sidecar = model.preprocess();
+    CHECK(sidecar.find("\"sources\":{") != std::string::npos && sidecar.find("\"mean\":\"sidecar\"") != std::string::npos);
+    chip::ModelOptions mo;
+    CHECK(mo.preprocess.empty());
+    mo.preprocess = R"({"mean": [0, 0, 0], "std": [255, 255, 255]})";
+    chip::Model given = chip::Model::load(model_path, mo);
+    const std::string described = given.preprocess();
+    CHECK(described.find("\"mean\":\"given\"") != std::string::npos && described.find("\"std\":\"given\"") != std::string::npos);
+    CHECK(described.find("\"scale\":\"sidecar\"") != std::string::npos);
+    chip::Prepared tg = given.preprocess_file(images[0]);
+    CHECK(tg.data.size() == t.data.size());
+    float worst = 0;
+    for (size_t i = 0; i < t.data.size(); ++i) worst = std::max(worst, std::abs(tg.data[i] - (t.data[i] * 128 + 127) / 255));
+    CHECK(worst < 1e-5f);
+    std::vector<float> probs_given = given.predict(tg.data, 1);
+    float moved_by = 0;
+    for (size_t i = 0; i < probs.size(); ++i) moved_by = std::max(moved_by, std::abs(probs[i] - probs_given[i]));
+    CHECK(moved_by > 1e-3f);
+    // The same spec through from_bytes, where there is no sidecar.
+    std::vector<uint8_t> model_bytes;
+    {
+        FILE *f = std::fopen(model_path.c_str(), "rb");
+        CHECK(f != nullptr);
+        int c;
+        while (f && (c = std::fgetc(f)) != EOF) model_bytes.push_back(uint8_t(c));
+        if (f) std::fclose(f);
+    }
+    chip::Model from_bytes = chip::Model::from_bytes(model_bytes, mo);
+    CHECK(from_bytes.preprocess().find("\"mean\":\"given\"") != std::string::npos);
+    CHECK(chip::Model::from_bytes(model_bytes).preprocess().find("\"mean\":\"assumed\"") != std::string::npos);
+    // An unknown key: CHIP_STATUS_INVALID_ARGUMENT naming it.
+    mo.preprocess = R"({"mean": 0.5, "colour": "RGB"})";
+    std::string message;
+    try {
+        chip::Model::load(model_path, mo);
+    } catch (const chip::Error &err) {
+        CHECK(err.status() == CHIP_STATUS_INVALID_ARGUMENT);
+        message = err.what();
+    }
+    CHECK(message.find("unknown key 'colour'") != std::string::npos);
 
     // Moved-from objects are empty; the explainer outlives the model it was made from.
     chip::Model moved = std::move(model);

@@ -27,7 +27,7 @@ static double fit_difference(const chip_layer_fit *a, const chip_layer_fit *b, c
     size_t channels = 0, n, c, k;
     double maxdiff = 0, maxabs = 0;
     float *ra, *rb;
-    REQUIRE_OK(chip_layer_fit_channels(a, &channels));
+    REQUIRE_OK(chip_layer_fit_channel_count(a, &channels));
     ra = (float *)malloc(channels * sizeof(float));
     rb = (float *)malloc(channels * sizeof(float));
     for (c = 0; c < n_classes; c++) {
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     model_path = argv[1];
     layer = argv[2];
     paths = (const char **)(argv + 4);
-    REQUIRE_OK(chip_load_model(model_path, NULL, &m));
+    REQUIRE_OK(chip_model_load(model_path, NULL, &m));
 
     files = descriptor(CHIP_IMAGES_FILES);
     files.paths = paths;
@@ -147,7 +147,7 @@ int main(int argc, char **argv) {
     fo.image_batch = 2;
     fo.classes = classes;
     fo.class_count = N;
-    REQUIRE_OK(chip_fit_layer_paths(m, layer, paths, N, &fo, &old_fit));
+    REQUIRE_OK(chip_fit_layer(m, layer, IMAGES_FILES(paths, N), &fo, &old_fit));
     REQUIRE_OK(chip_fit_layer(m, layer, &files, &fo, &fit));
     CHECK(fit_difference(old_fit, fit, classes, N) == 0); /* the same code path: bit for bit */
     chip_layer_fit_free(fit);
@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
         REQUIRE_OK(chip_explainer_new(m, fits, 1, &ex));
     }
     REQUIRE_OK(chip_explain_options_default(&eo));
-    REQUIRE_OK(chip_explain_files(ex, paths, N, &eo, &old_e));
+    REQUIRE_OK(chip_explain(ex, IMAGES_FILES(paths, N), &eo, &old_e));
     REQUIRE_OK(chip_explain(ex, &files, &eo, &e));
     CHECK(explanation_difference(old_e, e) == 0);
     chip_explanation_free(e);
@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(chip_explain(ex, NULL, &eo, &e), CHIP_STATUS_NULL_POINTER);
     CHECK(e == NULL);
     bad = files;
-    bad.struct_size = sizeof bad - 8;
+    bad.struct_size = sizeof bad + 8;
     CHECK_STATUS(chip_fit_layer(m, layer, &bad, &fo, &fit), CHIP_STATUS_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("struct_size");
     bad.struct_size = 0;

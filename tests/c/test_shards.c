@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
     layer = argv[2];
     scratch = argv[3];
     paths = (const char **)(argv + 4);
-    REQUIRE_OK(chip_load_model(model_path, NULL, &m));
+    REQUIRE_OK(chip_model_load(model_path, NULL, &m));
 
     /* Fit the images' top-1 classes, so that the compared rows have weights. */
     REQUIRE_OK(chip_model_preprocess_file(m, paths[0], NULL, 0, &per, NULL));
@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
 
     /* W of the merged shards equals W of the single fit. The sums of the statistics are added in
      * another order, so equal means to round-off, far below any weight that matters. */
-    REQUIRE_OK(chip_layer_fit_channels(fit_all, &channels));
+    REQUIRE_OK(chip_layer_fit_channel_count(fit_all, &channels));
     ra = (float *)malloc(channels * sizeof(float));
     rb = (float *)malloc(channels * sizeof(float));
     for (c = 0; c < 1000; c++) {
@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
     model_bytes[model_len++] = 0x32;
     model_bytes[model_len++] = 0x01;
     model_bytes[model_len++] = 'x';
-    REQUIRE_OK(chip_load_model_bytes(model_bytes, model_len, NULL, &m2));
+    REQUIRE_OK(chip_model_load_bytes(model_bytes, model_len, NULL, &m2));
     free(model_bytes);
     check_refused(m2, layer, &shard_b, &fo, lb, "another model");
     CHECK_STATUS(chip_solve(m2, la, &fo, &fit_bad), CHIP_STATUS_FIT_MISMATCH);

@@ -36,7 +36,7 @@ static struct expected expected[MAX_IMAGES];
 
 static int explain_one(size_t img, struct expected *out) {
     chip_explanation *e = NULL;
-    chip_status s = chip_explain_tensor(explainer, tensors[img], per_image, 1, &sizes[img], NULL, &e);
+    chip_status s = chip_explain(explainer, IMAGES_TENSOR(tensors[img], per_image, 1, &sizes[img]), NULL, &e);
     if (s != CHIP_STATUS_OK) {
         fprintf(stderr, "explain failed: %s\n", chip_last_error());
         return 0;
@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
     if (n_images > MAX_IMAGES) n_images = MAX_IMAGES;
     if (n_threads < 1 || n_threads > 64) return 2;
 
-    REQUIRE_OK(chip_load_model(argv[1], &mo, &m));
+    REQUIRE_OK(chip_model_load(argv[1], &mo, &m));
     REQUIRE_OK(chip_model_preprocess_file(m, images[0], NULL, 0, &per_image, NULL));
     for (i = 0; i < n_images; i++) {
         float probs[1000];
@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
     fo.gates = gates;
     fo.classes = classes;
     fo.class_count = n_images; /* duplicates are allowed */
-    REQUIRE_OK(chip_fit_layer_paths(m, argv[2], images, n_images, &fo, &fit));
+    REQUIRE_OK(chip_fit_layer(m, argv[2], IMAGES_FILES(images, n_images), &fo, &fit));
     fits[0] = fit;
     REQUIRE_OK(chip_explainer_new(m, fits, 1, &ex));
     /* The model handle may go: the explainer keeps its own reference. */
@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
     explainer = ex;
 
     for (i = 0; i < n_images; i++) REQUIRE_OK(explain_one(i, &expected[i]) ? CHIP_STATUS_OK : CHIP_STATUS_PANIC);
-    REQUIRE_OK(chip_explain_tensor(ex, tensors[0], per_image, 1, &sizes[0], NULL, &sh));
+    REQUIRE_OK(chip_explain(ex, IMAGES_TENSOR(tensors[0], per_image, 1, &sizes[0]), NULL, &sh));
     shared = sh;
 
     for (i = 0; i < n_threads; i++) CHECK(pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i) == 0);

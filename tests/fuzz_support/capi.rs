@@ -112,7 +112,7 @@ fn handles() -> &'static Handles {
         remove_stale_scratch();
         let f = fixture();
         let mut model = null_mut();
-        let s = chip_load_model_bytes(f.model_bytes.as_ptr(), f.model_bytes.len(), null(), &mut model);
+        let s = chip_model_load_bytes(f.model_bytes.as_ptr(), f.model_bytes.len(), null(), &mut model);
         assert_eq!(s, chip_status::CHIP_STATUS_OK, "load the fixture model: {}", last_error());
         let dir = std::env::temp_dir().join(format!("chip-fuzz-capi-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -126,6 +126,26 @@ fn handles() -> &'static Handles {
         assert_eq!(chip_explainer_new(model, fits.as_ptr(), 1, &mut explainer), chip_status::CHIP_STATUS_OK, "{}", last_error());
         Handles { model, fit, explainer, fit_path, dir }
     })
+}
+
+/// A descriptor of the given kind and count with every pointer NULL.
+fn no_images(kind: chip_images_kind, count: usize) -> chip_images {
+    chip_images { struct_size: std::mem::size_of::<chip_images>(), kind, count, paths: std::ptr::null(), data: std::ptr::null(), lens: std::ptr::null(), tensor: std::ptr::null(), tensor_len: 0, sizes: std::ptr::null() }
+}
+
+/// A chip_images descriptor of `n` preprocessed images (`len` floats) with their original sizes or NULL.
+fn tensor_images(data: *const f32, len: usize, n: usize, sizes: *const chip_size) -> chip_images {
+    chip_images { tensor: data, tensor_len: len, sizes, ..no_images(CHIP_IMAGES_TENSOR, n) }
+}
+
+/// A chip_images descriptor of `n` image files.
+fn files_images(paths: *const *const c_char, n: usize) -> chip_images {
+    chip_images { paths, ..no_images(CHIP_IMAGES_FILES, n) }
+}
+
+/// A chip_images descriptor of `n` encoded images.
+fn encoded_images(data: *const *const u8, lens: *const usize, n: usize) -> chip_images {
+    chip_images { data, lens, ..no_images(CHIP_IMAGES_ENCODED, n) }
 }
 
 fn last_error() -> String {
@@ -206,7 +226,8 @@ unsafe extern "C" fn progress_cb(user: *mut c_void, _kind: chip_progress_kind, d
 
 fn explain_options(t: &mut Tape, ids: &mut Vec<usize>) -> chip_explain_options {
     let mut o = unsafe {
-        let mut o = std::mem::zeroed();
+        let mut o: chip_explain_options = std::mem::zeroed();
+        o.struct_size = std::mem::size_of::<chip_explain_options>();
         chip_explain_options_default(&mut o);
         o
     };
@@ -227,7 +248,8 @@ fn explain_options(t: &mut Tape, ids: &mut Vec<usize>) -> chip_explain_options {
 
 fn fit_options(t: &mut Tape, ids: &mut Vec<usize>, stop: &mut usize) -> chip_fit_options {
     let mut o = unsafe {
-        let mut o = std::mem::zeroed();
+        let mut o: chip_fit_options = std::mem::zeroed();
+        o.struct_size = std::mem::size_of::<chip_fit_options>();
         chip_fit_options_default(&mut o);
         o
     };
@@ -377,6 +399,7 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
                 _ => t.bytes(64),
             };
             let mut o: chip_model_options = std::mem::zeroed();
+            o.struct_size = std::mem::size_of::<chip_model_options>();
             chip_model_options_default(&mut o);
             if t.below(4) == 0 {
                 o.struct_size = t.size();
@@ -396,14 +419,14 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let opts = if t.null() { null() } else { &o as *const _ };
             let mut out = null_mut();
             let pass = !t.null();
-            let ok = check("chip_load_model_bytes", chip_load_model_bytes(data, len, opts, if pass { &mut out } else { null_mut() }))?;
-            check_handle("chip_load_model_bytes", ok, out, pass)?;
+            let ok = check("chip_model_load_bytes", chip_model_load_bytes(data, len, opts, if pass { &mut out } else { null_mut() }))?;
+            check_handle("chip_model_load_bytes", ok, out, pass)?;
             chip_model_free(out);
         }
         1 => {
             let mut c = 0usize;
             let n = t.null();
-            check("chip_model_num_classes", chip_model_num_classes(model, ptr_or_null(n, &mut c)))?;
+            check("chip_model_class_count", chip_model_class_count(model, ptr_or_null(n, &mut c)))?;
             let mut size = chip_size::default();
             let a = t.null();
             check("chip_model_input_size", chip_model_input_size(model, ptr_or_null(a, &mut size)))?;
@@ -485,10 +508,10 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let mut out = null_mut();
             let pass = !t.null();
             let ok = check(
-                "chip_fit_layer_tensor",
-                chip_fit_layer_tensor(model, lp, if nul { null() } else { v.as_ptr() }, len, n, opts, if pass { &mut out } else { null_mut() }),
+                "chip_fit_layer",
+                chip_fit_layer(model, lp, &tensor_images(if nul { null() } else { v.as_ptr() }, len, n, null()), opts, if pass { &mut out } else { null_mut() }),
             )?;
-            check_handle("chip_fit_layer_tensor", ok, out, pass)?;
+            check_handle("chip_fit_layer", ok, out, pass)?;
             chip_layer_fit_free(out);
         }
         7 => {
@@ -508,8 +531,8 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let o = fit_options(t, &mut ids, &mut stop);
             let layer = CString::new("feat").unwrap();
             let mut out = null_mut();
-            let ok = check("chip_fit_layer_paths", chip_fit_layer_paths(model, layer.as_ptr(), p, n, &o, &mut out))?;
-            check_handle("chip_fit_layer_paths", ok, out, true)?;
+            let ok = check("chip_fit_layer", chip_fit_layer(model, layer.as_ptr(), &files_images(p, n), &o, &mut out))?;
+            check_handle("chip_fit_layer", ok, out, true)?;
             chip_layer_fit_free(out);
         }
         8 => {
@@ -553,8 +576,8 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             check("chip_layer_fit_layer_name", chip_layer_fit_layer_name(fit, b.ptr(), b.len, ptr_or_null(nn, &mut need)))?;
             let mut c = 0usize;
             let n = t.null();
-            check("chip_layer_fit_channels", chip_layer_fit_channels(fit, ptr_or_null(n, &mut c)))?;
-            check("chip_layer_fit_classes", chip_layer_fit_classes(fit, ptr_or_null(n, &mut c)))?;
+            check("chip_layer_fit_channel_count", chip_layer_fit_channel_count(fit, ptr_or_null(n, &mut c)))?;
+            check("chip_layer_fit_class_count", chip_layer_fit_class_count(fit, ptr_or_null(n, &mut c)))?;
             let class = if t.flag() { t.below(5) } else { t.size() };
             let mut w = Buf::<f32>::draw(t, 12);
             check("chip_layer_fit_weights_row", chip_layer_fit_weights_row(fit, class, w.ptr(), w.len, ptr_or_null(nn, &mut need)))?;
@@ -595,10 +618,10 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let mut out = null_mut();
             let pass = !t.null();
             let ok = check(
-                "chip_explain_tensor",
-                chip_explain_tensor(explainer, if nul { null() } else { v.as_ptr() }, len, n, sp, opts, if pass { &mut out } else { null_mut() }),
+                "chip_explain",
+                chip_explain(explainer, &tensor_images(if nul { null() } else { v.as_ptr() }, len, n, sp), opts, if pass { &mut out } else { null_mut() }),
             )?;
-            check_handle("chip_explain_tensor", ok, out, pass)?;
+            check_handle("chip_explain", ok, out, pass)?;
             if ok && pass {
                 let r = use_explanation(t, out);
                 chip_explanation_free(out);
@@ -628,8 +651,8 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let mut ids = Vec::new();
             let o = explain_options(t, &mut ids);
             let mut out = null_mut();
-            let ok = check("chip_explain_encoded", chip_explain_encoded(explainer, ip, lp, n, &o, &mut out))?;
-            check_handle("chip_explain_encoded", ok, out, true)?;
+            let ok = check("chip_explain", chip_explain(explainer, &encoded_images(ip, lp, n), &o, &mut out))?;
+            check_handle("chip_explain", ok, out, true)?;
             if ok {
                 let r = use_explanation(t, out);
                 chip_explanation_free(out);
@@ -651,8 +674,8 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
             let mut ids = Vec::new();
             let o = explain_options(t, &mut ids);
             let mut out = null_mut();
-            let ok = check("chip_explain_files", chip_explain_files(explainer, p, n, &o, &mut out))?;
-            check_handle("chip_explain_files", ok, out, true)?;
+            let ok = check("chip_explain", chip_explain(explainer, &files_images(p, n), &o, &mut out))?;
+            check_handle("chip_explain", ok, out, true)?;
             if ok {
                 let r = use_explanation(t, out);
                 chip_explanation_free(out);
@@ -699,8 +722,11 @@ unsafe fn one_call(t: &mut Tape, h: &Handles, call: usize) -> Result<(), String>
         _ => {
             let n = t.null();
             let mut m: chip_model_options = std::mem::zeroed();
+            m.struct_size = std::mem::size_of::<chip_model_options>();
             let mut fo: chip_fit_options = std::mem::zeroed();
+            fo.struct_size = std::mem::size_of::<chip_fit_options>();
             let mut eo: chip_explain_options = std::mem::zeroed();
+            eo.struct_size = std::mem::size_of::<chip_explain_options>();
             check("chip_model_options_default", chip_model_options_default(ptr_or_null(n, &mut m)))?;
             check("chip_fit_options_default", chip_fit_options_default(ptr_or_null(n, &mut fo)))?;
             check("chip_explain_options_default", chip_explain_options_default(ptr_or_null(n, &mut eo)))?;

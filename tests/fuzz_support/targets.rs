@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub const NAMES: &[&str] = &["fitfile", "stats", "image", "onnx", "model", "capi"];
+pub const NAMES: &[&str] = &["fitfile", "stats", "image", "onnx", "model", "spec", "capi"];
 
 pub fn target(name: &str) -> Option<Box<dyn Target>> {
     Some(match name {
@@ -22,6 +22,7 @@ pub fn target(name: &str) -> Option<Box<dyn Target>> {
         "image" => Box::new(ImageDecode),
         "onnx" => Box::new(OnnxSurgery),
         "model" => Box::new(ModelLoad),
+        "spec" => Box::new(SpecParse),
         "capi" => Box::new(super::capi::CApi),
         _ => return None,
     })
@@ -55,7 +56,7 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let planted = chip::testmodels::planted_cnn(4, 8, 2, false, 7);
+        let planted = chip_testmodels::planted_cnn(4, 8, 2, false, 7);
         let model_bytes = planted.model.to_bytes().unwrap();
         let model = Arc::new(Model::from_bytes(model_bytes.clone(), &Default::default()).expect("load the test model"));
         let photo_paths: Vec<PathBuf> = PHOTOS.iter().map(|p| root().join(p)).collect();
@@ -63,7 +64,7 @@ pub fn fixture() -> &'static Fixture {
             assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
         }
         let params = FitOptions { gates: 32, gate_batch: 32, image_batch: 4, ..FitOptions::default() };
-        let images = Images::Paths(photo_paths.clone());
+        let images = Images::Files(photo_paths.clone());
         let stats = fit::collect_stats(&model, &planted.layer, &images, &params, &fit::no_progress).unwrap();
         let fit = fit::solve(&model, &planted.layer, &stats, &params, &fit::no_progress).unwrap();
         let photo = model.preprocess.load(&photo_paths[0]).unwrap().data;
@@ -180,7 +181,7 @@ impl Target for FitFile {
         let f = fixture();
         match Explainer::new(f.model.clone(), vec![fit]) {
             Ok(e) => {
-                let opts = ExplainOptions { classes: ClassSelect::Top(2), refined: false, ..ExplainOptions::default() };
+                let opts = ExplainOptions { classes: ClassSelect::TopK(2), refined: false, ..ExplainOptions::default() };
                 e.explain(&f.photo, &[chip::runtime::preprocess::Size::new(40, 27)], &opts).map_err(|e| format!("a fit that matches the model fails to explain: {e}"))?;
                 Ok("ok".into())
             }
@@ -196,12 +197,31 @@ pub struct StatsFile;
 
 const STATS_HEADER: usize = 12 + 8 * 8;
 
-/// The length a statistics header implies (None when it overflows).
+/// The u64 word at byte `at`, when the data reaches that far.
+fn word_at(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().unwrap()))
+}
+
+/// Where the identity (augment, mosaics, model fingerprint, layer name) after the fixed header
+/// ends, and where each of its two names' length words is (None when it does not fit the data).
+fn stats_identity(data: &[u8]) -> Option<(usize, [usize; 2])> {
+    let mut pos = STATS_HEADER + 16;
+    let mut lens = [0; 2];
+    for l in &mut lens {
+        *l = pos;
+        let len = usize::try_from(word_at(data, pos)?).ok().filter(|&n| n <= data.len())?;
+        pos = pos.checked_add(8 + len)?;
+    }
+    Some((pos, lens))
+}
+
+/// The length a statistics header implies, identity included (None when it overflows).
 fn stats_len(data: &[u8]) -> Option<usize> {
     let u = |i: usize| u64::from_le_bytes(data[12 + 8 * i..20 + 8 * i].try_into().unwrap());
     let (k, c, n) = (u(0), u(1), u(5));
+    let (header, _) = stats_identity(data)?;
     let cells = c.checked_mul(k)?.checked_add(n.checked_mul(k)?)?.checked_add(n.checked_mul(c)?)?.checked_add(k.checked_mul(k)?)?.checked_add(c)?;
-    usize::try_from(cells.checked_mul(8)?.checked_add(STATS_HEADER as u64 + 32)?).ok()
+    usize::try_from(cells.checked_mul(8)?.checked_add(header as u64 + 32)?).ok()
 }
 
 impl Target for StatsFile {
@@ -215,7 +235,44 @@ impl Target for StatsFile {
         1 << 18
     }
     fn mutate(&self, rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>]) {
-        match rng.below(3) {
+        match rng.below(4) {
+            3 if stats_identity(data).is_some() => {
+                // The identity: a count set to an edge value, a name's length moved (the name
+                // grows or shrinks with it), or a name byte changed (not UTF-8, a control character).
+                let (end, lens) = stats_identity(data).unwrap();
+                match rng.below(3) {
+                    0 => {
+                        let at = STATS_HEADER + 8 * rng.below(2);
+                        let v = if rng.chance(2) { rng.below(300) as u64 } else { *rng.pick(INTERESTING) };
+                        data[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                    }
+                    1 => {
+                        let at = *rng.pick(&lens);
+                        let old = word_at(data, at).unwrap() as usize;
+                        let new = if rng.chance(4) { *rng.pick(&[0usize, 1, 1 << 16, (1 << 16) + 1]) } else { rng.below(80) };
+                        let name = at + 8;
+                        let mut b = data[..name].to_vec();
+                        b[at..at + 8].copy_from_slice(&(new as u64).to_le_bytes());
+                        b.extend((0..new).map(|i| data.get(name + i).copied().filter(|_| i < old).unwrap_or(b'x')));
+                        b.extend_from_slice(&data[(name + old).min(data.len())..]);
+                        *data = b;
+                    }
+                    _ if end > lens[0] + 8 => {
+                        let i = lens[0] + 8 + rng.below(end - lens[0] - 8);
+                        if i < data.len() {
+                            data[i] = *rng.pick(&[0x1b, 0xff, 0x00, b'/', 0xc3]);
+                        }
+                    }
+                    _ => {}
+                }
+                if let Some(want) = stats_len(data).filter(|&n| n <= self.max_len() && n >= 32) {
+                    let mut b = data[..data.len().saturating_sub(32)].to_vec();
+                    b.resize(want - 32, 0);
+                    b.extend_from_slice(&[0; 32]);
+                    *data = b;
+                }
+                fix_checksum(data);
+            }
             0 if data.len() >= STATS_HEADER + 32 => {
                 // A header field or a value cell set to an edge value; the body resized to what the
                 // header now says (when that is small), so the parser gets past its length check.
@@ -235,7 +292,7 @@ impl Target for StatsFile {
                         data[i..i + 8].copy_from_slice(&v.to_le_bytes());
                     }
                 }
-                if let Some(want) = stats_len(data).filter(|&n| n <= self.max_len()) {
+                if let Some(want) = stats_len(data).filter(|&n| n <= self.max_len() && n >= 32) {
                     let body = data.len() - 32;
                     let mut b = data[..body].to_vec();
                     b.resize(want - 32, 0);
@@ -314,7 +371,7 @@ impl Target for ImageDecode {
 
 /// The project's test models: plain, residual (a skip crosses the cut), segmenters, planted.
 fn model_seeds() -> Vec<Vec<u8>> {
-    use chip::testmodels::*;
+    use chip_testmodels::*;
     [plain_cnn(3, 1), residual_cnn(5, 2), segmenter(2, false, 3), segmenter(3, true, 4), planted_cnn(4, 8, 2, true, 5).model]
         .iter()
         .map(|m| m.to_bytes().unwrap())
@@ -536,5 +593,59 @@ impl Target for ModelLoad {
             Ok(l) => Ok(format!("ok layers {}", l.len().min(3))),
             Err(e) => Ok(format!("loaded, layers {}", err_outcome(e))),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `PreprocessSpec::from_json`, then what an accepted spec is used for: a round trip through its
+/// serialisation, a model loaded with it (every test-model convention in turn) and one image
+/// through its pipeline. Properties: a parsed spec re-parses to itself; a model that loads
+/// preprocesses to finite values of the input size.
+pub struct SpecParse;
+
+const SPEC_SEEDS: &[&str] = &[
+    r#"{"input_size": [16, 16], "resize": "crop", "crop_ratio": 0.875, "interpolation": "lanczos", "antialias": false, "channel_order": "BGR", "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "layout": "NCHW", "output": "logits", "activation": "softmax", "labels": ["a", "b", "c", "d"]}"#,
+    r#"{"version": 1, "resize": "stretch", "crop_ratio": 0.5, "interpolation": "area", "scale": 1, "mean": 127, "std": 128, "output": "probabilities", "activation": "sigmoid", "labels": {"x": 0, "y": 1, "z": 2, "w": 3}}"#,
+    r#"{"layout": "NHWC", "interpolation": "nearest", "output_name": "logits"}"#,
+    r#"{}"#,
+];
+
+impl Target for SpecParse {
+    fn name(&self) -> &'static str {
+        "spec"
+    }
+    fn seeds(&self) -> Vec<Vec<u8>> {
+        SPEC_SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+    fn max_len(&self) -> usize {
+        4096
+    }
+    fn run(&self, data: &[u8]) -> Result<String, String> {
+        use chip::runtime::spec::PreprocessSpec;
+        let Ok(text) = std::str::from_utf8(data) else { return Ok("not UTF-8".into()) };
+        let spec = match PreprocessSpec::from_json(text) {
+            Ok(s) => s,
+            Err(e) => return Ok(format!("refused: {}", e.to_string().split(':').take(2).collect::<Vec<_>>().join(":"))),
+        };
+        let again = serde_json::to_string(&spec).map_err(|e| format!("serialise: {e}"))?;
+        let back = PreprocessSpec::from_json(&again).map_err(|e| format!("re-parse of {again}: {e}"))?;
+        if back != spec {
+            return Err(format!("round trip changed the spec: {again}"));
+        }
+        let conventions = chip_testmodels::Convention::ALL;
+        let c = conventions[data.len() % conventions.len()];
+        let bytes = chip_testmodels::convention(c, 4, 1).to_bytes().map_err(|e| e.to_string())?;
+        let opts = chip::runtime::RuntimeOptions { threads: 1, ..Default::default() };
+        let model = match Model::from_bytes_with(bytes, &opts, Some(&spec)) {
+            Ok(m) => m,
+            Err(e) => return Ok(format!("model refused: {}", e.to_string().split(':').take(2).collect::<Vec<_>>().join(":"))),
+        };
+        let img = image::RgbImage::from_fn(23, 17, |x, y| image::Rgb([(x * 11) as u8, (y * 13) as u8, ((x + y) * 7) as u8]));
+        let p = model.preprocess.from_rgb8(&img).map_err(|e| format!("preprocess: {e}"))?;
+        if p.data.len() != model.image_len() || p.data.iter().any(|v| !v.is_finite()) {
+            return Err(format!("preprocessed {} values (want {}), finite: {}", p.data.len(), model.image_len(), p.data.iter().all(|v| v.is_finite())));
+        }
+        Ok(format!("ok: loaded {}", c.name()))
     }
 }

@@ -8,7 +8,7 @@ CHIP_REFINED = C.c_size_t(-1).value  # SIZE_MAX
 
 class ModelOptions(C.Structure):
     _fields_ = [("struct_size", C.c_size_t), ("device", C.c_int32), ("device_id", C.c_int32),
-                ("threads", C.c_size_t), ("ort_lib", C.c_char_p)]
+                ("threads", C.c_size_t), ("ort_lib", C.c_char_p), ("preprocess", C.c_char_p)]
 
 
 class ExplainOptions(C.Structure):
@@ -45,7 +45,7 @@ class Reference:
     """A model with fitted layers, explained through the C API exactly as the backend is configured:
     maps at the model's input size, the box from Refined CHIP (refined=True) or the last layer."""
 
-    def __init__(self, libchip, model_path, fit_paths, ort_lib, refined=True, threshold=0.25):
+    def __init__(self, libchip, model_path, fit_paths, ort_lib, refined=True, threshold=0.25, preprocess=None):
         self.lib = lib = C.CDLL(str(libchip))
         vp = C.c_void_p
         lib.chip_last_error.restype = C.c_char_p
@@ -55,13 +55,15 @@ class Reference:
         self.refined = refined
         self.threshold = threshold
 
-        opts = ModelOptions()
+        opts = ModelOptions(struct_size=C.sizeof(ModelOptions))
         self._ok(lib.chip_model_options_default(C.byref(opts)))
         opts.ort_lib = str(ort_lib).encode()
+        if preprocess is not None:
+            opts.preprocess = preprocess.encode()
         self.model = vp()
-        self._ok(lib.chip_load_model(str(model_path).encode(), C.byref(opts), C.byref(self.model)))
+        self._ok(lib.chip_model_load(str(model_path).encode(), C.byref(opts), C.byref(self.model)))
         n = C.c_size_t()
-        self._ok(lib.chip_model_num_classes(self.model, C.byref(n)))
+        self._ok(lib.chip_model_class_count(self.model, C.byref(n)))
         self.classes = n.value
         size = Size()
         self._ok(lib.chip_model_input_size(self.model, C.byref(size)))
@@ -73,7 +75,8 @@ class Reference:
             fits.append(f)
         arr = (vp * len(fits))(*fits)
         self.explainer = vp()
-        self._ok(lib.chip_explainer_new(self.model, arr, len(fits), C.byref(self.explainer)))
+        if fits:
+            self._ok(lib.chip_explainer_new(self.model, arr, len(fits), C.byref(self.explainer)))
         for f in fits:
             lib.chip_layer_fit_free(f)
         self.layers = len(fits)
@@ -103,6 +106,16 @@ class Reference:
         self._ok(self.lib.chip_model_preprocess_file(self.model, str(path).encode(), buf, n, C.byref(out_len),
                                                      C.byref(size)))
         return np.ctypeslib.as_array(buf).reshape(3, self.height, self.width).copy()
+
+    def predict_encoded(self, data):
+        """The probabilities of one encoded image (chip_model_preprocess_encoded, chip_model_predict)."""
+        n = 3 * self.height * self.width
+        buf = (C.c_float * n)()
+        out_len = C.c_size_t()
+        self._ok(self.lib.chip_model_preprocess_encoded(self.model, data, len(data), buf, n, C.byref(out_len), None))
+        probs = (C.c_float * self.classes)()
+        self._ok(self.lib.chip_model_predict(self.model, buf, n, 1, probs, self.classes, C.byref(out_len)))
+        return np.ctypeslib.as_array(probs).copy()
 
     def explain_encoded(self, data, target=None):
         o = self._options(target)

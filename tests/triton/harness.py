@@ -92,7 +92,7 @@ def config_text(name, fit_files, *, max_batch_size=8, refined=True, outputs=None
     if dynamic_batching and max_batch_size > 0:
         lines.append("dynamic_batching { max_queue_delay_microseconds: 20000 }")
     lines.append("parameters [" + ",".join(
-        f'{{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in params.items()) + "]")
+        f'{{ key: "{k}" value: {{ string_value: {json.dumps(v)} }} }}' for k, v in params.items()) + "]")
     return "\n".join(lines) + "\n"
 
 

@@ -281,6 +281,41 @@ def test_models_that_must_not_load(server, repo, fits, case):
     assert client.is_model_ready(MODEL_NAME)
 
 
+SPEC_0_1 = '{"mean": [0, 0, 0], "std": [255, 255, 255]}'
+
+
+def test_preprocess_parameter(server, repo, fits, photos):
+    """Parameter `preprocess` reaches the model load: the predictions equal the C API's with the same
+    spec in chip_model_options.preprocess, and differ from the sidecar's; fits made under the sidecar's
+    preprocessing are refused, and a spec with an unknown key keeps the model from loading."""
+    from chipref import Reference
+    from harness import BUILD, ORT_LIB
+
+    client = server.client()
+    outputs = {"PROBABILITIES": ("TYPE_FP32", [1000]), "TOP1": ("TYPE_INT32", [1])}
+    name = "chip_spec"
+    add_model(repo, name, config_text(name, [], outputs=outputs, extra_params={"preprocess": SPEC_0_1}), model_files())
+    client.load_model(name)
+    got = infer(client, httpclient, [bytes_input(httpclient, [photos[0]])], outputs=["PROBABILITIES", "TOP1"], model=name)
+    ref = Reference(BUILD / "libchip.so", MODEL, [], ORT_LIB, preprocess=SPEC_0_1)
+    sidecar = Reference(BUILD / "libchip.so", MODEL, [], ORT_LIB)
+    want = ref.predict_encoded(photos[0])
+    d = np.abs(got["PROBABILITIES"][0] - want).max()
+    assert d <= TOL, f"PROBABILITIES differ from the C API's under the same spec by {d}"
+    assert int(got["TOP1"][0][0]) == int(want.argmax())
+    assert np.abs(want - sidecar.predict_encoded(photos[0])).max() > 1e-3, "the spec changed nothing"
+    client.unload_model(name)
+
+    fit_names = [p.name for p in fits["paths"]]
+    files = dict(model_files(), **{p.name: p for p in fits["paths"]})
+    add_model(repo, "bad_spec_fits", config_text("bad_spec_fits", fit_names, extra_params={"preprocess": SPEC_0_1}), files)
+    expect_error(lambda: client.load_model("bad_spec_fits"), "fit files do not belong to model", "another preprocessing", "mean")
+    add_model(repo, "bad_spec_key", config_text("bad_spec_key", fit_names,
+                                                extra_params={"preprocess": '{"mean": 0.5, "colour": "RGB"}'}), files)
+    expect_error(lambda: client.load_model("bad_spec_key"), "parameter preprocess", "unknown key 'colour'")
+    assert client.is_model_ready(MODEL_NAME)
+
+
 def test_server_stops_cleanly(repo, backend_dir, tmp_path, photos):
     s = Server(repo, backend_dir, tmp_path / "tritonserver.log")
     try:

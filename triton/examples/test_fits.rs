@@ -64,7 +64,7 @@ fn run() -> Result<(), String> {
     let mut files = Vec::new();
     for (i, layer) in [&first, &last].into_iter().enumerate() {
         let t = std::time::Instant::now();
-        let fit = fit_layer(&model, &layer.name, &Images::Paths(list.clone()), &params, &chip::engine::fit::no_progress).map_err(|e| e.to_string())?;
+        let fit = fit_layer(&model, &layer.name, &Images::Files(list.clone()), &params, &chip::engine::fit::no_progress).map_err(|e| e.to_string())?;
         let file = format!("layer{i}.chip");
         fit.save(&out.join(&file)).map_err(|e| e.to_string())?;
         eprintln!("test_fits: {} ({}×{}×{}) fitted in {:.1} s", layer.name, layer.channels, layer.height, layer.width, t.elapsed().as_secs_f64());

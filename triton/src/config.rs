@@ -1,4 +1,5 @@
 //! The model configuration as this backend reads it (Triton's config.pbtxt, given as JSON).
+use chip::runtime::spec::PreprocessSpec;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -76,6 +77,9 @@ pub struct BackendConfig {
     pub threads: usize,
     /// Explicit path of libonnxruntime.so.
     pub ort_lib: Option<PathBuf>,
+    /// The preprocessing spec (parameter `preprocess`: a JSON object, or the path of a .json file
+    /// relative to the model version folder); its keys override the model's sidecar `<model>.json`.
+    pub preprocess: Option<PreprocessSpec>,
     pub image: Option<TensorSpec>,
     pub image_bytes: Option<TensorSpec>,
     pub class: Option<TensorSpec>,
@@ -89,8 +93,9 @@ pub const PARAM_REFINED: &str = "refined";
 pub const PARAM_THRESHOLD: &str = "threshold";
 pub const PARAM_THREADS: &str = "threads";
 pub const PARAM_ORT_LIB: &str = "ort_lib";
-const KNOWN_PARAMS: [&str; 6] =
-    [PARAM_MODEL_FILE, PARAM_FIT_FILES, PARAM_REFINED, PARAM_THRESHOLD, PARAM_THREADS, PARAM_ORT_LIB];
+pub const PARAM_PREPROCESS: &str = "preprocess";
+const KNOWN_PARAMS: [&str; 7] =
+    [PARAM_MODEL_FILE, PARAM_FIT_FILES, PARAM_REFINED, PARAM_THRESHOLD, PARAM_THREADS, PARAM_ORT_LIB, PARAM_PREPROCESS];
 
 fn int_of(v: &Value) -> Option<i64> {
     // Triton writes int64 fields as numbers; the protobuf JSON mapping writes them as strings.
@@ -199,6 +204,13 @@ impl BackendConfig {
             None => 0,
         };
         let ort_lib = param(&config, PARAM_ORT_LIB).filter(|s| !s.trim().is_empty()).map(resolve);
+        let preprocess = match param(&config, PARAM_PREPROCESS).map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) if s.starts_with('{') => Some(PreprocessSpec::from_json(s)),
+            Some(s) => Some(PreprocessSpec::from_file(&resolve(s))),
+        }
+        .transpose()
+        .map_err(|e| format!("parameter {PARAM_PREPROCESS}: {e}"))?;
 
         let mut image = None;
         let mut image_bytes = None;
@@ -263,6 +275,7 @@ impl BackendConfig {
             threshold,
             threads,
             ort_lib,
+            preprocess,
             image,
             image_bytes,
             class,
@@ -363,6 +376,38 @@ mod tests {
         assert_eq!(c.outputs.len(), 5);
         assert!(c.needs_maps());
         c.check_against((224, 224), 1000, 2).unwrap();
+    }
+
+    #[test]
+    fn preprocess_as_json_or_a_file() {
+        let mut v = base();
+        v["parameters"]["preprocess"] = serde_json::json!({"string_value": r#" {"mean": [0, 0, 0], "std": 255, "resize": "crop"} "#});
+        let spec = parse(&v).unwrap().preprocess.unwrap();
+        assert_eq!(spec.resize, Some(chip::runtime::spec::ResizeMode::Crop));
+        assert_eq!(spec.std, Some(chip::runtime::spec::PerChannel::One(255.0)));
+        assert!(parse(&base()).unwrap().preprocess.is_none());
+        v["parameters"]["preprocess"] = serde_json::json!({"string_value": "  "});
+        assert!(parse(&v).unwrap().preprocess.is_none());
+
+        // A file, relative to the model version folder.
+        let dir = std::env::temp_dir().join(format!("triton-chip-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("spec.json"), r#"{"channel_order": "BGR"}"#).unwrap();
+        v["parameters"]["preprocess"] = serde_json::json!({"string_value": "spec.json"});
+        let c = BackendConfig::parse(&v.to_string(), &dir).unwrap();
+        assert_eq!(c.preprocess.unwrap().channel_order, Some(chip::runtime::spec::ChannelOrder::BGR));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        for (text, needle) in [
+            (r#"{"mean": 0.5, "colour": "RGB"}"#, "unknown key 'colour'"),
+            (r#"{"interpolation": "cubic"}"#, "'interpolation'"),
+            (r#"{"mean": "#, "invalid JSON"),
+            ("no-such-spec.json", "no-such-spec.json"),
+        ] {
+            v["parameters"]["preprocess"] = serde_json::json!({"string_value": text});
+            let e = parse(&v).unwrap_err();
+            assert!(e.starts_with("parameter preprocess: ") && e.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

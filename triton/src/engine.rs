@@ -52,12 +52,12 @@ pub const NO_BOX: [i32; 4] = [-1, -1, -1, -1];
 
 impl Engine {
     pub fn load(config: BackendConfig, device: Device) -> Result<Engine, String> {
-        let options = RuntimeOptions { ort_lib: config.ort_lib.clone(), device, threads: config.threads };
+        let options = RuntimeOptions { ort_lib: config.ort_lib.clone(), device, threads: config.threads, ..Default::default() };
         if !config.model_file.is_file() {
             return Err(format!("model file not found: {}", config.model_file.display()));
         }
         let ort_lib = chip::runtime::ensure_ort(config.ort_lib.as_deref()).map_err(|e| e.to_string())?;
-        let model = Model::load(&config.model_file, &options)
+        let model = Model::load_with(&config.model_file, &options, config.preprocess.as_ref())
             .map_err(|e| format!("cannot load model {}: {e}", config.model_file.display()))?;
         let model = Arc::new(model);
         let mut fits = Vec::with_capacity(config.fit_files.len());
@@ -174,7 +174,7 @@ impl Engine {
                 ids.dedup();
                 ClassSelect::Ids(ids)
             } else {
-                ClassSelect::Top(1)
+                ClassSelect::TopK(1)
             };
             match self.explain_items(jobs, &items, select) {
                 Ok(expl) => {

@@ -238,6 +238,20 @@ pub unsafe extern "C" fn TRITONBACKEND_ModelInstanceInitialize(instance: *mut TR
             LOG_INFO,
             &format!("instance '{name}' of model '{}' ready on {device:?} (ONNX Runtime {})", model_state.name, engine.ort_lib.display()),
         );
+        let assumed = engine.model.spec.assumed();
+        if !assumed.is_empty() {
+            log(
+                LOG_WARN,
+                &format!(
+                    "model '{}': the preprocessing spec does not state {}; assumed {} (state {} in parameter preprocess or in {})",
+                    model_state.name,
+                    if assumed.len() == 1 { "this key" } else { "these keys" },
+                    assumed.join(", "),
+                    if assumed.len() == 1 { "it" } else { "them" },
+                    model_state.config.model_file.with_extension("json").display()
+                ),
+            );
+        }
         let raw = Box::into_raw(Box::new(InstanceState { name, engine }));
         if let Err(e) = check(unsafe { TRITONBACKEND_ModelInstanceSetState(instance, raw as *mut c_void) }, "TRITONBACKEND_ModelInstanceSetState") {
             drop(unsafe { Box::from_raw(raw) });

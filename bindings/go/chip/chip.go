@@ -123,6 +123,45 @@ func call(f func() C.chip_status) error {
 	return nil
 }
 
+// handle owns one libchip handle, a C pointer of type P. Close frees it (a second Close does
+// nothing), and a finalizer frees it when its owner is collected without Close. Model, LayerFit,
+// Stats, Explainer and Explanation each embed one, so the lifecycle is written once.
+type handle[P comparable] struct {
+	p    P
+	free func(P)
+	what string
+}
+
+func newHandle[P comparable](p P, free func(P), what string) *handle[P] {
+	h := &handle[P]{p: p, free: free, what: what}
+	runtime.SetFinalizer(h, (*handle[P]).Close)
+	return h
+}
+
+// Close frees the handle. Handles made from it (an explainer from a model and fits) keep working.
+// Calling Close again does nothing.
+func (h *handle[P]) Close() error {
+	var none P
+	if h != nil && h.p != none {
+		h.free(h.p)
+		h.p = none
+		runtime.SetFinalizer(h, nil)
+	}
+	return nil
+}
+
+// ptr is the C handle, or an error once closed (or for a zero value that never held one).
+func (h *handle[P]) ptr() (P, error) {
+	var none P
+	if h == nil {
+		return none, closedError("handle")
+	}
+	if h.p == none {
+		return none, closedError(h.what)
+	}
+	return h.p, nil
+}
+
 func closedError(what string) error {
 	return &Error{Status: StatusNullPointer, Message: what + " is closed"}
 }

@@ -2,6 +2,7 @@ package chip_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -129,7 +130,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestModelInfo(t *testing.T) {
-	if n := must(model.NumClasses()); n != 1000 {
+	if n := must(model.ClassCount()); n != 1000 {
 		t.Fatalf("%d classes", n)
 	}
 	if s := must(model.InputSize()); s != (chip.Size{Width: 224, Height: 224}) {
@@ -176,9 +177,9 @@ func TestFit(t *testing.T) {
 	if name := must(fit.LayerName()); name != lastName {
 		t.Fatalf("fit of %q, asked %q", name, lastName)
 	}
-	k := must(fit.Channels())
-	if k != 1280 || must(fit.Classes()) != 1000 {
-		t.Fatalf("fit shape %d x %d", must(fit.Classes()), k)
+	k := must(fit.ChannelCount())
+	if k != 1280 || must(fit.ClassCount()) != 1000 {
+		t.Fatalf("fit shape %d x %d", must(fit.ClassCount()), k)
 	}
 	solved := map[int]bool{}
 	for _, c := range testref.FitClasses {
@@ -561,7 +562,7 @@ func TestCancel(t *testing.T) {
 		t.Fatal("no panic")
 	}()
 	// The model is still usable.
-	if _, err := model.NumClasses(); err != nil {
+	if _, err := model.ClassCount(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -803,4 +804,57 @@ func TestFitTensorEqualsFiles(t *testing.T) {
 	wantStatus(t, err, chip.StatusInvalidArgument)
 	_, err = model.FitLayer(lastName, chip.Tensor(data, 2, nil), &opts)
 	wantStatus(t, err, chip.StatusInvalidArgument)
+}
+
+// A preprocessing spec as ModelOptions.Preprocess: its keys are "given" in Model.Preprocess, the
+// tensor follows it (the sidecar's x = (p - 127) / 128 re-normalised here to p / 255), the
+// probabilities move; an unknown key fails the load naming it.
+func TestPreprocessSpec(t *testing.T) {
+	type described struct {
+		Spec        map[string]any    `json:"spec"`
+		Sources     map[string]string `json:"sources"`
+		Fingerprint string            `json:"fingerprint"`
+	}
+	parse := func(m *chip.Model) described {
+		var d described
+		text := must(m.Preprocess())
+		if err := json.Unmarshal([]byte(text), &d); err != nil {
+			t.Fatalf("Preprocess is not JSON (%v): %s", err, text)
+		}
+		return d
+	}
+	side := parse(model)
+	if side.Sources["mean"] != "sidecar" || len(side.Fingerprint) != 64 {
+		t.Fatalf("sidecar model: %+v", side)
+	}
+	given := must(chip.LoadModel(testref.ModelPath(root), &chip.ModelOptions{Preprocess: `{"mean": [0, 0, 0], "std": [255, 255, 255]}`}))
+	defer given.Close()
+	d := parse(given)
+	if d.Sources["mean"] != "given" || d.Sources["std"] != "given" || d.Sources["scale"] != "sidecar" {
+		t.Fatalf("sources %v", d.Sources)
+	}
+	if d.Fingerprint == side.Fingerprint {
+		t.Fatal("the spec did not change the fingerprint")
+	}
+	photo := testref.FitPhotos(root)[0]
+	a := must(model.PreprocessFile(photo))
+	b := must(given.PreprocessFile(photo))
+	worst := 0.0
+	for i := range a.Data {
+		worst = math.Max(worst, math.Abs(float64(b.Data[i])-(float64(a.Data[i])*128+127)/255))
+	}
+	if worst > 1e-5 {
+		t.Fatalf("the spec's tensor differs from the hand-normalised one by %g", worst)
+	}
+	pa := must(model.Predict(a.Data, 1))[0]
+	pb := must(given.Predict(b.Data, 1))[0]
+	moved := 0.0
+	for i := range pa {
+		moved = math.Max(moved, math.Abs(float64(pa[i]-pb[i])))
+	}
+	if moved < 1e-3 {
+		t.Fatalf("the spec did not change the probabilities (%g)", moved)
+	}
+	_, err := chip.LoadModel(testref.ModelPath(root), &chip.ModelOptions{Preprocess: `{"mean": 0.5, "colour": "RGB"}`})
+	wantStatus(t, err, chip.StatusInvalidArgument, "chip_model_options.preprocess", "unknown key 'colour'")
 }

@@ -27,7 +27,7 @@ func layerIndex(layer int) C.size_t {
 
 // Explainer is a model with fitted layers, ready to explain images.
 type Explainer struct {
-	p *C.chip_explainer
+	*handle[*C.chip_explainer]
 }
 
 // NewExplainer makes an explainer from a model and fits (copied; their order is the layer order
@@ -58,26 +58,7 @@ func NewExplainer(model *Model, fits ...*LayerFit) (*Explainer, error) {
 	if err := call(func() C.chip_status { return C.chip_explainer_new(mp, arr, C.size_t(len(fits)), &p) }); err != nil {
 		return nil, err
 	}
-	e := &Explainer{p: p}
-	runtime.SetFinalizer(e, (*Explainer).Close)
-	return e, nil
-}
-
-// Close frees the explainer. Calling Close again does nothing.
-func (e *Explainer) Close() error {
-	if e.p != nil {
-		C.chip_explainer_free(e.p)
-		e.p = nil
-		runtime.SetFinalizer(e, nil)
-	}
-	return nil
-}
-
-func (e *Explainer) ptr() (*C.chip_explainer, error) {
-	if e == nil || e.p == nil {
-		return nil, closedError("explainer")
-	}
-	return e.p, nil
+	return &Explainer{newHandle(p, func(p *C.chip_explainer) { C.chip_explainer_free(p) }, "explainer")}, nil
 }
 
 // LayerNames are the explainer's fitted layers, in map order.
@@ -146,15 +127,13 @@ func (e *Explainer) Explain(images Images, opts *ExplainOptions) (*Explanation, 
 	if err := images.withC(func(d *C.chip_images) C.chip_status { return C.chip_explain(p, d, &o, &x) }); err != nil {
 		return nil, err
 	}
-	xp := &Explanation{p: x}
-	runtime.SetFinalizer(xp, (*Explanation).Close)
-	return xp, nil
+	return &Explanation{newHandle(x, func(p *C.chip_explanation) { C.chip_explanation_free(p) }, "explanation")}, nil
 }
 
 // Explanation is the result of one explain call: per image the probabilities, top classes and, per
 // explained class, one map per fitted layer (plus the refined map when asked) with its box.
 type Explanation struct {
-	p *C.chip_explanation
+	*handle[*C.chip_explanation]
 }
 
 // ClassProb is a class id with its probability.
@@ -202,23 +181,6 @@ func (m *Map) Max() float32 {
 		}
 	}
 	return mx
-}
-
-// Close frees the explanation. Calling Close again does nothing.
-func (x *Explanation) Close() error {
-	if x.p != nil {
-		C.chip_explanation_free(x.p)
-		x.p = nil
-		runtime.SetFinalizer(x, nil)
-	}
-	return nil
-}
-
-func (x *Explanation) ptr() (*C.chip_explanation, error) {
-	if x == nil || x.p == nil {
-		return nil, closedError("explanation")
-	}
-	return x.p, nil
 }
 
 func (x *Explanation) count(f func(p *C.chip_explanation, out *C.size_t) C.chip_status) (int, error) {

@@ -161,13 +161,11 @@ func (m *Model) FitLayer(layer string, images Images, opts *FitOptions) (*LayerF
 
 // LayerFit is one fitted layer: the class-by-channel importance weights. Immutable.
 type LayerFit struct {
-	p *C.chip_layer_fit
+	*handle[*C.chip_layer_fit]
 }
 
 func newLayerFit(p *C.chip_layer_fit) *LayerFit {
-	f := &LayerFit{p: p}
-	runtime.SetFinalizer(f, (*LayerFit).Close)
-	return f
+	return &LayerFit{newHandle(p, func(p *C.chip_layer_fit) { C.chip_layer_fit_free(p) }, "layer fit")}
 }
 
 // LoadLayerFit reads a fit written by Save (or the command line tool).
@@ -179,23 +177,6 @@ func LoadLayerFit(path string) (*LayerFit, error) {
 		return nil, err
 	}
 	return newLayerFit(f), nil
-}
-
-// Close frees the fit; explainers made from it keep their own copy.
-func (f *LayerFit) Close() error {
-	if f.p != nil {
-		C.chip_layer_fit_free(f.p)
-		f.p = nil
-		runtime.SetFinalizer(f, nil)
-	}
-	return nil
-}
-
-func (f *LayerFit) ptr() (*C.chip_layer_fit, error) {
-	if f == nil || f.p == nil {
-		return nil, closedError("layer fit")
-	}
-	return f.p, nil
 }
 
 // Save writes the fit to path atomically (a failure leaves no file behind).
@@ -222,29 +203,29 @@ func (f *LayerFit) LayerName() (string, error) {
 	})
 }
 
-// Channels is the number of channels K of the fitted layer.
-func (f *LayerFit) Channels() (int, error) {
+// ChannelCount is the number of channels K of the fitted layer.
+func (f *LayerFit) ChannelCount() (int, error) {
 	p, err := f.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(f)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_layer_fit_channels(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_layer_fit_channel_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
 }
 
-// Classes is the number of classes C (weight rows).
-func (f *LayerFit) Classes() (int, error) {
+// ClassCount is the number of classes C (weight rows).
+func (f *LayerFit) ClassCount() (int, error) {
 	p, err := f.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(f)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_layer_fit_classes(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_layer_fit_class_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
@@ -257,7 +238,7 @@ func (f *LayerFit) WeightsRow(class int) ([]float32, error) {
 		return nil, err
 	}
 	defer runtime.KeepAlive(f)
-	k, err := f.Channels()
+	k, err := f.ChannelCount()
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,10 @@ type ModelOptions struct {
 	// Path of libonnxruntime.so; "" searches CHIP_ORT_LIB, beside libchip, beside the executable.
 	// ONNX Runtime is loaded once per process; later values are ignored.
 	OrtLib string
+	// A preprocessing spec as JSON text (the keys of the sidecar <model>.json), or "" for none. Its
+	// keys override the sidecar's; an unknown key fails the load with ErrInvalidArgument naming it.
+	// Model.Preprocess tells the effective spec and where each value came from.
+	Preprocess string
 }
 
 func (o *ModelOptions) toC() (C.chip_model_options, func()) {
@@ -43,17 +47,28 @@ func (o *ModelOptions) toC() (C.chip_model_options, func()) {
 	if o.Threads > 0 {
 		c.threads = C.size_t(o.Threads)
 	}
+	var strs []*C.char
 	if o.OrtLib != "" {
 		s := C.CString(o.OrtLib)
 		c.ort_lib = s
-		free = func() { C.free(unsafe.Pointer(s)) }
+		strs = append(strs, s)
+	}
+	if o.Preprocess != "" {
+		s := C.CString(o.Preprocess)
+		c.preprocess = s
+		strs = append(strs, s)
+	}
+	free = func() {
+		for _, s := range strs {
+			C.free(unsafe.Pointer(s))
+		}
 	}
 	return c, free
 }
 
 // Model is a loaded ONNX image classifier.
 type Model struct {
-	p *C.chip_model
+	*handle[*C.chip_model]
 }
 
 // Layer is a candidate layer of a model: a 4-D activation of Channels x Height x Width.
@@ -63,9 +78,7 @@ type Layer struct {
 }
 
 func newModel(p *C.chip_model) *Model {
-	m := &Model{p: p}
-	runtime.SetFinalizer(m, (*Model).Close)
-	return m
+	return &Model{newHandle(p, func(p *C.chip_model) { C.chip_model_free(p) }, "model")}
 }
 
 // LoadModel loads an ONNX classifier from a file (and its optional <stem>.json sidecar).
@@ -76,13 +89,15 @@ func LoadModel(path string, opts *ModelOptions) (*Model, error) {
 	o, free := opts.toC()
 	defer free()
 	var p *C.chip_model
-	if err := call(func() C.chip_status { return C.chip_load_model(cpath, &o, &p) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_model_load(cpath, &o, &p) }); err != nil {
 		return nil, err
 	}
 	return newModel(p), nil
 }
 
-// LoadModelBytes loads an ONNX classifier from memory (no sidecar: ImageNet preprocessing, no labels).
+// LoadModelBytes loads an ONNX classifier from memory. There is no sidecar: the preprocessing is
+// opts.Preprocess where given, else what the graph says and the library's assumptions (see
+// Model.Preprocess).
 func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	if len(data) == 0 {
 		return nil, invalid("the model is 0 bytes")
@@ -91,7 +106,7 @@ func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	defer free()
 	var p *C.chip_model
 	err := call(func() C.chip_status {
-		return C.chip_load_model_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
+		return C.chip_model_load_bytes((*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &o, &p)
 	})
 	if err != nil {
 		return nil, err
@@ -99,32 +114,15 @@ func LoadModelBytes(data []byte, opts *ModelOptions) (*Model, error) {
 	return newModel(p), nil
 }
 
-// Close frees the model. Explainers made from it keep working. Calling Close again does nothing.
-func (m *Model) Close() error {
-	if m.p != nil {
-		C.chip_model_free(m.p)
-		m.p = nil
-		runtime.SetFinalizer(m, nil)
-	}
-	return nil
-}
-
-func (m *Model) ptr() (*C.chip_model, error) {
-	if m == nil || m.p == nil {
-		return nil, closedError("model")
-	}
-	return m.p, nil
-}
-
-// NumClasses is the number of classes the model outputs.
-func (m *Model) NumClasses() (int, error) {
+// ClassCount is the number of classes the model outputs.
+func (m *Model) ClassCount() (int, error) {
 	p, err := m.ptr()
 	if err != nil {
 		return 0, err
 	}
 	defer runtime.KeepAlive(m)
 	var n C.size_t
-	if err := call(func() C.chip_status { return C.chip_model_num_classes(p, &n) }); err != nil {
+	if err := call(func() C.chip_status { return C.chip_model_class_count(p, &n) }); err != nil {
 		return 0, err
 	}
 	return int(n), nil
@@ -153,6 +151,20 @@ func (m *Model) ClassLabel(class int) (string, error) {
 	defer runtime.KeepAlive(m)
 	return getString(func(buf *C.char, n C.size_t, out *C.size_t) C.chip_status {
 		return C.chip_model_class_label(p, index(class), buf, n, out)
+	})
+}
+
+// Preprocess is the model's effective preprocessing as JSON text: {"spec": {...}, "sources": {key:
+// "given" | "sidecar" | "graph" | "probe" | "assumed"}, "fingerprint": "..."}. "assumed" marks a
+// value nothing stated (the library's default).
+func (m *Model) Preprocess() (string, error) {
+	p, err := m.ptr()
+	if err != nil {
+		return "", err
+	}
+	defer runtime.KeepAlive(m)
+	return getString(func(buf *C.char, n C.size_t, out *C.size_t) C.chip_status {
+		return C.chip_model_preprocess(p, buf, n, out)
 	})
 }
 
@@ -231,7 +243,7 @@ func (m *Model) PreprocessEncoded(encoded []byte) (*Prepared, error) {
 }
 
 // Predict gives the class probabilities of n preprocessed images (data holds n x 3 x H x W floats):
-// one slice of NumClasses floats per image.
+// one slice of ClassCount floats per image.
 func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
 	p, err := m.ptr()
 	if err != nil {
@@ -241,7 +253,7 @@ func (m *Model) Predict(data []float32, n int) ([][]float32, error) {
 	if n < 0 {
 		return nil, invalid("negative image count")
 	}
-	classes, err := m.NumClasses()
+	classes, err := m.ClassCount()
 	if err != nil {
 		return nil, err
 	}

@@ -17,13 +17,11 @@ import (
 // gates, seed, target, views and mosaics they were collected with; merging or solving with any of
 // these different fails with ErrFitMismatch. Merge must not race with other use.
 type Stats struct {
-	p *C.chip_stats
+	*handle[*C.chip_stats]
 }
 
 func newStats(p *C.chip_stats) *Stats {
-	s := &Stats{p: p}
-	runtime.SetFinalizer(s, (*Stats).Close)
-	return s
+	return &Stats{newHandle(p, func(p *C.chip_stats) { C.chip_stats_free(p) }, "statistics")}
 }
 
 // CollectStats collects the statistics of a layer on the images of one shard. Of opts, the gates,
@@ -79,23 +77,6 @@ func LoadStats(path string) (*Stats, error) {
 		return nil, err
 	}
 	return newStats(s), nil
-}
-
-// Close frees the statistics. Calling Close again does nothing.
-func (s *Stats) Close() error {
-	if s.p != nil {
-		C.chip_stats_free(s.p)
-		s.p = nil
-		runtime.SetFinalizer(s, nil)
-	}
-	return nil
-}
-
-func (s *Stats) ptr() (*C.chip_stats, error) {
-	if s == nil || s.p == nil {
-		return nil, closedError("statistics")
-	}
-	return s.p, nil
 }
 
 // Save writes the statistics to path atomically (a failure leaves no file behind).

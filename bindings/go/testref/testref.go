@@ -131,9 +131,9 @@ type jsonMap struct {
 	Map *string `json:"map"`
 }
 
-// ExplainTop runs `chip explain --top k --json --save-map` on one image with fit files.
-func ExplainTop(cli, model string, fits []string, image, outDir string, k int) (*CLIResult, error) {
-	return explain(cli, model, fits, image, outDir, []string{"--top", strconv.Itoa(k)})
+// ExplainTopK runs `chip explain --top-k k --json --save-map` on one image with fit files.
+func ExplainTopK(cli, model string, fits []string, image, outDir string, k int) (*CLIResult, error) {
+	return explain(cli, model, fits, image, outDir, []string{"--top-k", strconv.Itoa(k)})
 }
 
 // Explain runs `chip explain --json --save-map` on one image with fit files and reads the maps back.

@@ -40,7 +40,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer model.Close()
-	classes, err := model.NumClasses()
+	classes, err := model.ClassCount()
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func TestProgramMatchesCLI(t *testing.T) {
 		f := strings.Fields(l)
 		lines[strings.TrimSuffix(f[0], ":")] = f[1:]
 	}
-	ref, err := testref.ExplainTop(cli, testref.ModelPath(root), []string{fitFile}, filepath.Join(root, testref.Photo), filepath.Join(tmp, "cli"), 3)
+	ref, err := testref.ExplainTopK(cli, testref.ModelPath(root), []string{fitFile}, filepath.Join(root, testref.Photo), filepath.Join(tmp, "cli"), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 use super::*;
 
 #[derive(Args)]
-pub(crate) struct EvalArgs {
+pub(crate) struct EvalLocArgs {
     #[arg(long)]
     pub(crate) model: PathBuf,
     #[arg(long = "fit", required = true)]
@@ -21,7 +21,7 @@ pub(crate) struct EvalArgs {
 }
 
 #[derive(Args)]
-pub(crate) struct QualityArgs {
+pub(crate) struct EvalArgs {
     #[arg(long)]
     pub(crate) model: PathBuf,
     /// A method: NAME=FIT (that layer's CHIP map) or NAME=FIT,FIT (Refined CHIP); repeatable.
@@ -83,7 +83,7 @@ pub(crate) struct MosaicArgs {
 
 // ---------------------------------------------------------------------------------- eval-loc --
 
-pub(crate) fn eval_loc(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
+pub(crate) fn eval_loc(a: EvalLocArgs, rt: &RuntimeOptions) -> Result<()> {
     for p in a.fits.iter().chain(std::iter::once(&a.gt)) {
         if !p.is_file() {
             return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
@@ -198,7 +198,7 @@ pub(crate) fn report_json(r: &LocReport) -> Value {
 
 // -------------------------------------------------------------------------------------- eval --
 
-pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
+pub(crate) fn eval(a: EvalArgs, rt: &RuntimeOptions) -> Result<()> {
     use chip::engine::eval::harness::{self, Method, METRICS};
     if a.methods.is_empty() && !a.baselines {
         return Err(Error::invalid("nothing to evaluate: give --method NAME=FIT and/or --baselines"));
@@ -221,7 +221,14 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
             Some(l) => l.clone(),
             None => model.default_layers()?.1.name,
         };
-        methods.push(Method::cam("CAM", model.clone(), &layer)?);
+        // CAM needs a GAP→linear head; where the model has another (a VGG Flatten→Dense head), the
+        // other baselines still run.
+        match Method::cam("CAM", model.clone(), &layer) {
+            Ok(m) => methods.push(m),
+            Err(e) => eprintln!(
+                "chip: CAM skipped: it reads the classifier's weights, which needs global average pooling then one linear layer after '{layer}', and this model has another head ({e}); the other baselines run"
+            ),
+        }
         methods.push(Method::centre("centre prior"));
         methods.push(Method::constant("constant"));
     }
@@ -233,7 +240,7 @@ pub(crate) fn quality(a: QualityArgs, rt: &RuntimeOptions) -> Result<()> {
         Some(r) => Some(names.iter().position(|n| n == r).ok_or_else(|| {
             Error::invalid(format!("--reference '{r}' is not one of the methods ({})", names.join(", ")))
         })?),
-        None if a.baselines => names.iter().position(|n| *n == "CAM"),
+        None if a.baselines => names.iter().position(|n| *n == "CAM").or(Some(0)),
         None => Some(0),
     };
     let gt = match &a.gt {

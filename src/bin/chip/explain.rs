@@ -1,5 +1,7 @@
 //! `chip explain`.
 use super::*;
+use image::RgbImage;
+use rayon::prelude::*;
 
 #[derive(Args)]
 pub(crate) struct ExplainArgs {
@@ -11,11 +13,11 @@ pub(crate) struct ExplainArgs {
     #[arg(required = true, value_name = "IMAGE")]
     pub(crate) images: Vec<PathBuf>,
     /// Explain this class (repeat or list: `--class 1,5`).
-    #[arg(long, value_parser = parse_class_list, conflicts_with = "top")]
+    #[arg(long, value_parser = parse_class_list, conflicts_with = "top_k")]
     pub(crate) class: Vec<ClassList>,
-    /// Explain the K most probable classes.
-    #[arg(long, value_name = "K")]
-    pub(crate) top: Option<usize>,
+    /// Explain the K most probable classes (`--top` is an older spelling).
+    #[arg(long = "top-k", alias = "top", value_name = "K")]
+    pub(crate) top_k: Option<usize>,
     /// Also the Refined CHIP map (first × last fitted layer).
     #[arg(long)]
     pub(crate) refined: bool,
@@ -58,6 +60,12 @@ pub(crate) fn stems(images: &[PathBuf]) -> Vec<String> {
     base.iter().enumerate().map(|(i, b)| if count[b.as_str()] > 1 { format!("{b}_{i}") } else { b.clone() }).collect()
 }
 
+/// Reads and decodes a photo once (RGB8, with the library's checks for truncated files).
+fn decode_photo(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    chip::runtime::preprocess::decode_rgb8(&bytes, &path.display().to_string())
+}
+
 /// A box as JSON `[x1, y1, x2, y2]`; no box is `[-1, -1, -1, -1]`, as in every language.
 pub(crate) fn box_json(b: &Option<BBox>) -> Value {
     match b {
@@ -67,20 +75,19 @@ pub(crate) fn box_json(b: &Option<BBox>) -> Value {
 }
 
 pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
-    for p in a.images.iter().chain(&a.fits) {
-        if !p.is_file() {
-            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
-        }
+    // Each must be a regular file: a folder, FIFO or device says what it is.
+    for (what, p) in a.images.iter().map(|p| ("image", p)).chain(a.fits.iter().map(|p| ("fit file", p))) {
+        chip::util::read::open_regular(p, what)?;
     }
-    let classes = match (&a.top, a.class.is_empty()) {
-        (Some(k), _) => ClassSelect::Top(*k),
+    let classes = match (&a.top_k, a.class.is_empty()) {
+        (Some(k), _) => ClassSelect::TopK(*k),
         (None, false) => {
             let mut ids: Vec<usize> = a.class.iter().flat_map(|c| c.0.iter().copied()).collect();
             ids.sort_unstable();
             ids.dedup();
             ClassSelect::Ids(ids)
         }
-        (None, true) => ClassSelect::Top(1),
+        (None, true) => ClassSelect::TopK(1),
     };
     let options = ExplainOptions { classes, refined: a.refined, threshold: a.threshold, original_size: true };
     let fits = load_fits(&a.fits)?;
@@ -88,32 +95,68 @@ pub(crate) fn explain(a: ExplainArgs, rt: &RuntimeOptions) -> Result<()> {
     let explainer = Explainer::new(model.clone(), fits)?;
     // A bad class or threshold fails before any output is written.
     explainer.check_options(&options)?;
+    // The folders this run creates are removed again when it fails before writing into them.
+    let created = first_missing_ancestor(&a.out);
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let result = explain_into(&a, &model, &explainer, &options);
+    if result.is_err() {
+        if let Some(top) = created {
+            remove_empty_dirs(&a.out, &top);
+        }
+    }
+    result
+}
+
+/// The outermost folder of `path` that does not exist yet (None when `path` exists).
+fn first_missing_ancestor(path: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for p in path.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        if p.symlink_metadata().is_ok() {
+            break;
+        }
+        missing = Some(p.to_path_buf());
+    }
+    missing
+}
+
+/// Removes `path` and its parents up to `top`, each only while empty.
+fn remove_empty_dirs(path: &Path, top: &Path) {
+    for p in path.ancestors() {
+        if std::fs::remove_dir(p).is_err() || p == top {
+            break;
+        }
+    }
+}
+
+fn explain_into(a: &ExplainArgs, model: &Arc<Model>, explainer: &Explainer, options: &ExplainOptions) -> Result<()> {
     let layer_files: Vec<(String, String)> = explainer.layer_names().iter().map(|n| (n.to_string(), safe_name(n))).collect();
     let stems = stems(&a.images);
     let pb = bar(a.images.len(), "explaining");
     let mut unsolved_warned = false;
     for (chunk_i, chunk) in a.images.chunks(a.batch.max(1)).enumerate() {
-        let results = explainer.explain_files(chunk, &options)?;
-        for (j, (path, ex)) in chunk.iter().zip(&results).enumerate() {
+        // Each photo is decoded once: the model's input and the overlay come from the same pixels.
+        let photos: Vec<RgbImage> = chunk.par_iter().map(|p| decode_photo(p)).collect::<Result<_>>()?;
+        let prepared = photos.par_iter().map(|p| model.preprocess.from_rgb8(p)).collect::<Result<Vec<_>>>()?;
+        let results = explainer.explain_prepared(prepared, options)?;
+        for (j, ((path, photo), ex)) in chunk.iter().zip(&photos).zip(&results).enumerate() {
             let idx = chunk_i * a.batch.max(1) + j;
             if !unsolved_warned {
                 for c in &ex.classes {
                     if let Some(f) = explainer.fits().iter().find(|f| !f.is_solved(c.class)) {
                         eprintln!(
                             "chip: warning: class {} ({}) was not solved in the fit of '{}'; its map is empty",
-                            c.class, label(&model, c.class), f.meta.layer
+                            c.class, chip::error::escape_controls(&label(model, c.class)), chip::error::escape_controls(&f.meta.layer)
                         );
                         unsolved_warned = true;
                         break;
                     }
                 }
             }
-            let record = write_explanation(&a, &model, &layer_files, &stems[idx], path, ex)?;
+            let record = write_explanation(a, model, &layer_files, &stems[idx], path, photo, ex)?;
             if a.json {
                 emit(&record.to_string());
             } else {
-                emit(&summary_line(&model, &explainer, path, ex));
+                emit(&summary_line(model, explainer, path, ex));
             }
             pb.inc(1);
         }
@@ -145,18 +188,19 @@ pub(crate) fn fmt_box(b: &Option<BBox>) -> String {
 }
 
 /// Writes the overlays (and maps) of one image; returns its JSON record.
-pub(crate) fn write_explanation(a: &ExplainArgs, model: &Model, layer_files: &[(String, String)], stem: &str, path: &Path, ex: &ImageExplanation) -> Result<Value> {
-    let photo = image::open(path)
-        .map_err(|e| Error::Image { what: path.display().to_string(), msg: e.to_string() })?
-        .to_rgb8();
-    // Maps are at the size the preprocessing decoded; the photo must match it to be overlaid.
-    let photo = if photo.dimensions() != (ex.size.width, ex.size.height) {
-        image::imageops::resize(&photo, ex.size.width, ex.size.height, image::imageops::FilterType::Triangle)
-    } else {
-        photo
-    };
+pub(crate) fn write_explanation(
+    a: &ExplainArgs,
+    model: &Model,
+    layer_files: &[(String, String)],
+    stem: &str,
+    path: &Path,
+    photo: &RgbImage,
+    ex: &ImageExplanation,
+) -> Result<Value> {
+    // The maps are at the size of the pixels the model saw, which are these.
+    debug_assert_eq!(photo.dimensions(), (ex.size.width, ex.size.height));
     let write_map = |m: &Map, name: &str| -> Result<Value> {
-        let mut img = chip::render::overlay(&photo, &m.data)?;
+        let mut img = chip::render::overlay(photo, &m.data)?;
         if let Some(b) = &m.bbox {
             chip::render::draw_box(&mut img, b, [255, 255, 255]);
         }

@@ -1,5 +1,6 @@
 //! `chip fit` and `chip merge`.
 use super::*;
+use sha2::Digest;
 
 #[derive(Args)]
 pub(crate) struct FitArgs {
@@ -113,6 +114,7 @@ pub(crate) fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
     if !a.images.exists() {
         return Err(Error::io(&a.images, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder or list file")));
     }
+    refuse_output_is_input(&a.out, &[("image list", &a.images), ("model", &a.model)])?;
     // The fit can take minutes: a place it cannot write to fails now, not after.
     chip::util::atomic::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
@@ -163,6 +165,19 @@ pub(crate) fn fit(a: FitArgs, rt: &RuntimeOptions) -> Result<()> {
 
 pub(crate) fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
     check_lambda(a.lambda_rel)?;
+    let mut inputs: Vec<(&str, &Path)> = a.stats.iter().map(|p| ("statistics file", p.as_path())).collect();
+    inputs.push(("model", &a.model));
+    refuse_output_is_input(&a.out, &inputs)?;
+    // One shard given twice (the same file, or a copy of it) would count its images twice.
+    for (i, p) in a.stats.iter().enumerate() {
+        if let Some(q) = a.stats[..i].iter().find(|q| same_file(p, q)) {
+            return Err(Error::invalid(format!(
+                "statistics file {} is given twice (also as {}): its images would be counted twice",
+                p.display(),
+                q.display()
+            )));
+        }
+    }
     chip::util::atomic::check_writable(&a.out)?;
     let model = load_model(&a.model, rt)?;
     check_classes(&a.classes, &model)?;
@@ -170,8 +185,19 @@ pub(crate) fn merge(a: MergeArgs, rt: &RuntimeOptions) -> Result<()> {
     params.admm.lambda_rel = a.lambda_rel;
     params.classes = a.classes.map(|c| c.0);
     let mut stats = chip::math::stats::Stats::load(&a.stats[0])?;
-    for path in &a.stats[1..] {
+    let digest = |s: &chip::math::stats::Stats| sha2::Sha256::digest(s.to_bytes()).to_vec();
+    let mut seen = vec![digest(&stats)];
+    for (i, path) in a.stats.iter().enumerate().skip(1) {
         let shard = chip::math::stats::Stats::load(path)?;
+        let d = digest(&shard);
+        if let Some(j) = seen.iter().position(|s| *s == d) {
+            return Err(Error::invalid(format!(
+                "statistics files {} and {} hold the same statistics (a copy of one shard): its images would be counted twice",
+                a.stats[j].display(),
+                a.stats[i].display()
+            )));
+        }
+        seen.push(d);
         stats.merge(&shard).map_err(|e| match e {
             Error::FitMismatch(m) => Error::FitMismatch(format!("{} and {}: {m}", path.display(), a.stats[0].display())),
             e => e,

@@ -1,19 +1,5 @@
-//! `chip layers`, `chip inspect` and `chip export`.
+//! `chip layers` and `chip inspect`.
 use super::*;
-
-#[derive(Args)]
-pub(crate) struct ExportArgs {
-    #[arg(long)]
-    pub(crate) model: PathBuf,
-    /// A fit of this model (repeat for several layers; maps come in this order).
-    #[arg(long = "fit", required = true)]
-    pub(crate) fits: Vec<PathBuf>,
-    #[arg(long)]
-    pub(crate) out: PathBuf,
-    /// Add an int64 input chip_target_class [N]: a value >= 0 explains that class instead of the top-1.
-    #[arg(long)]
-    pub(crate) class_input: bool,
-}
 
 #[derive(Args)]
 pub(crate) struct InspectArgs {
@@ -25,6 +11,10 @@ pub(crate) struct InspectArgs {
     /// Class names, one per line, to label classes.
     #[arg(long)]
     pub(crate) labels: Option<PathBuf>,
+    /// The model the fit belongs to: its labels name the classes (with its spec from the sidecar
+    /// or --preprocess), and the fit is checked against it.
+    #[arg(long)]
+    pub(crate) model: Option<PathBuf>,
     /// Channels listed per class.
     #[arg(long, default_value_t = 10)]
     pub(crate) top: usize,
@@ -42,6 +32,10 @@ pub(crate) fn layers(model: &Path, json: bool, rt: &RuntimeOptions) -> Result<()
         emit(&serde_json::to_string(&layers).map_err(|e| Error::invalid(e.to_string()))?);
         return Ok(());
     }
+    let spec = model.spec.describe();
+    emit(&format!("preprocessing: {}", spec["spec"]));
+    emit(&format!("where each value came from: {}", spec["sources"]));
+    emit("");
     let w = layers.iter().map(|l| l.name.len()).max().unwrap_or(4).max(5);
     emit(&format!("{:<w$}  {:<20}  {:>8}  {:>6}  {:>6}", "layer", "op", "channels", "height", "width"));
     for l in &layers {
@@ -52,26 +46,20 @@ pub(crate) fn layers(model: &Path, json: bool, rt: &RuntimeOptions) -> Result<()
 
 // ----------------------------------------------------------------------------------- inspect --
 
-pub(crate) fn export(a: ExportArgs, rt: &RuntimeOptions) -> Result<()> {
-    chip::util::atomic::check_writable(&a.out)?;
-    let fits: Vec<LayerFit> = a.fits.iter().map(|p| LayerFit::load(p)).collect::<Result<_>>()?;
-    let model = Model::load(&a.model, rt)?;
-    let options = chip::engine::export::ExportOptions { class_input: a.class_input };
-    chip::engine::export::export_to_file(&model, &fits, &options, &a.out)?;
-    let layers: Vec<&str> = fits.iter().map(|f| f.meta.layer.as_str()).collect();
-    emit(&format!("wrote {} (maps of {})", a.out.display(), layers.join(", ")));
-    Ok(())
-}
-
-pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
+pub(crate) fn inspect(a: InspectArgs, rt: &RuntimeOptions) -> Result<()> {
     let fit = LayerFit::load(&a.fit)?;
     let m = &fit.meta;
-    let labels: Option<Vec<String>> = match &a.labels {
-        Some(p) => {
+    let model = a.model.as_deref().map(|p| load_model(p, rt)).transpose()?;
+    if let Some(model) = &model {
+        fit.check_against(model)?;
+    }
+    let labels: Option<Vec<String>> = match (&a.labels, &model) {
+        (Some(p), _) => {
             let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
             Some(text.lines().map(|l| l.trim().to_string()).collect())
         }
-        None => None,
+        (None, Some(model)) => model.labels.clone(),
+        (None, None) => None,
     };
     let name = |c: usize| labels.as_ref().and_then(|l| l.get(c)).cloned().unwrap_or_else(|| format!("class {c}"));
     let solved = fit.solved();
@@ -94,7 +82,7 @@ pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
             "layer": m.layer, "channels": m.channels, "height": m.height, "width": m.width, "classes": m.classes,
             "images": m.images, "gates": m.gates, "sigma2_rel": m.sigma2_rel, "lambda_rel": m.admm.lambda_rel, "seed": m.seed,
             "solved_classes": solved.len(), "zero_classes": chip::math::inspect::zero_rows(&fit.weights, m.channels, &solved).len(),
-            "sparsity": sparsity, "overlap": overlap, "per_class": classes,
+            "sparsity": sparsity, "overlap": overlap, "per_class": classes, "preprocess": m.preprocess,
         }).to_string());
         return Ok(());
     }
@@ -103,6 +91,9 @@ pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
         m.layer, m.channels, m.height, m.width, m.classes, solved.len()
     ));
     emit(&format!("fitted on {} images x {} gates, sigma2 {} x K, lambda {} x lambda_max, seed {}", m.images, m.gates, m.sigma2_rel, m.admm.lambda_rel, m.seed));
+    if let Some(p) = &m.preprocess {
+        emit(&format!("made under the preprocessing {p}"));
+    }
     let zero = chip::math::inspect::zero_rows(&fit.weights, m.channels, &solved).len();
     emit(&format!("sparsity over solved classes: {:.1}% zero; {zero} solved classes all zero", 100.0 * sparsity));
     if let Some(o) = &overlap {

@@ -17,13 +17,15 @@ use std::sync::Arc;
 
 mod eval;
 mod explain;
+mod export;
 mod fit;
 mod inspect;
 
-use eval::{eval_loc, mosaic, quality, EvalArgs, MosaicArgs, QualityArgs};
+use eval::{eval, eval_loc, mosaic, EvalArgs, EvalLocArgs, MosaicArgs};
 use explain::{explain, ExplainArgs};
 use fit::{fit, merge, FitArgs, MergeArgs};
-use inspect::{export, inspect, layers, ExportArgs, InspectArgs};
+use export::{export, ExportArgs};
+use inspect::{inspect, layers, InspectArgs};
 
 #[derive(Parser)]
 #[command(name = "chip", version, about = "CHIP: channel-wise disentangled interpretation of image classifiers")]
@@ -45,7 +47,14 @@ struct RuntimeArgs {
     /// Intra-op threads per ONNX Runtime session (0: its own choice; at most 1024).
     #[arg(long, global = true, default_value_t = 0)]
     threads: usize,
+    /// The model's preprocessing spec (JSON, the keys of the README's table); its keys override
+    /// the sidecar <model>.json. Without either, what the graph does not say is assumed, with a warning.
+    #[arg(long, global = true, value_name = "FILE.json")]
+    preprocess: Option<PathBuf>,
 }
+
+/// The `--preprocess` spec of this run, read once before any model loads.
+static PREPROCESS: std::sync::OnceLock<Option<chip::runtime::spec::PreprocessSpec>> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -63,10 +72,10 @@ enum Command {
     /// Explain photos: overlays with boxes, optionally maps as .npy and JSON lines.
     Explain(ExplainArgs),
     /// Evaluate weakly-supervised localization against ground-truth boxes.
-    EvalLoc(EvalArgs),
+    EvalLoc(EvalLocArgs),
     /// Score maps on localization, class discrimination and faithfulness, methods side by side
     /// with 95% bootstrap intervals and paired differences to a reference method.
-    Eval(QualityArgs),
+    Eval(EvalArgs),
     /// Build 2×2 mosaics of photos of different top-1 classes, for the class-discrimination score.
     Mosaic(MosaicArgs),
     /// Show a fit's top channels, sparsity and channel overlap between classes.
@@ -141,23 +150,26 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chip: {e}");
+            // Messages may carry text from files (layer names, labels): no raw control characters.
+            eprintln!("chip: {}", chip::error::escape_controls(&e.to_string()));
             std::process::ExitCode::from(1)
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let rt = RuntimeOptions { ort_lib: cli.runtime.ort_lib, device: cli.runtime.device, threads: cli.runtime.threads };
+    let rt = RuntimeOptions { ort_lib: cli.runtime.ort_lib, device: cli.runtime.device, threads: cli.runtime.threads, ..Default::default() };
+    let spec = cli.runtime.preprocess.as_deref().map(chip::runtime::spec::PreprocessSpec::from_file).transpose()?;
+    let _ = PREPROCESS.set(spec);
     match cli.command {
         Command::Layers { model, json } => layers(&model, json, &rt),
         Command::Fit(a) => fit(a, &rt),
         Command::Merge(a) => merge(a, &rt),
         Command::Explain(a) => explain(a, &rt),
         Command::EvalLoc(a) => eval_loc(a, &rt),
-        Command::Eval(a) => quality(a, &rt),
+        Command::Eval(a) => eval(a, &rt),
         Command::Mosaic(a) => mosaic(a, &rt),
-        Command::Inspect(a) => inspect(a),
+        Command::Inspect(a) => inspect(a, &rt),
         Command::Export(a) => export(a, &rt),
     }
 }
@@ -171,10 +183,43 @@ fn emit(line: &str) {
 }
 
 fn load_model(path: &Path, rt: &RuntimeOptions) -> Result<Arc<Model>> {
-    if !path.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found")));
+    // A folder, FIFO or device says what it is; a missing file says so.
+    chip::util::read::open_regular(path, "model")?;
+    let model = Model::load_with(path, rt, PREPROCESS.get().and_then(Option::as_ref))?;
+    let assumed = model.spec.assumed();
+    if !assumed.is_empty() {
+        eprintln!(
+            "chip: warning: {}: the preprocessing spec does not state {}; assumed {} (state them in --preprocess FILE.json or {})",
+            path.display(),
+            if assumed.len() == 1 { "this key" } else { "these keys" },
+            assumed.join(", "),
+            path.with_extension("json").display()
+        );
     }
-    Ok(Arc::new(Model::load(path, rt)?))
+    Ok(Arc::new(model))
+}
+
+/// Whether two paths name one file (device and inode, so links and other spellings count);
+/// false when either does not exist.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// Refuses an output path that is one of the inputs (`what` names each): writing it would
+/// replace the input.
+fn refuse_output_is_input(out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    if let Some((what, p)) = inputs.iter().find(|(_, p)| same_file(out, p)) {
+        return Err(Error::invalid(format!(
+            "--out {} is the {what} {} itself: writing it would replace the input; choose another output path",
+            out.display(),
+            p.display()
+        )));
+    }
+    Ok(())
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {

@@ -58,7 +58,7 @@ impl Method {
                     threshold: crate::math::localize::DEFAULT_THRESHOLD,
                     original_size,
                 };
-                let out = ex.explain(&p.data, &[p.size], &options)?.remove(0);
+                let out = ex.explain_windows(&p.data, &[p.size], &[p.window], &options)?.remove(0);
                 Ok(out
                     .classes
                     .into_iter()
@@ -87,7 +87,7 @@ pub struct Mosaic {
 
 /// Reads a mosaic list written by [`make_mosaics`].
 pub fn load_mosaics(path: &Path) -> Result<Vec<Mosaic>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::util::read::read_regular(path, crate::util::read::MAX_TEXT_BYTES, "mosaic list")?;
     let list: Vec<Mosaic> = serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid(format!("{}: not a mosaic list: {e}", path.display())))?;
     if let Some(m) = list.iter().find(|m| m.classes.len() != 4) {
@@ -131,7 +131,7 @@ pub fn make_mosaics(model: &Model, photos: &[PathBuf], count: usize, seed: u64, 
         }
         let mut canvas = image::RgbImage::new(2 * tw as u32, 2 * th as u32);
         for (t, &i) in picked.iter().enumerate() {
-            let bytes = std::fs::read(&photos[i]).map_err(|e| Error::io(&photos[i], e))?;
+            let bytes = crate::util::read::read_regular(&photos[i], crate::util::read::MAX_IMAGE_BYTES, "image")?;
             let img = crate::runtime::preprocess::decode_rgb8(&bytes, &photos[i].display().to_string())?;
             let tile = image::imageops::resize(&img, tw as u32, th as u32, image::imageops::FilterType::Triangle);
             image::imageops::replace(&mut canvas, &tile, ((t % 2) * tw) as i64, ((t / 2) * th) as i64);

@@ -64,6 +64,7 @@ pub(super) struct Plan<'m> {
     pub(super) is_logits: bool,
     /// The layer's GAP→linear head, when the gated outputs come in closed form.
     pub(super) head: Option<LinearHead>,
+    pub(super) activation: crate::math::objective::Activation,
 }
 
 /// Buffers reused across batches, the statistics and the running totals of a pass.
@@ -143,6 +144,7 @@ impl<'m> Plan<'m> {
             target: params.objective.target,
             is_logits: model.output_kind == OutputKind::Logits,
             head,
+            activation: model.activation,
         })
     }
 
@@ -224,7 +226,7 @@ impl<'m> Plan<'m> {
         let t0 = Instant::now();
         let mut g = vec![0f32; b * n_gates * classes];
         form.gated_outputs(&self.gates, &z, b, &mut g, par);
-        gated::apply_target(self.target, &mut g, classes, self.is_logits);
+        gated::apply_target(self.target, &mut g, classes, self.is_logits, self.activation);
         t.suffix += t0.elapsed();
         t.gate_rows += b * n_gates;
         if let Some(idx) = first_non_finite(&g) {
@@ -347,7 +349,7 @@ impl<'m> Plan<'m> {
                 let dst = &mut pass.g[n0 * classes..(n0 + rows) * classes];
                 dst.copy_from_slice(raw);
                 for row in dst.chunks_exact_mut(classes) {
-                    self.target.apply(row, self.is_logits);
+                    self.target.apply_with(row, self.is_logits, self.activation);
                 }
                 t.suffix += t0.elapsed();
                 t.suffix_runs += 1;

@@ -173,3 +173,38 @@ fn add_images_equals_one_image_at_a_time() {
     assert!(close(&batch.b, &one.b, 1e-13) && close(&batch.bg, &one.bg, 1e-13));
     assert!(batch.add_images(&gates, &z[1..], &f, &g).is_err());
 }
+
+/// The bytes of `st` with the f64 header word `i` (0 channels .. 7 h_sum) replaced and the checksum renewed.
+fn with_word(st: &Stats, i: usize, value: u64) -> Vec<u8> {
+    let mut bytes = st.to_bytes();
+    bytes[12 + 8 * i..20 + 8 * i].copy_from_slice(&value.to_le_bytes());
+    let body = bytes.len() - 32;
+    let digest = Sha256::digest(&bytes[..body]);
+    bytes[body..].copy_from_slice(&digest);
+    bytes
+}
+
+#[test]
+fn values_that_cannot_be_used_are_refused_at_load() {
+    let (gates, data) = problem(3, 2, 4, 2, 5);
+    let mut st = Stats::new(&gates, 2, Target::LogProbability);
+    for (z, f, g) in &data {
+        st.add_image(&gates, z, f, g).unwrap();
+    }
+    let p = Path::new("s.stats");
+    assert!(Stats::from_bytes(&with_word(&st, 0, st.channels as u64), p).is_ok());
+    let file_err = |bytes: Vec<u8>, needle: &str| {
+        let e = Stats::from_bytes(&bytes, p).unwrap_err();
+        assert!(matches!(&e, Error::FitFile { msg, .. } if msg.contains(needle)), "{needle}: {e}");
+    };
+    file_err(with_word(&st, 4, f64::NAN.to_bits()), "sigma2_rel NaN");
+    file_err(with_word(&st, 4, (-1.0f64).to_bits()), "sigma2_rel -1.0");
+    file_err(with_word(&st, 7, f64::NAN.to_bits()), "gate-proximity sum of NaN");
+    file_err(with_word(&st, 7, 1e300f64.to_bits()), "at most the 4 gates");
+    file_err(with_word(&st, 2, 0), "0 gates");
+    // A NaN inside the statistics: non-finite, named.
+    let mut nan = st.clone();
+    nan.d[3] = f64::NAN;
+    let e = Stats::from_bytes(&nan.to_bytes(), p).unwrap_err();
+    assert!(matches!(&e, Error::NonFinite(m) if m.contains("statistic d (element 3")), "{e}");
+}

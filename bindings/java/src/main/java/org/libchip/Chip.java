@@ -5,7 +5,7 @@ import com.sun.jna.ptr.DoubleByReference;
 /** Library-wide functions of libchip. */
 public final class Chip {
     /** The C ABI version this binding was written for. */
-    public static final int ABI_VERSION = 2;
+    public static final int ABI_VERSION = 3;
 
     private Chip() {}
 

@@ -41,13 +41,14 @@ interface ChipLibrary extends Library {
         }
     }
 
-    @Structure.FieldOrder({"struct_size", "device", "device_id", "threads", "ort_lib"})
+    @Structure.FieldOrder({"struct_size", "device", "device_id", "threads", "ort_lib", "preprocess"})
     final class CModelOptions extends Structure {
         public SizeT struct_size;
         public int device;
         public int device_id;
         public SizeT threads;
         public Pointer ort_lib;
+        public Pointer preprocess;
     }
 
     interface ProgressCallback extends Callback {
@@ -130,17 +131,19 @@ interface ChipLibrary extends Library {
 
     int chip_explain_options_default(CExplainOptions opts);
 
-    int chip_load_model(String path, CModelOptions opts, PointerByReference out);
+    int chip_model_load(String path, CModelOptions opts, PointerByReference out);
 
-    int chip_load_model_bytes(byte[] data, SizeT len, CModelOptions opts, PointerByReference out);
+    int chip_model_load_bytes(byte[] data, SizeT len, CModelOptions opts, PointerByReference out);
 
     void chip_model_free(Pointer model);
 
-    int chip_model_num_classes(Pointer model, SizeTByReference out);
+    int chip_model_class_count(Pointer model, SizeTByReference out);
 
     int chip_model_input_size(Pointer model, CSize out);
 
     int chip_model_class_label(Pointer model, SizeT cls, byte[] buf, SizeT len, SizeTByReference outLen);
+
+    int chip_model_preprocess(Pointer model, byte[] buf, SizeT len, SizeTByReference outLen);
 
     int chip_model_layer_count(Pointer model, SizeTByReference out);
 
@@ -182,9 +185,9 @@ interface ChipLibrary extends Library {
 
     int chip_layer_fit_layer_name(Pointer fit, byte[] buf, SizeT len, SizeTByReference outLen);
 
-    int chip_layer_fit_channels(Pointer fit, SizeTByReference out);
+    int chip_layer_fit_channel_count(Pointer fit, SizeTByReference out);
 
-    int chip_layer_fit_classes(Pointer fit, SizeTByReference out);
+    int chip_layer_fit_class_count(Pointer fit, SizeTByReference out);
 
     int chip_layer_fit_weights_row(Pointer fit, SizeT cls, float[] buf, SizeT len, SizeTByReference outLen);
 

@@ -31,26 +31,26 @@ public final class LayerFit extends NativeHandle {
     }
 
     /** The number of channels K of the fitted layer. */
-    public int channels() {
+    public int channelCount() {
         return use(p -> {
             SizeTByReference n = new SizeTByReference();
-            Native.check(Native.LIB.chip_layer_fit_channels(p, n));
+            Native.check(Native.LIB.chip_layer_fit_channel_count(p, n));
             return Math.toIntExact(n.getValue());
         });
     }
 
     /** The number of classes C (weight rows). */
-    public int classes() {
+    public int classCount() {
         return use(p -> {
             SizeTByReference n = new SizeTByReference();
-            Native.check(Native.LIB.chip_layer_fit_classes(p, n));
+            Native.check(Native.LIB.chip_layer_fit_class_count(p, n));
             return Math.toIntExact(n.getValue());
         });
     }
 
     /** The importance of each channel for a class (zero for classes that were not solved). */
     public float[] weightsRow(int classId) {
-        int k = channels();
+        int k = channelCount();
         return use(p -> Native.getFloats(k, (buf, len, out) ->
                 Native.LIB.chip_layer_fit_weights_row(p, Native.index(classId), buf, len, out)));
     }

@@ -22,31 +22,34 @@ public final class Model extends NativeHandle {
     }
 
     public static Model load(Path path, ModelOptions options) {
-        Memory[] keep = new Memory[1];
+        Memory[] keep = new Memory[2];
         ChipLibrary.CModelOptions o = options.toC(keep);
         PointerByReference out = new PointerByReference();
-        Native.check(Native.LIB.chip_load_model(path.toString(), o, out));
+        Native.check(Native.LIB.chip_model_load(path.toString(), o, out));
         java.lang.ref.Reference.reachabilityFence(keep);
         return new Model(out.getValue());
     }
 
-    /** Loads a model from memory (no sidecar: ImageNet preprocessing, no labels). */
+    /**
+     * Loads a model from memory. There is no sidecar: the preprocessing is the options' spec where
+     * given, else what the graph says and the library's assumptions (see {@link #preprocess()}).
+     */
     public static Model fromBytes(byte[] onnx, ModelOptions options) {
         if (onnx.length == 0) {
             throw Native.invalid("the model is 0 bytes");
         }
-        Memory[] keep = new Memory[1];
+        Memory[] keep = new Memory[2];
         ChipLibrary.CModelOptions o = options.toC(keep);
         PointerByReference out = new PointerByReference();
-        Native.check(Native.LIB.chip_load_model_bytes(onnx, Native.size(onnx.length), o, out));
+        Native.check(Native.LIB.chip_model_load_bytes(onnx, Native.size(onnx.length), o, out));
         java.lang.ref.Reference.reachabilityFence(keep);
         return new Model(out.getValue());
     }
 
-    public int numClasses() {
+    public int classCount() {
         return use(p -> {
             SizeTByReference n = new SizeTByReference();
-            Native.check(Native.LIB.chip_model_num_classes(p, n));
+            Native.check(Native.LIB.chip_model_class_count(p, n));
             return Math.toIntExact(n.getValue());
         });
     }
@@ -64,6 +67,15 @@ public final class Model extends NativeHandle {
     public String classLabel(int classId) {
         return use(p -> Native.getString((buf, len, out) ->
                 Native.LIB.chip_model_class_label(p, Native.index(classId), buf, len, out)));
+    }
+
+    /**
+     * The effective preprocessing as JSON text: {@code {"spec": {...}, "sources": {key: "given" |
+     * "sidecar" | "graph" | "probe" | "assumed"}, "fingerprint": "..."}}; "assumed" marks a value
+     * nothing stated (the library's default).
+     */
+    public String preprocess() {
+        return use(p -> Native.getString((buf, len, out) -> Native.LIB.chip_model_preprocess(p, buf, len, out)));
     }
 
     /** The candidate layers (4-D activations) in graph order. */
@@ -117,7 +129,7 @@ public final class Model extends NativeHandle {
         if (n < 0) {
             throw Native.invalid("negative image count");
         }
-        int classes = numClasses();
+        int classes = classCount();
         float[] flat = use(p -> Native.getFloats((long) n * classes, (buf, len, out) ->
                 Native.LIB.chip_model_predict(p, data.length == 0 ? null : data, Native.size(data.length),
                         Native.size(n), buf, len, out)));

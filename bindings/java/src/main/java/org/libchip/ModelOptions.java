@@ -20,6 +20,7 @@ public final class ModelOptions {
     private int deviceId;
     private int threads;
     private Path ortLib;
+    private String preprocess;
 
     public ModelOptions device(Device device, int deviceId) {
         this.device = device;
@@ -42,6 +43,26 @@ public final class ModelOptions {
         return this;
     }
 
+    /**
+     * A preprocessing spec as JSON text (the keys of the sidecar {@code <model>.json}), or null for
+     * none. Its keys override the sidecar's; an unknown key fails the load with a {@link ChipException}
+     * of {@link Status#INVALID_ARGUMENT} naming it. {@link Model#preprocess()} tells the effective spec
+     * and where each value came from.
+     */
+    public ModelOptions preprocess(String json) {
+        this.preprocess = json;
+        return this;
+    }
+
+    private static com.sun.jna.Memory cString(String s) {
+        byte[] b = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        com.sun.jna.Memory m = new com.sun.jna.Memory(b.length + 1L);
+        m.write(0, b, 0, b.length);
+        m.setByte(b.length, (byte) 0);
+        return m;
+    }
+
+    /** The C struct; {@code keep} (two slots) holds the strings it points to for the call. */
     ChipLibrary.CModelOptions toC(com.sun.jna.Memory[] keep) {
         ChipLibrary.CModelOptions c = new ChipLibrary.CModelOptions();
         c.struct_size = Native.size(c.size());
@@ -53,12 +74,12 @@ public final class ModelOptions {
         }
         c.threads = Native.size(threads);
         if (ortLib != null) {
-            byte[] b = ortLib.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
-            com.sun.jna.Memory m = new com.sun.jna.Memory(b.length + 1L);
-            m.write(0, b, 0, b.length);
-            m.setByte(b.length, (byte) 0);
-            keep[0] = m;
-            c.ort_lib = m;
+            keep[0] = cString(ortLib.toString());
+            c.ort_lib = keep[0];
+        }
+        if (preprocess != null) {
+            keep[1] = cString(preprocess);
+            c.preprocess = keep[1];
         }
         return c;
     }

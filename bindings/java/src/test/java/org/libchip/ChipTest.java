@@ -94,7 +94,7 @@ class ChipTest {
 
     @Test
     void modelInfo() throws Exception {
-        assertEquals(1000, model.numClasses());
+        assertEquals(1000, model.classCount());
         assertEquals(new Size(224, 224), model.inputSize());
         List<String> labels = Files.readAllLines(Reference.model().resolveSibling("imagenet_classes.txt"));
         for (int c : new int[] {0, 285, 500, 999}) {
@@ -117,8 +117,8 @@ class ChipTest {
     @Test
     void fitWeights() {
         assertEquals(lastName, fit.layerName());
-        assertEquals(1280, fit.channels());
-        assertEquals(1000, fit.classes());
+        assertEquals(1280, fit.channelCount());
+        assertEquals(1000, fit.classCount());
         for (int c : Reference.FIT_CLASSES) {
             float[] row = fit.weightsRow(c);
             long nz = 0;
@@ -368,7 +368,7 @@ class ChipTest {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.fitLayer(lastName, Images.files(four), opts));
         assertEquals("boom", e.getMessage());
         assertEquals(Status.CANCELLED, ((ChipException) e.getSuppressed()[0]).status());
-        assertEquals(1000, model.numClasses());
+        assertEquals(1000, model.classCount());
     }
 
     @Test
@@ -511,5 +511,40 @@ class ChipTest {
         }
         assertStatus(Status.INVALID_ARGUMENT, () -> model.fitLayer(lastName, Images.tensor(data, 2, null), opts));
         assertStatus(Status.INVALID_ARGUMENT, () -> Images.tensor(data, 3, List.of(new Size(10, 10))));
+    }
+
+    /**
+     * A preprocessing spec through {@link ModelOptions#preprocess(String)}: its keys are "given" in
+     * {@link Model#preprocess()}, the tensor follows it (the sidecar's x = (p - 127) / 128 re-normalised
+     * here to p / 255), the probabilities move; an unknown key fails the load naming it.
+     */
+    @Test
+    void preprocessSpec() {
+        String side = model.preprocess();
+        assertTrue(side.contains("\"sources\":{") && side.contains("\"mean\":\"sidecar\""), side);
+        ModelOptions options = new ModelOptions().preprocess("{\"mean\": [0, 0, 0], \"std\": [255, 255, 255]}");
+        try (Model given = Model.load(Reference.model(), options)) {
+            String described = given.preprocess();
+            assertTrue(described.contains("\"mean\":\"given\"") && described.contains("\"std\":\"given\""), described);
+            assertTrue(described.contains("\"scale\":\"sidecar\"") && described.contains("\"fingerprint\":\""), described);
+            Path photo = Reference.fitPhotos().get(0);
+            float[] a = model.preprocess(photo).data();
+            float[] b = given.preprocess(photo).data();
+            double worst = 0;
+            for (int i = 0; i < a.length; i++) {
+                worst = Math.max(worst, Math.abs(b[i] - (a[i] * 128.0 + 127.0) / 255.0));
+            }
+            assertTrue(worst < 1e-5, "the spec's tensor differs from the hand-normalised one by " + worst);
+            float[] pa = model.predict(a, 1)[0];
+            float[] pb = given.predict(b, 1)[0];
+            double moved = 0;
+            for (int i = 0; i < pa.length; i++) {
+                moved = Math.max(moved, Math.abs(pa[i] - pb[i]));
+            }
+            assertTrue(moved > 1e-3, "the spec did not change the probabilities: " + moved);
+        }
+        assertStatus(Status.INVALID_ARGUMENT,
+                () -> Model.load(Reference.model(), new ModelOptions().preprocess("{\"mean\": 0.5, \"colour\": \"RGB\"}")),
+                "chip_model_options.preprocess", "unknown key 'colour'");
     }
 }

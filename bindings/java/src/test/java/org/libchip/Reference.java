@@ -134,10 +134,10 @@ final class Reference {
         return explain(cli, fits, image, outDir, refined ? List.of("--refined") : List.of());
     }
 
-    /** chip explain --top k --json --save-map on one image with fit files, maps read back. */
-    static CliResult explainTop(Path cli, List<Path> fits, Path image, Path outDir, int k)
+    /** chip explain --top-k k --json --save-map on one image with fit files, maps read back. */
+    static CliResult explainTopK(Path cli, List<Path> fits, Path image, Path outDir, int k)
             throws IOException, InterruptedException {
-        return explain(cli, fits, image, outDir, List.of("--top", String.valueOf(k)));
+        return explain(cli, fits, image, outDir, List.of("--top-k", String.valueOf(k)));
     }
 
     @SuppressWarnings("unchecked")

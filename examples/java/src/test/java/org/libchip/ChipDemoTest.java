@@ -76,7 +76,7 @@ class ChipDemoTest {
             String[] f = l.strip().split(" ");
             lines.put(f[0].replace(":", ""), java.util.Arrays.copyOfRange(f, 1, f.length));
         }
-        Reference.CliResult ref = Reference.explainTop(cli, List.of(fitFile), Reference.photo(), tmp.resolve("cli"), 3);
+        Reference.CliResult ref = Reference.explainTopK(cli, List.of(fitFile), Reference.photo(), tmp.resolve("cli"), 3);
         for (int k = 0; k < ref.classes().size(); k++) {
             String[] got = lines.get("top" + (k + 1));
             assertNotNull(got);

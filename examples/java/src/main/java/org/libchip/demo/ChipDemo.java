@@ -60,7 +60,7 @@ public final class ChipDemo {
         List<Path> fitPhotos = Arrays.stream(args, 4, args.length).map(Path::of).toList();
         out.println("libchip " + Chip.version());
         try (Model model = Model.load(Path.of(args[0]))) {
-            int classes = model.numClasses();
+            int classes = model.classCount();
             Size size = model.inputSize();
             out.println("model: " + classes + " classes, input " + size.width() + "x" + size.height());
 

@@ -5,7 +5,7 @@
 //! pseudo-random from the seed (the same seed gives the same bytes on every platform); convolutions
 //! are 3×3 with padding 1, weights uniform in ±√(6/fan_in) (He scale, so activations stay O(1)
 //! through Relu) and biases uniform in ±0.1.
-use crate::onnx::OnnxModel;
+use chip::onnx::OnnxModel;
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
     NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
@@ -147,7 +147,7 @@ fn plant(rng: &mut SplitMix, classes: usize, channels: usize, per_class: usize) 
 }
 
 /// The gates' RNG with the few draws test weights need.
-struct SplitMix(crate::util::rng::Rng);
+struct SplitMix(chip::util::rng::Rng);
 
 impl SplitMix {
     fn next_u64(&mut self) -> u64 {
@@ -173,6 +173,110 @@ struct Builder {
     rng: SplitMix,
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
+}
+
+/// The input and head conventions of real exporters, each on the body of [`plain_cnn`] (same seed,
+/// same weights): conv1 → relu1 → conv2 → relu2 → head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// Input `input` [N, SIZE, SIZE, 3] float, then Transpose(0,3,1,2), as tf2onnx writes Keras models.
+    NhwcTranspose,
+    /// Input `input` [N, 3, SIZE, SIZE] uint8, then Cast, ×1/255 and ImageNet mean/std inside the graph.
+    Uint8Cast,
+    /// relu2 → Flatten → Gemm (K·H·W → C), a VGG-style head with no global pooling.
+    FlattenDense,
+    /// The plain head, then Sigmoid: `probs` are independent per class (multi-label).
+    SigmoidMultiLabel,
+    /// The plain model with the batch dimension fixed at 1.
+    FixedBatch1,
+    /// The plain model with a second output `embedding` [N, 8] (the pooled features) after `logits`.
+    TwoOutputs,
+}
+
+impl Convention {
+    pub const ALL: [Convention; 6] = [
+        Convention::NhwcTranspose,
+        Convention::Uint8Cast,
+        Convention::FlattenDense,
+        Convention::SigmoidMultiLabel,
+        Convention::FixedBatch1,
+        Convention::TwoOutputs,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::NhwcTranspose => "nhwc_transpose",
+            Convention::Uint8Cast => "uint8_cast",
+            Convention::FlattenDense => "flatten_dense",
+            Convention::SigmoidMultiLabel => "sigmoid_multilabel",
+            Convention::FixedBatch1 => "fixed_batch1",
+            Convention::TwoOutputs => "two_outputs",
+        }
+    }
+}
+
+/// A model in `convention` with the weights of `plain_cnn(classes, seed)` where the body is shared.
+pub fn convention(convention: Convention, classes: usize, seed: u64) -> OnnxModel {
+    assert!(classes > 0, "convention: classes must be positive");
+    let mut b = Builder::new(seed ^ 0x706c_6169_6e00);
+    let body_input = match convention {
+        Convention::NhwcTranspose => {
+            b.node("Transpose", &[INPUT], "nchw", vec![ints_attr("perm", &[0, 3, 1, 2])]);
+            "nchw"
+        }
+        Convention::Uint8Cast => {
+            b.node("Cast", &[INPUT], "as_float", vec![int_attr("to", 1)]);
+            b.init("norm.scale", &[1, 3, 1, 1], vec![1.0 / (255.0 * 0.229), 1.0 / (255.0 * 0.224), 1.0 / (255.0 * 0.225)]);
+            b.init("norm.shift", &[1, 3, 1, 1], vec![0.485 / 0.229, 0.456 / 0.224, 0.406 / 0.225]);
+            b.node("Mul", &["as_float", "norm.scale"], "scaled", vec![]);
+            b.node("Sub", &["scaled", "norm.shift"], "normalised", vec![]);
+            "normalised"
+        }
+        _ => INPUT,
+    };
+    b.conv("conv1", body_input, 3, 8);
+    b.unary("Relu", "relu1", "conv1");
+    b.conv("conv2", "relu1", 8, 8);
+    b.unary("Relu", "relu2", "conv2");
+    let mut outputs = vec![("logits", classes)];
+    match convention {
+        Convention::FlattenDense => {
+            let k = 8 * SIZE * SIZE;
+            b.node("Flatten", &["relu2"], "flat", vec![int_attr("axis", 1)]);
+            let w = b.uniform(classes * k, (6.0 / k as f64).sqrt());
+            let bias = b.uniform(classes, 0.1);
+            b.init("dense.weight", &[classes as i64, k as i64], w);
+            b.init("dense.bias", &[classes as i64], bias);
+            b.node("Gemm", &["flat", "dense.weight", "dense.bias"], "logits", vec![int_attr("transB", 1)]);
+        }
+        Convention::SigmoidMultiLabel => {
+            b.head("relu2", 8, classes, None, "logits");
+            b.unary("Sigmoid", "probs", "logits");
+            outputs = vec![("probs", classes)];
+        }
+        Convention::TwoOutputs => {
+            b.head("relu2", 8, classes, None, "logits");
+            b.unary("Identity", "embedding", "flat");
+            outputs.push(("embedding", 8));
+        }
+        _ => b.head("relu2", 8, classes, None, "logits"),
+    }
+    let batch = if convention == Convention::FixedBatch1 { Dim::Fixed(1) } else { Dim::Symbolic("N") };
+    let batch2 = || if convention == Convention::FixedBatch1 { Dim::Fixed(1) } else { Dim::Symbolic("N") };
+    let input = match convention {
+        Convention::NhwcTranspose => value_info(INPUT, &[batch, Dim::Fixed(SIZE), Dim::Fixed(SIZE), Dim::Fixed(3)]),
+        _ => value_info(INPUT, &[batch, Dim::Fixed(3), Dim::Fixed(SIZE), Dim::Fixed(SIZE)]),
+    };
+    let input = if convention == Convention::Uint8Cast { with_elem_type(input, 2) } else { input };
+    let outputs = outputs.into_iter().map(|(n, c)| value_info(n, &[batch2(), Dim::Fixed(c)])).collect();
+    b.finish_with(convention.name(), input, outputs)
+}
+
+fn with_elem_type(mut v: ValueInfoProto, elem: i32) -> ValueInfoProto {
+    if let Some(type_proto::Value::TensorType(t)) = v.type_.as_mut().and_then(|t| t.value.as_mut()) {
+        t.elem_type = elem;
+    }
+    v
 }
 
 fn conv_attrs() -> Vec<AttributeProto> {
@@ -223,7 +327,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
 
 impl Builder {
     fn new(seed: u64) -> Self {
-        Builder { rng: SplitMix(crate::util::rng::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
+        Builder { rng: SplitMix(chip::util::rng::Rng::new(seed)), nodes: Vec::new(), inits: Vec::new() }
     }
 
     fn init(&mut self, name: &str, dims: &[i64], data: Vec<f32>) {
@@ -286,6 +390,25 @@ impl Builder {
         if output == "probs" {
             self.node("Softmax", &["logits"], "probs", vec![int_attr("axis", -1)]);
         }
+    }
+
+    fn finish_with(self, name: &str, input: ValueInfoProto, outputs: Vec<ValueInfoProto>) -> OnnxModel {
+        let graph = GraphProto {
+            name: name.to_string(),
+            node: self.nodes,
+            initializer: self.inits,
+            input: vec![input],
+            output: outputs,
+            ..Default::default()
+        };
+        let proto = ModelProto {
+            ir_version: 7,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13, ..Default::default() }],
+            producer_name: "chip-testmodels".to_string(),
+            graph: MessageField::some(graph),
+            ..Default::default()
+        };
+        OnnxModel { proto }
     }
 
     fn finish(self, name: &str, output: &str, classes: usize) -> OnnxModel {
