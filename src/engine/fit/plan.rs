@@ -62,9 +62,9 @@ pub(super) struct Plan<'m> {
     pub(super) out_index: usize,
     pub(super) target: Target,
     pub(super) is_logits: bool,
-    pub(super) activation: crate::math::objective::Activation,
     /// The layer's GAP→linear head, when the gated outputs come in closed form.
     pub(super) head: Option<LinearHead>,
+    pub(super) activation: crate::math::objective::Activation,
 }
 
 /// Buffers reused across batches, the statistics and the running totals of a pass.
@@ -143,8 +143,8 @@ impl<'m> Plan<'m> {
             out_index,
             target: params.objective.target,
             is_logits: model.output_kind == OutputKind::Logits,
-            activation: model.activation,
             head,
+            activation: model.activation,
         })
     }
 
@@ -215,8 +215,12 @@ impl<'m> Plan<'m> {
         for (zs, act) in z.chunks_exact_mut(k).zip(lact.chunks_exact(k * hw)) {
             gated::pool(act, hw, zs);
         }
+        // One image at a time, so that an image's numbers do not depend on the batch it came in
+        // (shards and batch sizes give the same statistics, bit for bit).
         let mut orig = vec![0f32; b * classes];
-        form.outputs(&z, b, &mut orig, par);
+        for (zs, o) in z.chunks_exact(k).zip(orig.chunks_exact_mut(classes)) {
+            form.outputs(zs, 1, o, par);
+        }
         self.model.to_probabilities(&mut orig);
         t.original += t0.elapsed();
         if let Some(i) = first_non_finite(&orig) {
@@ -225,7 +229,9 @@ impl<'m> Plan<'m> {
 
         let t0 = Instant::now();
         let mut g = vec![0f32; b * n_gates * classes];
-        form.gated_outputs(&self.gates, &z, b, &mut g, par);
+        for (zs, gi) in z.chunks_exact(k).zip(g.chunks_exact_mut(n_gates * classes)) {
+            form.gated_outputs(&self.gates, zs, 1, gi, par);
+        }
         gated::apply_target(self.target, &mut g, classes, self.is_logits, self.activation);
         t.suffix += t0.elapsed();
         t.gate_rows += b * n_gates;

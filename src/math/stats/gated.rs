@@ -7,7 +7,7 @@
 //! gate of every image are one product Q Fᵀ + bias, where row (s, n) of Q is d_n ⊙ z_s and F (C×K) is
 //! the head's weight. No suffix runs are needed.
 use crate::math::gates::GateSet;
-use crate::math::objective::{softmax, Target};
+use crate::math::objective::{softmax, Activation, Target};
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// Index of the first non-finite value.
@@ -43,8 +43,8 @@ pub fn tile(one: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// Raw model outputs (rows of `classes`) into targets, rows in parallel (see [`Target::apply_with`]).
-pub fn apply_target(target: Target, raw: &mut [f32], classes: usize, is_logits: bool, activation: crate::math::objective::Activation) {
+/// Raw model outputs (rows of `classes`) into targets ([`Target::apply_with`]), rows in parallel.
+pub fn apply_target(target: Target, raw: &mut [f32], classes: usize, is_logits: bool, activation: Activation) {
     use rayon::prelude::*;
     if classes == 0 {
         return;

@@ -155,6 +155,25 @@ fn bad_inputs_rejected() {
     assert!(st.b.iter().all(|&x| x == 0.0));
 }
 
+#[test]
+fn add_images_equals_one_image_at_a_time() {
+    let (k, c, n) = (33, 7, 12);
+    let (gates, data) = problem(k, c, n, 5, 8);
+    let mut one = Stats::new(&gates, c, Target::Probability);
+    let (mut z, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new());
+    for (zs, fs, gs) in &data {
+        one.add_image(&gates, zs, fs, gs).unwrap();
+        z.extend_from_slice(zs);
+        f.extend_from_slice(fs);
+        g.extend_from_slice(gs);
+    }
+    let mut batch = Stats::new(&gates, c, Target::Probability);
+    batch.add_images(&gates, &z, &f, &g).unwrap();
+    assert_eq!((batch.images, &batch.z, &batch.f), (one.images, &one.z, &one.f));
+    assert!(close(&batch.b, &one.b, 1e-13) && close(&batch.bg, &one.bg, 1e-13));
+    assert!(batch.add_images(&gates, &z[1..], &f, &g).is_err());
+}
+
 /// The bytes of `st` with the f64 header word `i` (0 channels .. 7 h_sum) replaced and the checksum renewed.
 fn with_word(st: &Stats, i: usize, value: u64) -> Vec<u8> {
     let mut bytes = st.to_bytes();
@@ -188,23 +207,4 @@ fn values_that_cannot_be_used_are_refused_at_load() {
     nan.d[3] = f64::NAN;
     let e = Stats::from_bytes(&nan.to_bytes(), p).unwrap_err();
     assert!(matches!(&e, Error::NonFinite(m) if m.contains("statistic d (element 3")), "{e}");
-}
-
-#[test]
-fn add_images_equals_one_image_at_a_time() {
-    let (k, c, n) = (33, 7, 12);
-    let (gates, data) = problem(k, c, n, 5, 8);
-    let mut one = Stats::new(&gates, c, Target::Probability);
-    let (mut z, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new());
-    for (zs, fs, gs) in &data {
-        one.add_image(&gates, zs, fs, gs).unwrap();
-        z.extend_from_slice(zs);
-        f.extend_from_slice(fs);
-        g.extend_from_slice(gs);
-    }
-    let mut batch = Stats::new(&gates, c, Target::Probability);
-    batch.add_images(&gates, &z, &f, &g).unwrap();
-    assert_eq!((batch.images, &batch.z, &batch.f), (one.images, &one.z, &one.f));
-    assert!(close(&batch.b, &one.b, 1e-13) && close(&batch.bg, &one.bg, 1e-13));
-    assert!(batch.add_images(&gates, &z[1..], &f, &g).is_err());
 }

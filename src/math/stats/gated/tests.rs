@@ -87,13 +87,15 @@ fn gated_outputs_equal_the_head_on_masked_activations() {
 #[test]
 fn apply_target_transforms_every_row() {
     let raw = vec![1.0f32, 2.0, 3.0, -1.0, 0.0, 1.0];
-    for target in Target::ALL {
-        let mut got = raw.clone();
-        apply_target(target, &mut got, 3, true, crate::math::objective::Activation::Softmax);
-        let mut want = raw.clone();
-        for row in want.chunks_mut(3) {
-            target.apply(row, true);
+    for activation in [Activation::Softmax, Activation::Sigmoid] {
+        for target in Target::ALL {
+            let mut got = raw.clone();
+            apply_target(target, &mut got, 3, true, activation);
+            let mut want = raw.clone();
+            for row in want.chunks_mut(3) {
+                target.apply_with(row, true, activation);
+            }
+            assert_eq!(got, want);
         }
-        assert_eq!(got, want);
     }
 }
