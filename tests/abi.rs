@@ -549,7 +549,8 @@ fn preprocess_spec_through_the_model_options() {
         // A fit made without the spec is refused under it, naming a key that differs.
         let layer = CString::new(p.layer).unwrap();
         let mut fo = std::mem::zeroed::<chip_fit_options>();
-        chip_fit_options_default(&mut fo);
+        fo.struct_size = std::mem::size_of::<chip_fit_options>();
+        assert_eq!(chip_fit_options_default(&mut fo), chip_status::CHIP_STATUS_OK);
         fo.gates = 8;
         fo.mosaics = 0;
         let mut plain_fit: *mut chip_layer_fit = std::ptr::null_mut();

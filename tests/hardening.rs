@@ -223,7 +223,7 @@ fn to_bytes_unchecked(f: &LayerFit) -> Vec<u8> {
     use sha2::Digest;
     let header = serde_json::to_vec(&f.meta).unwrap();
     let mut out = b"CHIPFIT\0".to_vec();
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&chip::engine::fitfile::VERSION.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
     for w in &f.weights {

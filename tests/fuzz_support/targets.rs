@@ -202,11 +202,12 @@ fn word_at(data: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().unwrap()))
 }
 
-/// Where the identity (augment, mosaics, model fingerprint, layer name) after the fixed header
-/// ends, and where each of its two names' length words is (None when it does not fit the data).
-fn stats_identity(data: &[u8]) -> Option<(usize, [usize; 2])> {
+/// Where the identity (augment, mosaics, model fingerprint, layer name, preprocessing spec) after the
+/// fixed header ends, and where each of its three strings' length words is (None when it does not fit).
+fn stats_identity(data: &[u8]) -> Option<(usize, [usize; 3])> {
     let mut pos = STATS_HEADER + 16;
-    let mut lens = [0; 2];
+    // The model fingerprint, the layer name and the preprocessing spec (format 4).
+    let mut lens = [0; 3];
     for l in &mut lens {
         *l = pos;
         let len = usize::try_from(word_at(data, pos)?).ok().filter(|&n| n <= data.len())?;
