@@ -86,7 +86,7 @@ class Reference:
             raise ChipError(f"libchip status {status}: {self.lib.chip_last_error().decode()}")
 
     def _options(self, target):
-        o = ExplainOptions()
+        o = ExplainOptions(struct_size=C.sizeof(ExplainOptions))
         self._ok(self.lib.chip_explain_options_default(C.byref(o)))
         if target is not None and target >= 0:
             self._ids = (C.c_size_t * 1)(target)
