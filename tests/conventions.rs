@@ -58,6 +58,20 @@ fn batch(m: &Model, files: &[PathBuf]) -> Vec<f32> {
     files.iter().flat_map(|p| m.preprocess.load(p).unwrap().data).collect()
 }
 
+/// NCHW images of SIZE×SIZE as NHWC, what an NHWC graph is fed.
+fn to_nhwc(x: &[f32]) -> Vec<f32> {
+    let plane = SIZE * SIZE;
+    let mut hwc = vec![0f32; x.len()];
+    for (img, out) in x.chunks_exact(3 * plane).zip(hwc.chunks_exact_mut(3 * plane)) {
+        for c in 0..3 {
+            for j in 0..plane {
+                out[j * 3 + c] = img[c * plane + j];
+            }
+        }
+    }
+    hwc
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -80,15 +94,7 @@ fn nhwc_input_gets_an_adapter_and_changes_no_number() {
     assert!(max_diff(&a, &b) < 1e-6, "{a:?} vs {b:?}");
     // ONNX Runtime on the original graph, fed NHWC by hand.
     let original = Runner::new(convention(Convention::NhwcTranspose, 4, 7).to_bytes().unwrap(), &opts()).unwrap();
-    let plane = SIZE * SIZE;
-    let mut hwc = vec![0f32; x.len()];
-    for i in 0..4 {
-        for c in 0..3 {
-            for j in 0..plane {
-                hwc[i * 3 * plane + j * 3 + c] = x[i * 3 * plane + c * plane + j];
-            }
-        }
-    }
+    let hwc = to_nhwc(&x);
     let mut raw = original.run(&[("input", &[4, SIZE, SIZE, 3], &hwc)]).unwrap().swap_remove(0).1;
     nhwc.to_probabilities(&mut raw);
     assert!(max_diff(&raw, &a) < 1e-6);
@@ -232,15 +238,7 @@ fn exported_nhwc_model_keeps_its_input_and_gives_the_explainers_maps() {
     assert_eq!((input.name.as_str(), input.layout), ("input", Some(chip::onnx::Layout::NHWC)));
     let runner = Runner::new(exported.to_bytes().unwrap(), &opts()).unwrap();
     let x = batch(&m, &files);
-    let plane = SIZE * SIZE;
-    let mut hwc = vec![0f32; x.len()];
-    for i in 0..2 {
-        for c in 0..3 {
-            for j in 0..plane {
-                hwc[i * 3 * plane + j * 3 + c] = x[i * 3 * plane + c * plane + j];
-            }
-        }
-    }
+    let hwc = to_nhwc(&x);
     let shape = [2, SIZE, SIZE, 3];
     let outs = runner.run_views(&[("input", chip::runtime::TensorView::F32(&shape, &hwc))]).unwrap();
     let names = runner.output_names();

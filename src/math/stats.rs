@@ -521,21 +521,25 @@ impl Stats {
 }
 
 /// The start of a fingerprint, enough to tell two apart in a message.
-/// The keys in which two canonical preprocessing specs (JSON text) differ, for messages.
-pub fn preprocess_differences(a: &str, b: &str) -> String {
-    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or(serde_json::Value::Null);
-    let (a, b) = (parse(a), parse(b));
+/// The keys in which two canonical preprocessing specs differ, one "key: a vs b" each (sorted by key),
+/// for the messages that refuse a fit or statistics made under another preprocessing.
+pub fn spec_differences(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
     let empty = serde_json::Map::new();
     let (ao, bo) = (a.as_object().unwrap_or(&empty), b.as_object().unwrap_or(&empty));
     let mut keys: Vec<&String> = ao.keys().chain(bo.keys()).collect();
     keys.sort();
     keys.dedup();
-    let show = |v: Option<&serde_json::Value>| v.map_or("(none)".to_string(), |v| v.to_string());
-    let diffs: Vec<String> = keys
-        .into_iter()
+    let show = |v: Option<&serde_json::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
+    keys.into_iter()
         .filter(|k| ao.get(*k) != bo.get(*k))
         .map(|k| format!("{k}: {} vs {}", show(ao.get(k)), show(bo.get(k))))
-        .collect();
+        .collect()
+}
+
+/// [`spec_differences`] of two canonical specs as JSON text, joined for a message.
+pub fn preprocess_differences(a: &str, b: &str) -> String {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or(serde_json::Value::Null);
+    let diffs = spec_differences(&parse(a), &parse(b));
     if diffs.is_empty() { "a spec recorded against none".to_string() } else { diffs.join("; ") }
 }
 

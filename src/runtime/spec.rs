@@ -175,7 +175,10 @@ impl PreprocessSpec {
 
     /// Reads a spec file; a `labels` file name is taken relative to the spec's folder.
     pub fn from_file(path: &Path) -> Result<PreprocessSpec> {
-        let text = read_text(path, MAX_SPEC_BYTES)?;
+        let bytes = crate::util::read::read_regular(path, MAX_SPEC_BYTES, "preprocessing spec")?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::invalid(format!("{}: not UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to()))
+        })?;
         let mut spec = PreprocessSpec::from_json(&text).map_err(|e| match e {
             Error::InvalidArgument(m) => Error::InvalidArgument(format!("{}: {m}", path.display())),
             other => other,
@@ -255,19 +258,6 @@ fn value_hint(key: &str, msg: &str) -> String {
     };
     let msg = msg.split(" at line ").next().unwrap_or(msg);
     format!("{msg}; expected {accepts}")
-}
-
-/// Reads a regular file of at most `max` bytes as UTF-8.
-pub(crate) fn read_text(path: &Path, max: u64) -> Result<String> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::invalid(format!("{}: not a regular file", path.display())));
-    }
-    if meta.len() > max {
-        return Err(Error::invalid(format!("{}: {} bytes is larger than the {max} bytes accepted", path.display(), meta.len())));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    String::from_utf8(bytes).map_err(|e| Error::invalid(format!("{}: not UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to())))
 }
 
 /// Where a value of the effective spec came from.
@@ -358,22 +348,9 @@ impl Resolved {
     }
 }
 
-/// The differences between two canonical specs, key by key ("key: a ≠ b"), for messages that refuse
+/// The differences between two canonical specs, key by key ("key: a vs b"), for messages that refuse
 /// a fit made under another preprocessing.
-pub fn differences(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
-    let empty = serde_json::Map::new();
-    let (ao, bo) = (a.as_object().unwrap_or(&empty), b.as_object().unwrap_or(&empty));
-    let mut keys: Vec<&String> = ao.keys().chain(bo.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| ao.get(*k) != bo.get(*k))
-        .map(|k| {
-            let show = |v: Option<&serde_json::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
-            format!("{k}: {} vs {}", show(ao.get(k)), show(bo.get(k)))
-        })
-        .collect()
-}
+pub use crate::math::stats::spec_differences as differences;
 
 #[cfg(test)]
 mod tests {
